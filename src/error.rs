@@ -1,0 +1,168 @@
+//! HTTP errors as RFC 9457 problem details.
+//!
+//! Every error the server sends, whatever route produced it, has one body format:
+//! [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/problem+json`. The
+//! [`Problem`] type builds such a body and renders itself as an axum response.
+//!
+//! Python LabThings clients read the `detail` member of an error body, so every problem we send
+//! carries one.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The media type of an RFC 9457 problem details body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem details object, rendered as `application/problem+json`.
+///
+/// Build one with [`Problem::new`] and the `with_*` methods; return it from a handler (it
+/// implements [`IntoResponse`]). Client mistakes should name the offending field with
+/// [`Problem::with_invalid_param`], which adds the `invalid-params` extension member described
+/// in RFC 9457 §3.
+///
+/// # Examples
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use labthings::Problem;
+///
+/// let problem = Problem::new(StatusCode::BAD_REQUEST)
+///     .with_detail("Query parameter `fps` must be a positive number, got `-3`.")
+///     .with_invalid_param("fps", "must be a positive number");
+/// let json = serde_json::to_value(&problem).unwrap();
+/// assert_eq!(json["status"], 400);
+/// assert_eq!(json["title"], "Bad Request");
+/// assert_eq!(json["invalid-params"][0]["name"], "fps");
+/// ```
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// A URI reference that identifies the problem type; `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// A short, human-readable summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// A human-readable explanation specific to this occurrence of the problem.
+    pub detail: String,
+    /// A URI reference that identifies this occurrence of the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The request parameters that were wrong, each with the reason (RFC 9457 §3 example
+    /// extension `invalid-params`).
+    #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
+    pub invalid_params: Vec<InvalidParam>,
+    #[serde(skip)]
+    headers: HeaderMap,
+}
+
+/// One entry of the `invalid-params` extension member: which parameter was wrong and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvalidParam {
+    /// The name of the parameter (query parameter, property or argument).
+    pub name: String,
+    /// Why its value was rejected.
+    pub reason: String,
+}
+
+impl Problem {
+    /// A problem with the given status, `type` `about:blank`, the status's canonical reason as
+    /// its title, and that title as its detail until [`with_detail`](Self::with_detail) sets one.
+    pub fn new(status: StatusCode) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error").to_owned();
+        Self {
+            type_uri: "about:blank".to_owned(),
+            detail: title.clone(),
+            title,
+            status: status.as_u16(),
+            instance: None,
+            invalid_params: Vec::new(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Sets the human-readable explanation of this occurrence.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// Sets the title (a short summary of the problem type).
+    pub fn with_title(mut self, title: impl Into<String>) -> Self {
+        self.title = title.into();
+        self
+    }
+
+    /// Sets the problem type URI.
+    pub fn with_type(mut self, type_uri: impl Into<String>) -> Self {
+        self.type_uri = type_uri.into();
+        self
+    }
+
+    /// Names a parameter that was wrong, with the reason, in the `invalid-params` member.
+    pub fn with_invalid_param(
+        mut self,
+        name: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        self.invalid_params.push(InvalidParam {
+            name: name.into(),
+            reason: reason.into(),
+        });
+        self
+    }
+
+    /// Adds a response header, such as `Allow` on a 405 or `Retry-After` on a 503.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// The HTTP status of this problem.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match serde_json::to_vec(&self) {
+            Ok(body) => body,
+            Err(error) => {
+                // Serialising strings and integers cannot fail; if it ever does, say so plainly.
+                tracing::error!(%error, "could not serialise a problem details body");
+                br#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"Internal Server Error"}"#.to_vec()
+            }
+        };
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        headers.extend(self.headers);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detail_defaults_to_title_so_python_clients_always_find_it() {
+        let json = serde_json::to_value(Problem::new(StatusCode::NOT_FOUND)).unwrap();
+        assert_eq!(json["detail"], "Not Found");
+        assert_eq!(json["type"], "about:blank");
+        assert!(json.get("invalid-params").is_none());
+    }
+
+    #[test]
+    fn response_has_problem_media_type_status_and_extra_headers() {
+        let response = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+}

@@ -1,0 +1,75 @@
+//! Live MJPEG streams: a timestamped ring buffer of JPEG frames, served to any number of viewers.
+//!
+//! - [`MjpegStream`]: the ring buffer a camera adds frames to; the heart of it.
+//! - [`FrameStream`]: one viewer's frames, skipping to the newest when the viewer falls behind.
+//! - [`MjpegStreamResponse`]: a frame stream as a `multipart/x-mixed-replace` HTTP response.
+//! - [`routes`]: the stream, snapshot and viewer routes, for any axum router.
+//!
+//! # Examples
+//!
+//! A camera thread producing frames and an axum app serving them:
+//!
+//! ```no_run
+//! use labthings::stream::{self, MjpegStream};
+//!
+//! # #[tokio::main] async fn main() -> std::io::Result<()> {
+//! let camera = MjpegStream::new();
+//! let producer = camera.clone();
+//! std::thread::spawn(move || loop {
+//!     let jpeg: Vec<u8> = capture_jpeg();
+//!     producer.add_frame(jpeg).expect("the camera makes JPEGs");
+//! });
+//!
+//! let app = axum::Router::new().merge(stream::routes("/camera/mjpeg_stream", camera));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+//! labthings::serve(listener, app).await
+//! # }
+//! # fn capture_jpeg() -> Vec<u8> { vec![0xFF, 0xD8, 0xFF, 0xD9] }
+//! ```
+
+mod entry;
+mod mjpeg;
+mod response;
+mod routes;
+mod viewer;
+
+pub use entry::{
+    BOUNDARY, FRAME_INDEX_HEADER, RingbufferEntry, STREAM_CONTENT_TYPE, TIMESTAMP_HEADER,
+};
+pub use mjpeg::{DEFAULT_RINGBUFFER_SIZE, MjpegStream, StreamStats};
+pub use response::MjpegStreamResponse;
+pub use routes::routes;
+pub use viewer::{FrameStream, InvalidViewerOption, ViewerOptions};
+
+/// What can go wrong when adding or reading frames.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The bytes given to `add_frame` are not a JPEG image.
+    #[error("frame of {len} bytes is not a JPEG: {reason}")]
+    NotJpeg {
+        /// How many bytes were given.
+        len: usize,
+        /// Which marker is missing.
+        reason: &'static str,
+    },
+    /// The frame asked for has been pushed out of the ring buffer by newer frames.
+    #[error("frame {index} has been overwritten; the oldest frame held is {oldest}")]
+    Overwritten {
+        /// The index asked for.
+        index: u64,
+        /// The oldest index the ring buffer still holds.
+        oldest: u64,
+    },
+    /// No frame with this index has been added yet.
+    #[error("frame {index} has not been added yet; the next frame will be {next}")]
+    NotYetAdded {
+        /// The index asked for.
+        index: u64,
+        /// The index the next frame will get.
+        next: u64,
+    },
+    /// The stream was stopped while waiting for a frame.
+    #[error("the stream was stopped")]
+    Stopped,
+}

@@ -1,0 +1,151 @@
+//! The HTTP routes of one stream, mountable on any axum [`Router`].
+
+use axum::Router;
+use axum::extract::RawQuery;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use super::entry::{FRAME_INDEX_HEADER, TIMESTAMP_HEADER, format_timestamp};
+use super::response::insert_stream_headers;
+use super::{MjpegStream, MjpegStreamResponse, ViewerOptions};
+use crate::Problem;
+
+/// The viewer page; `{{name}}` is replaced by the stream's name.
+const VIEWER_PAGE: &str = include_str!("../../static/stream-viewer.html");
+
+/// The routes of one stream at `path`, for any axum [`Router`]; needs nothing else of the
+/// framework.
+///
+/// | route | answer |
+/// |---|---|
+/// | `GET <path>` | the live stream, [`MjpegStreamResponse`]; query `fps=` caps this viewer's frame rate |
+/// | `GET <path>/snapshot` | the newest frame, `image/jpeg`, with `X-Timestamp` and `X-Frame-Index`; 503 problem JSON before the first frame |
+/// | `GET <path>/viewer` | a small HTML page showing the stream |
+///
+/// `HEAD` works on all three (a `HEAD` of the stream does not count as a viewer). A bad query
+/// string is a 400 problem JSON naming the parameter.
+///
+/// For the bounded latency of slow viewers described in [`MjpegStream`], serve the router with
+/// [`crate::serve`], which limits what each connection may queue.
+///
+/// # Panics
+///
+/// If `path` does not start with `/` or ends with `/` (axum's rules for route paths).
+///
+/// # Examples
+///
+/// ```
+/// use axum::Router;
+/// use labthings::stream::{self, MjpegStream};
+///
+/// let camera = MjpegStream::new();
+/// let app: Router = Router::new()
+///     .merge(stream::routes("/camera/mjpeg_stream", camera.clone()));
+/// ```
+pub fn routes<S>(path: &str, stream: MjpegStream) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    assert!(
+        path.starts_with('/') && !path.ends_with('/'),
+        "a stream path starts with `/` and does not end with one, got {path:?}"
+    );
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let page = Html(VIEWER_PAGE.replace("{{name}}", &escape_html(name)));
+    let snapshot_stream = stream.clone();
+    Router::new()
+        .route(
+            path,
+            get(move |method: Method, RawQuery(query): RawQuery| {
+                let stream = stream.clone();
+                async move { live(&stream, &method, query.as_deref().unwrap_or_default()) }
+            }),
+        )
+        .route(
+            &format!("{path}/snapshot"),
+            get(move || {
+                let stream = snapshot_stream.clone();
+                async move { snapshot(&stream) }
+            }),
+        )
+        .route(
+            &format!("{path}/viewer"),
+            get(move || {
+                let page = page.clone();
+                async move { page }
+            }),
+        )
+}
+
+fn live(stream: &MjpegStream, method: &Method, query: &str) -> Response {
+    let options = match ViewerOptions::from_query(query) {
+        Ok(options) => options,
+        Err(invalid) => {
+            return Problem::new(StatusCode::BAD_REQUEST)
+                .with_detail(format!("Invalid stream request: {invalid}."))
+                .with_invalid_param(invalid.name, invalid.reason)
+                .into_response();
+        }
+    };
+    if method == Method::HEAD {
+        let mut headers = HeaderMap::new();
+        insert_stream_headers(&mut headers);
+        return (StatusCode::OK, headers).into_response();
+    }
+    MjpegStreamResponse::new(stream.frames_with(options)).into_response()
+}
+
+fn snapshot(stream: &MjpegStream) -> Response {
+    let Some(entry) = stream.latest() else {
+        return Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+            .with_title("No frame yet")
+            .with_detail(
+                "The stream has no frame yet: the camera has not produced one. Try again shortly.",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            .into_response();
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&format_timestamp(&entry.timestamp)) {
+        headers.insert(TIMESTAMP_HEADER, value);
+    }
+    headers.insert(FRAME_INDEX_HEADER, HeaderValue::from(entry.index));
+    (headers, entry.frame).into_response()
+}
+
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_in_the_viewer_page() {
+        assert_eq!(
+            escape_html(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "starts with `/`")]
+    fn a_relative_path_is_refused() {
+        let _: Router = routes("camera/stream", MjpegStream::new());
+    }
+}
