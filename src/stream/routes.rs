@@ -1,10 +1,14 @@
 //! The HTTP routes of one stream, mountable on any axum [`Router`].
 
+use std::convert::Infallible;
+
 use axum::Router;
+use axum::body::Body;
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 
 use super::entry::{FRAME_INDEX_HEADER, TIMESTAMP_HEADER, format_timestamp};
 use super::response::insert_stream_headers;
@@ -89,9 +93,13 @@ fn live(stream: &MjpegStream, method: &Method, query: &str) -> Response {
         }
     };
     if method == Method::HEAD {
-        let mut headers = HeaderMap::new();
-        insert_stream_headers(&mut headers);
-        return (StatusCode::OK, headers).into_response();
+        // A body of unknown length, like the stream's, so HEAD reports what GET would send
+        // (no `Content-Length: 0`); hyper sends no body for HEAD.
+        let mut response =
+            Body::from_stream(futures_util::stream::empty::<Result<Bytes, Infallible>>())
+                .into_response();
+        insert_stream_headers(response.headers_mut());
+        return response;
     }
     MjpegStreamResponse::new(stream.frames_with(options)).into_response()
 }

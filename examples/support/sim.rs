@@ -1,0 +1,241 @@
+//! A simulated camera: renders a moving test pattern with the time drawn in, encodes it as
+//! JPEG on its own thread, and adds the frames to [`MjpegStream`]s. No hardware needed.
+//!
+//! Shared by the examples, the benchmark and the integration tests (`#[path]` includes).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use labthings::stream::MjpegStream;
+
+/// An RGB test pattern: colour bars sliding sideways, a bouncing white square, optional noise,
+/// and a caption (the time and frame number) in the top-left corner.
+pub struct TestPattern {
+    width: usize,
+    height: usize,
+    rgb: Vec<u8>,
+    noise_seed: u64,
+}
+
+const BARS: [[u8; 3]; 8] = [
+    [235, 235, 235],
+    [235, 235, 16],
+    [16, 235, 235],
+    [16, 235, 16],
+    [235, 16, 235],
+    [235, 16, 16],
+    [16, 16, 235],
+    [40, 40, 40],
+];
+
+impl TestPattern {
+    pub fn new(width: usize, height: usize) -> Self {
+        Self {
+            width,
+            height,
+            rgb: vec![0; width * height * 3],
+            noise_seed: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Draws the scene at `seconds` since the start; `noise` (0-255) adds per-pixel grain,
+    /// which makes JPEGs larger (the benchmark uses it to reach realistic frame sizes).
+    pub fn render(&mut self, seconds: f64, caption: &str, noise: u8) -> &[u8] {
+        let (w, h) = (self.width, self.height);
+        // Colour bars, sliding by a tenth of the width per second, with a vertical gradient.
+        let shift = (seconds * w as f64 / 10.0) as usize;
+        let mut row = vec![0u8; w * 3];
+        for y in 0..h {
+            let shade = 255 - (y * 96 / h) as u16;
+            for x in 0..w {
+                let bar = BARS[((x + shift) * BARS.len() / w) % BARS.len()];
+                for c in 0..3 {
+                    row[x * 3 + c] = (bar[c] as u16 * shade / 255) as u8;
+                }
+            }
+            self.rgb[y * w * 3..(y + 1) * w * 3].copy_from_slice(&row);
+        }
+        // A white square bouncing between the edges.
+        let size = h / 6;
+        let bounce = |range: usize, speed: f64| {
+            let period = 2 * range.max(1);
+            let p = (seconds * speed) as usize % period;
+            if p < range { p } else { period - p }
+        };
+        let (sx, sy) = (bounce(w - size, 180.0), bounce(h - size, 130.0));
+        self.fill(sx, sy, size, size, [255, 255, 255]);
+        if noise > 0 {
+            let mut state = self.noise_seed ^ (seconds.to_bits());
+            for value in self.rgb.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let grain = (state % (noise as u64 + 1)) as i16 - noise as i16 / 2;
+                *value = (*value as i16 + grain).clamp(0, 255) as u8;
+            }
+        }
+        self.caption(caption);
+        &self.rgb
+    }
+
+    fn fill(&mut self, x0: usize, y0: usize, w: usize, h: usize, colour: [u8; 3]) {
+        for y in y0..(y0 + h).min(self.height) {
+            for x in x0..(x0 + w).min(self.width) {
+                let i = (y * self.width + x) * 3;
+                self.rgb[i..i + 3].copy_from_slice(&colour);
+            }
+        }
+    }
+
+    fn caption(&mut self, text: &str) {
+        let scale = (self.height / 160).max(1);
+        let (cw, ch) = (6 * scale, 8 * scale);
+        let chars = text.chars().count();
+        self.fill(0, 0, chars * cw + 2 * scale, ch + 2 * scale, [0, 0, 0]);
+        for (n, c) in text.chars().enumerate() {
+            let glyph = glyph(c);
+            for (gy, bits) in glyph.iter().enumerate() {
+                for gx in 0..5 {
+                    if bits & (0b10000 >> gx) != 0 {
+                        let x = scale + n * cw + gx * scale;
+                        let y = scale + gy * scale;
+                        self.fill(x, y, scale, scale, [255, 255, 255]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A 5x7 bitmap font for digits and the few signs a clock needs.
+fn glyph(c: char) -> [u8; 7] {
+    match c {
+        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
+        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
+        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
+        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
+        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
+        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
+        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
+        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
+        ':' => [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00],
+        '.' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C],
+        '-' => [0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00],
+        '#' => [0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A],
+        _ => [0; 7],
+    }
+}
+
+/// Encodes RGB pixels as a baseline JPEG.
+pub fn encode_jpeg(rgb: &[u8], width: usize, height: usize, quality: u8) -> Vec<u8> {
+    let mut jpeg = Vec::with_capacity(rgb.len() / 8);
+    let encoder = jpeg_encoder::Encoder::new(&mut jpeg, quality);
+    encoder
+        .encode(
+            rgb,
+            width as u16,
+            height as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .expect("the pattern has the size it says");
+    jpeg
+}
+
+/// A camera thread rendering, encoding and adding frames to a full-size and a low-resolution
+/// stream. Stops (and joins the thread) when dropped.
+pub struct SimulatedCamera {
+    running: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the simulated camera produces.
+#[derive(Debug, Clone, Copy)]
+pub struct CameraSettings {
+    pub width: usize,
+    pub height: usize,
+    pub fps: f64,
+    pub quality: u8,
+}
+
+impl Default for CameraSettings {
+    fn default() -> Self {
+        Self {
+            width: 640,
+            height: 480,
+            fps: 30.0,
+            quality: 85,
+        }
+    }
+}
+
+impl SimulatedCamera {
+    /// Starts the camera thread; `lores` gets frames at half the width and height.
+    pub fn start(settings: CameraSettings, full: MjpegStream, lores: MjpegStream) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let thread = std::thread::Builder::new()
+            .name("simulated-camera".into())
+            .spawn({
+                let running = running.clone();
+                move || capture_loop(settings, &full, &lores, &running)
+            })
+            .expect("a thread can be spawned");
+        Self {
+            running,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SimulatedCamera {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn capture_loop(
+    settings: CameraSettings,
+    full: &MjpegStream,
+    lores: &MjpegStream,
+    running: &AtomicBool,
+) {
+    let mut big = TestPattern::new(settings.width, settings.height);
+    let mut small = TestPattern::new(settings.width / 2, settings.height / 2);
+    let interval = Duration::from_secs_f64(1.0 / settings.fps.max(0.1));
+    let start = Instant::now();
+    let mut next = start;
+    let mut frame = 0u64;
+    while running.load(Ordering::Relaxed) {
+        let seconds = start.elapsed().as_secs_f64();
+        let caption = format!("{} #{frame}", chrono::Utc::now().format("%H:%M:%S%.3f"));
+        for (pattern, stream) in [(&mut big, full), (&mut small, lores)] {
+            let (w, h) = (pattern.width(), pattern.height());
+            let jpeg = encode_jpeg(pattern.render(seconds, &caption, 0), w, h, settings.quality);
+            stream.add_frame(jpeg).expect("the encoder makes JPEGs");
+        }
+        frame += 1;
+        next += interval;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            // Running late (a slow machine): skip ahead rather than burst.
+            next = now;
+        }
+    }
+}
