@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::Write as _;
 
 use bytes::{Bytes, BytesMut};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 
 use super::StreamError;
 
@@ -43,7 +43,8 @@ const HEAD_RESERVE: usize = 192;
 pub struct RingbufferEntry {
     /// The JPEG image.
     pub frame: Bytes,
-    /// When the frame was captured (if the producer said so) or added to the stream.
+    /// When the frame was captured (if the producer said so) or added to the stream, to the
+    /// microsecond (the precision of the `X-Timestamp` header).
     pub timestamp: DateTime<Utc>,
     /// The position of the frame in its stream: 0 for the first frame, then one more each time.
     pub index: u64,
@@ -144,6 +145,8 @@ impl PartBuffer {
 
     /// Writes the part headers in front of the frame and freezes the part.
     pub(crate) fn finish(mut self, index: u64, timestamp: DateTime<Utc>) -> RingbufferEntry {
+        // The wire carries microseconds; keep exactly what viewers will read.
+        let timestamp = timestamp.trunc_subsecs(6);
         let mut head = Vec::with_capacity(HEAD_RESERVE);
         // Writing into a Vec cannot fail.
         let _ = write!(

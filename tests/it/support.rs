@@ -1,0 +1,147 @@
+//! Helpers: start a server on port 0, read an MJPEG body part by part.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Serves `router` on 127.0.0.1 at a free port; the server lives as long as the runtime.
+pub async fn spawn_server(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { labthings::serve(listener, router).await.unwrap() });
+    address
+}
+
+/// A JPEG-shaped frame (SOI, payload, EOI) of `len` bytes whose payload encodes `tag`.
+pub fn fake_jpeg(tag: u64, len: usize) -> Vec<u8> {
+    assert!(len >= 12);
+    let mut frame = vec![0xFF, 0xD8];
+    frame.extend_from_slice(&tag.to_be_bytes());
+    frame.resize(len - 2, (tag % 251) as u8);
+    frame.extend_from_slice(&[0xFF, 0xD9]);
+    frame
+}
+
+/// One part of a multipart body.
+#[derive(Debug)]
+pub struct Part {
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Part {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn index(&self) -> u64 {
+        self.header("x-frame-index").unwrap().parse().unwrap()
+    }
+}
+
+/// A strict reader of our MJPEG wire format: it checks the opening delimiter, takes the part
+/// length from `Content-Length`, and yields a part only once the closing delimiter that must
+/// follow it has arrived (as a browser would).
+pub struct MjpegReader {
+    response: reqwest::Response,
+    buffer: BytesMut,
+    opened: bool,
+}
+
+const OPENING: &[u8] = b"--frame\r\n";
+const CLOSING: &[u8] = b"\r\n--frame\r\n";
+
+impl MjpegReader {
+    pub async fn connect(url: &str) -> Self {
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "multipart/x-mixed-replace; boundary=frame"
+        );
+        Self::new(response)
+    }
+
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: BytesMut::new(),
+            opened: false,
+        }
+    }
+
+    /// The next complete part, `None` if the body ended; panics on a format error or timeout.
+    pub async fn next_part(&mut self, timeout: Duration) -> Option<Part> {
+        tokio::time::timeout(timeout, self.read_part())
+            .await
+            .expect("a part arrives in time")
+    }
+
+    async fn read_part(&mut self) -> Option<Part> {
+        loop {
+            if let Some(part) = self.try_parse() {
+                return Some(part);
+            }
+            match self.response.chunk().await.unwrap() {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk),
+                None => {
+                    assert!(
+                        self.buffer.is_empty(),
+                        "the body ended inside a part: {} bytes left",
+                        self.buffer.len()
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn try_parse(&mut self) -> Option<Part> {
+        if !self.opened {
+            if self.buffer.len() < OPENING.len() {
+                return None;
+            }
+            assert_eq!(
+                &self.buffer[..OPENING.len()],
+                OPENING,
+                "body opens with --frame"
+            );
+            self.buffer.advance(OPENING.len());
+            self.opened = true;
+        }
+        let head_end = self.buffer.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&self.buffer[..head_end]).expect("ASCII headers");
+        let headers: Vec<(String, String)> = head
+            .split("\r\n")
+            .map(|line| {
+                let (name, value) = line.split_once(':').expect("a header line");
+                (name.trim().to_owned(), value.trim().to_owned())
+            })
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .expect("every part has Content-Length")
+            .1
+            .parse()
+            .unwrap();
+        let body_start = head_end + 4;
+        if self.buffer.len() < body_start + length + CLOSING.len() {
+            return None;
+        }
+        assert_eq!(
+            &self.buffer[body_start + length..body_start + length + CLOSING.len()],
+            CLOSING,
+            "the closing delimiter follows the frame at once"
+        );
+        self.buffer.advance(body_start);
+        let body = self.buffer.split_to(length).freeze();
+        self.buffer.advance(CLOSING.len());
+        Some(Part { headers, body })
+    }
+}
