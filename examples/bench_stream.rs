@@ -61,6 +61,12 @@ fn main() -> anyhow::Result<()> {
                         .long("port")
                         .default_value("5100")
                         .value_parser(value_parser!(u16)),
+                )
+                .arg(
+                    Arg::new("workers")
+                        .long("workers")
+                        .value_parser(value_parser!(usize))
+                        .help("async worker threads (default: one per core)"),
                 ),
         )
         .subcommand(
@@ -105,6 +111,13 @@ fn main() -> anyhow::Result<()> {
                         .value_parser(value_parser!(f64)),
                 )
                 .arg(Arg::new("label").long("label").default_value(""))
+                .arg(
+                    Arg::new("threads")
+                        .long("threads")
+                        .default_value("1")
+                        .value_parser(value_parser!(usize))
+                        .help("load generator threads"),
+                )
                 .arg(
                     Arg::new("verbose")
                         .long("verbose")
@@ -216,8 +229,11 @@ fn serve(args: &ArgMatches) -> anyhow::Result<()> {
             }
         }
     });
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = args.get_one::<usize>("workers") {
+        runtime.worker_threads(*workers);
+    }
+    runtime.enable_all().build()?.block_on(async move {
         let app = axum::Router::new().merge(stream::routes("/camera/mjpeg_stream", camera));
         let listener = tokio::net::TcpListener::bind(address).await?;
         labthings::serve(listener, app).await?;
@@ -555,24 +571,25 @@ fn split_url(url: &str) -> anyhow::Result<(SocketAddr, String)> {
     Ok((address, format!("/{path}")))
 }
 
+/// CPU time of every thread of the process, in seconds, to the nanosecond (from the first field
+/// of each `/proc/PID/task/TID/schedstat`, not the 10 ms ticks of `/proc/PID/stat`).
 fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .context("reading the server's /proc stat")?;
-    let after_name = &stat[stat.rfind(')').context("a stat line")? + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 and 15 of the stat line (utime, stime); `after_name` starts at field 3.
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / clock_ticks_per_second())
-}
-
-fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
+    let mut nanos: u64 = 0;
+    for task in
+        std::fs::read_dir(format!("/proc/{pid}/task")).context("reading the server's threads")?
+    {
+        let path = task?.path().join("schedstat");
+        // A thread may end between listing and reading; it no longer counts.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        nanos += text
+            .split_whitespace()
+            .next()
+            .context("a schedstat line")?
+            .parse::<u64>()?;
+    }
+    Ok(nanos as f64 / 1e9)
 }
 
 fn peak_rss_kb(pid: u32) -> anyhow::Result<u64> {

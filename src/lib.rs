@@ -32,5 +32,10 @@ mod error;
 mod server;
 pub mod stream;
 
+/// The README's examples, compiled and run as doc-tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use error::{InvalidParam, PROBLEM_JSON, Problem};
 pub use server::{ConnectionOptions, Serve, serve};

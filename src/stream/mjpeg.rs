@@ -25,7 +25,7 @@ pub const DEFAULT_RINGBUFFER_SIZE: usize = 10;
 ///   several producer threads.
 /// - The last `ringbuffer_size` frames are kept and can be read back by index with
 ///   [`entry`](Self::entry).
-/// - Frame bytes are [`Bytes`]: every viewer sends the same buffer; nothing is copied per viewer.
+/// - Frame bytes are [`Bytes`](bytes::Bytes): every viewer sends the same buffer; nothing is copied per viewer.
 /// - `add_frame` never waits for viewers. A viewer that cannot keep up skips to the newest frame
 ///   instead of queueing old ones, so it never slows the producer or another viewer.
 ///
