@@ -74,5 +74,20 @@ def main(path):
                 )
 
 
+def check(path):
+    """Fails (exit 1) unless every run of our server delivered frames without errors."""
+    rows = load(path)
+    ours = {k: r for k, r in rows.items() if k[0] == OURS}
+    bad = [r["label"] for r in ours.values() if r["errors"] or not r["delivered_frames"]]
+    if not ours or bad:
+        print(f"benchmark check failed: runs of {OURS}: {len(ours)}, failing: {bad}")
+        sys.exit(1)
+    print(f"benchmark check: {len(ours)} runs of {OURS} delivered frames with no errors")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "bench/out/results.jsonl")
+    args = [a for a in sys.argv[1:] if a != "--check"]
+    path = args[0] if args else "bench/out/results.jsonl"
+    main(path)
+    if "--check" in sys.argv:
+        check(path)

@@ -77,4 +77,4 @@ else
   done
 fi
 
-"$VENV/bin/python" bench/report.py "$RESULTS"
+"$VENV/bin/python" bench/report.py "$RESULTS" ${BENCH_CHECK:+--check}
