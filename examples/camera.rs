@@ -1,42 +1,30 @@
-//! A simulated camera, served at `/camera/`: no hardware and no configuration needed.
+//! A simulated camera Thing, served at `/camera/`: no hardware and no configuration needed.
 //!
 //! ```text
-//! cargo run --example camera -- [--host 127.0.0.1] [--port 5000]
+//! cargo run --example camera -- [--host 127.0.0.1] [--port 5000] [--settings-folder DIR]
 //! ```
 //!
-//! Then open <http://127.0.0.1:5000/camera/mjpeg_stream/viewer>.
+//! Then open <http://127.0.0.1:5000/camera/mjpeg_stream/viewer>, or the Thing Description at
+//! <http://127.0.0.1:5000/camera/> and the API browser at <http://127.0.0.1:5000/docs/>.
 
-#[path = "support/camera_app.rs"]
-mod camera_app;
 #[path = "support/cli.rs"]
 mod cli;
 #[path = "support/sim.rs"]
 mod sim;
+#[path = "support/things.rs"]
+mod things;
 
-use anyhow::Context as _;
+use labthings::ThingServer;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let address = cli::bind_address("camera", "A simulated camera with two live MJPEG streams");
+    let args = cli::Args::parse("camera", "A simulated camera with two live MJPEG streams");
     cli::init_logging();
-    let app = camera_app::CameraApp::start(sim::CameraSettings::default());
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("could not listen on {address}"))?;
-    let address = listener.local_addr()?;
-    tracing::info!("serving the simulated camera on http://{address}/camera/");
-    for name in ["mjpeg_stream", "lores_mjpeg_stream"] {
-        tracing::info!("  http://{address}/camera/{name}/viewer");
+    let camera = things::Camera::new(sim::CameraSettings::default());
+    let mut server = ThingServer::builder().add_thing("camera", camera);
+    if let Some(folder) = args.settings_folder {
+        server = server.settings_folder(folder);
     }
-    let streams = (app.full.clone(), app.lores.clone());
-    labthings::serve(listener, app.router())
-        .with_graceful_shutdown(async move {
-            cli::shutdown_signal().await;
-            tracing::info!("shutting down");
-            streams.0.stop();
-            streams.1.stop();
-        })
-        .await?;
-    drop(app);
+    server.build()?.serve(args.address).await?;
     Ok(())
 }

@@ -28,9 +28,17 @@
 //! # }
 //! ```
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod error;
+mod openapi;
+pub mod property;
+mod schema;
 mod server;
 pub mod stream;
+pub mod td;
+mod thing;
 
 /// The README's examples, compiled and run as doc-tests.
 #[doc = include_str!("../README.md")]
@@ -38,4 +46,13 @@ pub mod stream;
 pub struct ReadmeDoctests;
 
 pub use error::{InvalidParam, PROBLEM_JSON, Problem};
-pub use server::{ConnectionOptions, Serve, serve};
+pub use labthings_macros::Thing;
+pub use property::{Property, PropertyError, SetError};
+pub use server::{
+    ConnectionOptions, IntoShared, Serve, ServerError, ThingServer, ThingServerBuilder, serve,
+    shutdown_signal,
+};
+pub use thing::{BoxError, PropertyDescriptor, StreamDescriptor, Thing, ThingDescriptor};
+
+/// The derive that gives your own types a JSON Schema, so they can be property values.
+pub use schemars::JsonSchema;

@@ -52,16 +52,27 @@ impl TestPattern {
     /// Draws the scene at `seconds` since the start; `noise` (0-255) adds per-pixel grain,
     /// which makes JPEGs larger (the benchmark uses it to reach realistic frame sizes).
     pub fn render(&mut self, seconds: f64, caption: &str, noise: u8) -> &[u8] {
+        self.render_scene(seconds, caption, noise, Scene::default())
+    }
+
+    /// As [`render`](Self::render), seen through a stage offset and with a brightness.
+    pub fn render_scene(&mut self, seconds: f64, caption: &str, noise: u8, scene: Scene) -> &[u8] {
         let (w, h) = (self.width, self.height);
-        // Colour bars, sliding by a tenth of the width per second, with a vertical gradient.
-        let shift = (seconds * w as f64 / 10.0) as usize;
+        // Colour bars, sliding by a tenth of the width per second, with a vertical gradient;
+        // the stage position shifts the whole scene (one step is one pixel at full size).
+        let scale = 640.0 / w as f64;
+        let drift = (seconds * w as f64 / 10.0) as i64 - (scene.offset.0 as f64 / scale) as i64;
+        let shift = drift.rem_euclid(w as i64) as usize;
+        let y_shift = (-(scene.offset.1 as f64) / scale) as i64;
+        let brightness = scene.brightness.clamp(0.0, 4.0);
         let mut row = vec![0u8; w * 3];
         for y in 0..h {
-            let shade = 255 - (y * 96 / h) as u16;
+            let scene_y = (y as i64 + y_shift).rem_euclid(h as i64) as usize;
+            let shade = (255 - (scene_y * 96 / h) as u16) as f64 * brightness;
             for x in 0..w {
                 let bar = BARS[((x + shift) * BARS.len() / w) % BARS.len()];
                 for c in 0..3 {
-                    row[x * 3 + c] = (bar[c] as u16 * shade / 255) as u8;
+                    row[x * 3 + c] = (bar[c] as f64 * shade / 255.0).min(255.0) as u8;
                 }
             }
             self.rgb[y * w * 3..(y + 1) * w * 3].copy_from_slice(&row);
@@ -139,6 +150,24 @@ fn glyph(c: char) -> [u8; 7] {
     }
 }
 
+/// What the camera sees besides time: where the stage is, and how bright the image is.
+#[derive(Debug, Clone, Copy)]
+pub struct Scene {
+    /// Stage position (x, y) in steps.
+    pub offset: (i64, i64),
+    /// 1.0 is the pattern as designed.
+    pub brightness: f64,
+}
+
+impl Default for Scene {
+    fn default() -> Self {
+        Self {
+            offset: (0, 0),
+            brightness: 1.0,
+        }
+    }
+}
+
 /// Encodes RGB pixels as a baseline JPEG.
 pub fn encode_jpeg(rgb: &[u8], width: usize, height: usize, quality: u8) -> Vec<u8> {
     let mut jpeg = Vec::with_capacity(rgb.len() / 8);
@@ -181,15 +210,35 @@ impl Default for CameraSettings {
     }
 }
 
+/// Called before each frame for the scene, and after it with the frame count.
+pub trait SceneSource: Send + 'static {
+    fn scene(&mut self) -> Scene {
+        Scene::default()
+    }
+    fn captured(&mut self, _frames: u64) {}
+}
+
+impl SceneSource for () {}
+
 impl SimulatedCamera {
     /// Starts the camera thread; `lores` gets frames at half the width and height.
     pub fn start(settings: CameraSettings, full: MjpegStream, lores: MjpegStream) -> Self {
+        Self::start_with(settings, full, lores, ())
+    }
+
+    /// Starts the camera thread, asking `source` for the scene before each frame.
+    pub fn start_with(
+        settings: CameraSettings,
+        full: MjpegStream,
+        lores: MjpegStream,
+        source: impl SceneSource,
+    ) -> Self {
         let running = Arc::new(AtomicBool::new(true));
         let thread = std::thread::Builder::new()
             .name("simulated-camera".into())
             .spawn({
                 let running = running.clone();
-                move || capture_loop(settings, &full, &lores, &running)
+                move || capture_loop(settings, &full, &lores, &running, source)
             })
             .expect("a thread can be spawned");
         Self {
@@ -213,6 +262,7 @@ fn capture_loop(
     full: &MjpegStream,
     lores: &MjpegStream,
     running: &AtomicBool,
+    mut source: impl SceneSource,
 ) {
     let mut big = TestPattern::new(settings.width, settings.height);
     let mut small = TestPattern::new(settings.width / 2, settings.height / 2);
@@ -223,12 +273,15 @@ fn capture_loop(
     while running.load(Ordering::Relaxed) {
         let seconds = start.elapsed().as_secs_f64();
         let caption = format!("{} #{frame}", chrono::Utc::now().format("%H:%M:%S%.3f"));
+        let scene = source.scene();
         for (pattern, stream) in [(&mut big, full), (&mut small, lores)] {
             let (w, h) = (pattern.width(), pattern.height());
-            let jpeg = encode_jpeg(pattern.render(seconds, &caption, 0), w, h, settings.quality);
+            let rgb = pattern.render_scene(seconds, &caption, 0, scene);
+            let jpeg = encode_jpeg(rgb, w, h, settings.quality);
             stream.add_frame(jpeg).expect("the encoder makes JPEGs");
         }
         frame += 1;
+        source.captured(frame);
         next += interval;
         let now = Instant::now();
         if next > now {

@@ -286,6 +286,23 @@ impl MjpegStream {
             .send_modify(|latest| latest.generation += 1);
     }
 
+    /// Changes how many frames the ring buffer keeps; when it shrinks, the oldest go.
+    ///
+    /// # Panics
+    ///
+    /// If `size` is 0.
+    pub fn set_ringbuffer_size(&self, size: usize) {
+        assert!(
+            size > 0,
+            "an MjpegStream's ring buffer needs room for one frame"
+        );
+        let mut ring = self.lock_ring();
+        while ring.entries.len() > size {
+            ring.entries.pop_front();
+        }
+        ring.capacity = size;
+    }
+
     /// How many frames the ring buffer keeps.
     pub fn ringbuffer_size(&self) -> usize {
         self.lock_ring().capacity

@@ -1,0 +1,122 @@
+//! The simulated instruments as Things: a camera and a stage. Shared by the examples and the
+//! integration tests.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::sync::Mutex;
+
+use labthings::stream::MjpegStream;
+use labthings::{Property, Thing};
+
+use super::sim::{CameraSettings, Scene, SceneSource, SimulatedCamera};
+
+/// A simulated camera: a moving test pattern with the time drawn in, rendered and encoded as
+/// JPEG on its own thread.
+#[derive(Thing)]
+#[thing(title = "Simulated camera", on_start = Self::open, on_stop = Self::close)]
+pub struct Camera {
+    /// Exposure time in milliseconds.
+    ///
+    /// Brighter images with longer exposures; 10 ms is the pattern as designed.
+    #[property(min = 0.1, max = 1000.0)]
+    pub exposure_ms: Property<f64>,
+    /// Analogue gain; kept across restarts.
+    #[setting(min = 1.0, max = 16.0)]
+    pub gain: Property<f64>,
+    /// Frames captured since the camera started.
+    #[property(read_only)]
+    pub frames_captured: Property<u64>,
+    /// The live image, full resolution.
+    #[stream]
+    pub mjpeg_stream: MjpegStream,
+    /// The live image at half the width and height, for previews.
+    #[stream(ringbuffer = 4)]
+    pub lores_mjpeg_stream: MjpegStream,
+    settings: CameraSettings,
+    /// Where the stage is, if the camera looks through one: a handle to the stage's property.
+    stage_position: Option<Property<[i64; 3]>>,
+    worker: Mutex<Option<SimulatedCamera>>,
+}
+
+impl Camera {
+    pub fn new(settings: CameraSettings) -> Self {
+        Self {
+            exposure_ms: Property::new(10.0),
+            gain: Property::new(1.0),
+            frames_captured: Property::new(0),
+            mjpeg_stream: MjpegStream::new(),
+            lores_mjpeg_stream: MjpegStream::new(),
+            settings,
+            stage_position: None,
+            worker: Mutex::new(None),
+        }
+    }
+
+    /// Looks through a stage: the image moves when the stage does.
+    pub fn with_stage(mut self, stage: &Stage) -> Self {
+        self.stage_position = Some(stage.position.clone());
+        self
+    }
+
+    async fn open(&self) -> Result<(), Infallible> {
+        let source = Sensor {
+            exposure_ms: self.exposure_ms.clone(),
+            gain: self.gain.clone(),
+            frames_captured: self.frames_captured.clone(),
+            stage_position: self.stage_position.clone(),
+        };
+        let camera = SimulatedCamera::start_with(
+            self.settings,
+            self.mjpeg_stream.clone(),
+            self.lores_mjpeg_stream.clone(),
+            source,
+        );
+        *self.worker.lock().unwrap() = Some(camera);
+        Ok(())
+    }
+
+    async fn close(&self) {
+        // Dropping the camera stops and joins its thread; do that off the async runtime.
+        let camera = self.worker.lock().unwrap().take();
+        let _ = tokio::task::spawn_blocking(move || drop(camera)).await;
+    }
+}
+
+/// What the capture thread reads before each frame and reports after it.
+struct Sensor {
+    exposure_ms: Property<f64>,
+    gain: Property<f64>,
+    frames_captured: Property<u64>,
+    stage_position: Option<Property<[i64; 3]>>,
+}
+
+impl SceneSource for Sensor {
+    fn scene(&mut self) -> Scene {
+        let [x, y, _] = self.stage_position.as_ref().map_or([0; 3], Property::get);
+        Scene {
+            offset: (x, y),
+            brightness: self.exposure_ms.get() / 10.0 * self.gain.get(),
+        }
+    }
+
+    fn captured(&mut self, frames: u64) {
+        let _ = self.frames_captured.publish(frames);
+    }
+}
+
+/// A simulated motorised stage.
+#[derive(Thing)]
+#[thing(title = "Simulated stage")]
+pub struct Stage {
+    /// Position in steps: x, y and z.
+    #[property]
+    pub position: Property<[i64; 3]>,
+}
+
+impl Stage {
+    pub fn new() -> Self {
+        Self {
+            position: Property::new([0, 0, 0]),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The intermediate representation of a Thing: what the attributes said, with spans.
+
+use proc_macro2::Span;
+
+/// A struct deriving `Thing`.
+pub struct Thing<'a> {
+    pub ident: &'a syn::Ident,
+    pub generics: &'a syn::Generics,
+    pub title: String,
+    pub description: Option<String>,
+    pub on_start: Option<syn::Path>,
+    pub on_stop: Option<syn::Path>,
+    pub members: Vec<Member<'a>>,
+}
+
+/// A field with a `#[property]`, `#[setting]` or `#[stream]` attribute.
+pub struct Member<'a> {
+    pub field: &'a syn::Ident,
+    pub ty: &'a syn::Type,
+    /// The name in URLs and the TD (the field name unless renamed).
+    pub name: String,
+    pub name_span: Span,
+    /// The first line of the doc comment, and the whole of it.
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub kind: MemberKind,
+}
+
+pub enum MemberKind {
+    Property(PropertyOptions),
+    Stream { ringbuffer: Option<(usize, Span)> },
+}
+
+/// Whether a property is a plain property or a setting.
+#[derive(Clone, Copy)]
+pub enum Persistence {
+    Memory,
+    Setting,
+}
+
+/// Who may write the property over HTTP.
+#[derive(Clone, Copy)]
+pub enum Access {
+    ReadWrite,
+    ReadOnly(Span),
+}
+
+pub struct PropertyOptions {
+    pub persistence: Persistence,
+    pub access: Access,
+    pub observable: bool,
+    pub numeric: Vec<(NumericKey, f64, Span)>,
+    pub lengths: Vec<(LengthKey, u64, Span)>,
+    pub pattern: Option<(String, Span)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NumericKey {
+    Min,
+    Max,
+    ExclusiveMin,
+    ExclusiveMax,
+    MultipleOf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LengthKey {
+    MinLength,
+    MaxLength,
+}
+
+impl NumericKey {
+    /// The attribute key that sets it.
+    pub fn attr(self) -> &'static str {
+        match self {
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::ExclusiveMin => "exclusive_min",
+            Self::ExclusiveMax => "exclusive_max",
+            Self::MultipleOf => "multiple_of",
+        }
+    }
+
+    /// The field of `labthings::property::Constraints` it sets.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Min => "minimum",
+            Self::Max => "maximum",
+            Self::ExclusiveMin => "exclusive_minimum",
+            Self::ExclusiveMax => "exclusive_maximum",
+            Self::MultipleOf => "multiple_of",
+        }
+    }
+}
+
+impl LengthKey {
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::MinLength => "min_length",
+            Self::MaxLength => "max_length",
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Rules that look at more than one attribute key or more than one field.
+
+use std::collections::HashMap;
+
+use crate::ast::{Access, LengthKey, MemberKind, NumericKey, Persistence, Thing};
+use crate::attr::Errors;
+
+/// Names the server routes itself under each Thing, which no affordance may take.
+const RESERVED: &[&str] = &["ws"];
+
+pub fn check(thing: &Thing<'_>, errors: &mut Errors) {
+    unique_names(thing, errors);
+    for member in &thing.members {
+        url_safe_name(&member.name, member.name_span, errors);
+        match &member.kind {
+            MemberKind::Property(options) => {
+                settings_are_writable(options.persistence, options.access, errors);
+                ranges_are_consistent(&options.numeric, errors);
+                lengths_are_consistent(&options.lengths, errors);
+                pattern_compiles(options.pattern.as_ref(), errors);
+            }
+            MemberKind::Stream { ringbuffer } => ringbuffer_holds_a_frame(*ringbuffer, errors),
+        }
+    }
+}
+
+/// Two affordances cannot share a URL.
+fn unique_names(thing: &Thing<'_>, errors: &mut Errors) {
+    let mut seen = HashMap::new();
+    for member in &thing.members {
+        if let Some(first) = seen.insert(member.name.as_str(), member.field) {
+            errors.push(syn::Error::new(
+                member.name_span,
+                format!(
+                    "the name `{}` is already used by field `{first}`; rename one of them",
+                    member.name
+                ),
+            ));
+        }
+    }
+}
+
+/// Names become URL path segments.
+fn url_safe_name(name: &str, span: proc_macro2::Span, errors: &mut Errors) {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        errors.push(syn::Error::new(
+            span,
+            format!("`{name}` cannot be a name: use letters, digits, `_` and `-` only"),
+        ));
+    } else if RESERVED.contains(&name) {
+        errors.push(syn::Error::new(
+            span,
+            format!("`{name}` is reserved for the server's own routes; rename the field"),
+        ));
+    }
+}
+
+/// A setting is a value users choose, so it must be writable.
+fn settings_are_writable(persistence: Persistence, access: Access, errors: &mut Errors) {
+    if let (Persistence::Setting, Access::ReadOnly(span)) = (persistence, access) {
+        errors.push(syn::Error::new(
+            span,
+            "a `#[setting]` cannot be `read_only`: settings are values users choose; use \
+             `#[property(read_only)]` for a value only the instrument changes",
+        ));
+    }
+}
+
+/// `min <= max`, open bounds leave room, `multiple_of > 0`, and no key twice.
+fn ranges_are_consistent(numeric: &[(NumericKey, f64, proc_macro2::Span)], errors: &mut Errors) {
+    let get = |key| numeric.iter().find(|(k, _, _)| *k == key);
+    for (i, (key, _, span)) in numeric.iter().enumerate() {
+        if numeric[..i].iter().any(|(k, _, _)| k == key) {
+            errors.push(syn::Error::new(
+                *span,
+                format!("`{}` is given twice", key.attr()),
+            ));
+        }
+    }
+    let lower = [NumericKey::Min, NumericKey::ExclusiveMin];
+    let upper = [NumericKey::Max, NumericKey::ExclusiveMax];
+    for low in lower {
+        for high in upper {
+            if let (Some((_, min, _)), Some((_, max, span))) = (get(low), get(high)) {
+                let open = low == NumericKey::ExclusiveMin || high == NumericKey::ExclusiveMax;
+                if max < min || (open && max <= min) {
+                    errors.push(syn::Error::new(
+                        *span,
+                        format!(
+                            "no value fits: the upper bound {max} is below the lower bound {min}"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some((_, step, span)) = get(NumericKey::MultipleOf) {
+        if *step <= 0.0 {
+            errors.push(syn::Error::new(
+                *span,
+                "`multiple_of` must be greater than 0",
+            ));
+        }
+    }
+}
+
+fn lengths_are_consistent(lengths: &[(LengthKey, u64, proc_macro2::Span)], errors: &mut Errors) {
+    let get = |key| lengths.iter().find(|(k, _, _)| *k == key);
+    if let (Some((_, min, _)), Some((_, max, span))) =
+        (get(LengthKey::MinLength), get(LengthKey::MaxLength))
+    {
+        if max < min {
+            errors.push(syn::Error::new(
+                *span,
+                format!("no string fits: `max_length` {max} is below `min_length` {min}"),
+            ));
+        }
+    }
+}
+
+/// A pattern that does not compile would reject every value at run time.
+fn pattern_compiles(pattern: Option<&(String, proc_macro2::Span)>, errors: &mut Errors) {
+    if let Some((pattern, span)) = pattern {
+        if let Err(error) = regex_lite::Regex::new(pattern) {
+            errors.push(syn::Error::new(
+                *span,
+                format!("invalid `pattern`: {error}"),
+            ));
+        }
+    }
+}
+
+fn ringbuffer_holds_a_frame(ringbuffer: Option<(usize, proc_macro2::Span)>, errors: &mut Errors) {
+    if let Some((0, span)) = ringbuffer {
+        errors.push(syn::Error::new(
+            span,
+            "`ringbuffer` must hold at least one frame",
+        ));
+    }
+}

@@ -1,0 +1,161 @@
+//! The OpenAPI 3.1 document, built from the same route table as the router.
+//!
+//! Each route the server adds comes with a [`RouteDoc`]; [`document`] turns the table into a
+//! utoipa [`OpenApi`]. Value schemas come from schemars through [`crate::schema::to_openapi`]'s
+//! rules (inlined subschemas, `const` as a one-value `enum`), so the TD and the OpenAPI document
+//! describe the same values.
+
+use axum::http::Method;
+use serde_json::{Value, json};
+use utoipa::openapi::OpenApi;
+
+use crate::property::Constraints;
+
+/// One route of the server, documented.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteDoc {
+    pub(crate) method: Method,
+    /// The path without the API prefix.
+    pub(crate) path: String,
+    /// The OpenAPI operation object.
+    pub(crate) operation: Value,
+}
+
+impl RouteDoc {
+    pub(crate) fn get(path: String, operation: Value) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            operation,
+        }
+    }
+
+    pub(crate) fn put(path: String, operation: Value) -> Self {
+        Self {
+            method: Method::PUT,
+            path,
+            operation,
+        }
+    }
+}
+
+/// The whole document for routes under `prefix`.
+///
+/// # Errors
+///
+/// If utoipa cannot represent a schema; the message names where.
+pub(crate) fn document(prefix: &str, routes: &[RouteDoc]) -> Result<OpenApi, String> {
+    let mut paths = serde_json::Map::new();
+    for route in routes {
+        let item = paths
+            .entry(format!("{prefix}{}", route.path))
+            .or_insert_with(|| json!({}));
+        item[route.method.as_str().to_ascii_lowercase()] = route.operation.clone();
+    }
+    let document = json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "labthings",
+            "description": "Laboratory instruments (Things) served by labthings. Each Thing's \
+                W3C Thing Description is at `/<thing>/`.",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "paths": paths,
+        "components": {"schemas": {"Problem": problem_schema()}},
+    });
+    let document = crate::schema::without_const(&document);
+    serde_json::from_value(document).map_err(|error| format!("OpenAPI document: {error}"))
+}
+
+/// A value schema with a property's constraints written in.
+pub(crate) fn value_schema(schema: Value, constraints: &Constraints) -> Value {
+    match schema {
+        Value::Object(mut object) => {
+            constraints.write_into(&mut object);
+            Value::Object(object)
+        }
+        other => other,
+    }
+}
+
+fn problem_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "RFC 9457 problem details.",
+        "properties": {
+            "type": {"type": "string", "description": "A URI identifying the problem type."},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string", "description": "What went wrong, for a person."},
+            "instance": {"type": "string"},
+            "invalid-params": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
+                    "required": ["name", "reason"],
+                },
+            },
+        },
+        "required": ["type", "title", "status", "detail"],
+    })
+}
+
+/// A response whose body is problem JSON.
+pub(crate) fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    })
+}
+
+pub(crate) fn json_response(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+/// Operations for the routes every server has.
+pub(crate) fn server_routes() -> Vec<RouteDoc> {
+    let object = json!({"type": "object"});
+    vec![
+        RouteDoc::get(
+            "/things/".to_owned(),
+            json!({
+                "operationId": "list_things",
+                "summary": "The Things on this server, each with the URL of its Thing Description",
+                "tags": ["server"],
+                "responses": {"200": json_response("Thing name to TD URL", json!({
+                    "type": "object", "additionalProperties": {"type": "string"}
+                }))},
+            }),
+        ),
+        RouteDoc::get(
+            "/thing_descriptions/".to_owned(),
+            json!({
+                "operationId": "list_thing_descriptions",
+                "summary": "Every Thing's Thing Description",
+                "tags": ["server"],
+                "responses": {"200": json_response("Thing name to TD", json!({
+                    "type": "object", "additionalProperties": object
+                }))},
+            }),
+        ),
+        RouteDoc::get(
+            "/openapi.json".to_owned(),
+            json!({
+                "operationId": "openapi",
+                "summary": "This document",
+                "tags": ["server"],
+                "responses": {"200": json_response("OpenAPI 3.1", object)},
+            }),
+        ),
+        RouteDoc::get(
+            "/docs/".to_owned(),
+            json!({
+                "operationId": "docs",
+                "summary": "An API browser for this document (works offline)",
+                "tags": ["server"],
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            }),
+        ),
+    ]
+}

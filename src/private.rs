@@ -1,0 +1,99 @@
+//! Support for the code `#[derive(Thing)]` generates. Not public API: it may change in any
+//! release.
+
+use serde_json::Value;
+
+pub use crate::property::{Constraints, DynProperty};
+pub use crate::thing::{BoxError, PropertyDescriptor, StreamDescriptor, ThingDescriptor};
+
+use crate::property::{Property, PropertyValue};
+use crate::stream::MjpegStream;
+
+/// A field that `#[property]` or `#[setting]` can mark: a [`Property<T>`].
+#[diagnostic::on_unimplemented(
+    message = "`#[property]` and `#[setting]` fields must be `labthings::Property<T>`, not `{Self}`",
+    label = "not a `Property<T>`",
+    note = "wrap the value: `Property<{Self}>`, and build it with `Property::new(value)`"
+)]
+pub trait PropertyField: DynProperty {
+    /// The value type.
+    type Value: PropertyValue;
+    /// The JSON Schema of the value type.
+    fn schema() -> Value;
+}
+
+impl<T: PropertyValue> PropertyField for Property<T> {
+    type Value = T;
+    fn schema() -> Value {
+        crate::schema::json_schema_of::<T>()
+    }
+}
+
+/// A field that `#[stream]` can mark: an [`MjpegStream`].
+#[diagnostic::on_unimplemented(
+    message = "`#[stream]` fields must be `labthings::stream::MjpegStream`, not `{Self}`",
+    label = "not an `MjpegStream`"
+)]
+pub trait StreamField {
+    /// The stream.
+    fn stream(&self) -> &MjpegStream;
+}
+
+impl StreamField for MjpegStream {
+    fn stream(&self) -> &MjpegStream {
+        self
+    }
+}
+
+/// Value types that numeric constraints (`min`, `max`, ...) apply to.
+#[diagnostic::on_unimplemented(
+    message = "`min`, `max`, `exclusive_min`, `exclusive_max` and `multiple_of` need a number, not `{Self}`",
+    label = "not a number"
+)]
+pub trait NumericValue {}
+
+/// Value types that string constraints (`min_length`, `max_length`, `pattern`) apply to.
+#[diagnostic::on_unimplemented(
+    message = "`min_length`, `max_length` and `pattern` need a string, not `{Self}`",
+    label = "not a string"
+)]
+pub trait StringValue {}
+
+macro_rules! numeric {
+    ($($t:ty),*) => { $(impl NumericValue for $t {})* };
+}
+numeric!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64
+);
+impl<T: NumericValue> NumericValue for Option<T> {}
+impl StringValue for String {}
+impl<T: StringValue> StringValue for Option<T> {}
+
+/// Used by the derive: checks at compile time that a field is a property.
+pub fn property<P: PropertyField>(field: &P) -> &dyn DynProperty {
+    field
+}
+
+/// Used by the derive: checks at compile time that a field is a stream.
+pub fn stream<S: StreamField>(field: &S) -> &MjpegStream {
+    field.stream()
+}
+
+/// Used by the derive: checks at compile time that a constraint fits the value type.
+pub fn assert_numeric<P: PropertyField>()
+where
+    P::Value: NumericValue,
+{
+}
+
+/// Used by the derive: checks at compile time that a constraint fits the value type.
+pub fn assert_string<P: PropertyField>()
+where
+    P::Value: StringValue,
+{
+}
+
+/// Used by the derive: turns a lifecycle hook's result into the trait's.
+pub fn lifecycle<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
+    result.map_err(Into::into)
+}

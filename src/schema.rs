@@ -1,0 +1,198 @@
+//! One schema source for both documents: schemars generates a JSON Schema (2020-12) for each
+//! value type; [`to_td`] turns it into a W3C TD 1.1 DataSchema, and the OpenAPI document uses it
+//! with every `const` as a one-value `enum` ([`without_const`]; utoipa has no `const`). The
+//! conversions are tested below, including utoipa's round trip, so the two documents describe
+//! the same values.
+
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value};
+
+/// The JSON Schema of `T`, with every subschema inlined (TD DataSchemas cannot use `$ref`).
+pub fn json_schema_of<T: JsonSchema>() -> Value {
+    let schema = SchemaSettings::draft2020_12()
+        .with(|settings| settings.inline_subschemas = true)
+        .into_generator()
+        .into_root_schema_for::<T>();
+    let mut value = schema.to_value();
+    if let Value::Object(object) = &mut value {
+        object.remove("$schema");
+    }
+    value
+}
+
+/// Turns a JSON Schema into a TD 1.1 DataSchema.
+///
+/// TD DataSchemas allow one `type` per schema and know `oneOf` but not `anyOf`, so a list of
+/// types (`["number", "null"]` for an `Option<f64>`) becomes a `oneOf` of one schema per type,
+/// `anyOf` becomes `oneOf`, and the boolean schema `true` becomes `{}`.
+pub fn to_td(schema: &Value) -> Value {
+    let Value::Object(object) = schema else {
+        return Value::Object(Map::new());
+    };
+    let mut object: Map<String, Value> = object
+        .iter()
+        .map(|(key, value)| (key.clone(), td_member(key, value)))
+        .collect();
+    if let Some(any_of) = object.remove("anyOf") {
+        object.insert("oneOf".to_owned(), any_of);
+    }
+    if let Some(Value::Array(types)) = object.get("type").cloned() {
+        object.remove("type");
+        let branches: Vec<Value> = types
+            .iter()
+            .map(|kind| {
+                let mut branch = Map::new();
+                branch.insert("type".to_owned(), kind.clone());
+                if kind != "null" {
+                    // Keywords about values (minimum, items, ...) belong to the non-null branch.
+                    for (key, value) in &object {
+                        if !ANNOTATIONS.contains(&key.as_str()) {
+                            branch.insert(key.clone(), value.clone());
+                        }
+                    }
+                }
+                Value::Object(branch)
+            })
+            .collect();
+        object.retain(|key, _| ANNOTATIONS.contains(&key.as_str()));
+        object.insert("oneOf".to_owned(), Value::Array(branches));
+    }
+    Value::Object(object)
+}
+
+/// Keywords that describe the whole schema rather than one of its types.
+const ANNOTATIONS: &[&str] = &[
+    "title",
+    "description",
+    "default",
+    "readOnly",
+    "writeOnly",
+    "examples",
+];
+
+fn td_member(key: &str, value: &Value) -> Value {
+    match (key, value) {
+        ("properties", Value::Object(members)) => Value::Object(
+            members
+                .iter()
+                .map(|(name, schema)| (name.clone(), to_td(schema)))
+                .collect(),
+        ),
+        (
+            "items" | "additionalProperties" | "not",
+            schema @ (Value::Object(_) | Value::Bool(true)),
+        ) => to_td(schema),
+        ("items" | "prefixItems" | "oneOf" | "anyOf" | "allOf", Value::Array(schemas)) => {
+            Value::Array(schemas.iter().map(to_td).collect())
+        }
+        _ => value.clone(),
+    }
+}
+
+/// Rewrites every `const` as a one-value `enum` (utoipa has no `const`).
+pub(crate) fn without_const(schema: &Value) -> Value {
+    match schema {
+        Value::Object(object) => Value::Object(
+            object
+                .iter()
+                .map(|(key, value)| match key.as_str() {
+                    "const" => ("enum".to_owned(), Value::Array(vec![value.clone()])),
+                    _ => (key.clone(), without_const(value)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_const).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use utoipa::openapi::{RefOr, Schema};
+
+    fn to_openapi(schema: &Value) -> Result<RefOr<Schema>, serde_json::Error> {
+        serde_json::from_value(without_const(schema))
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    enum Mode {
+        Auto,
+        Manual,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, JsonSchema)]
+    #[serde(tag = "kind")]
+    #[allow(dead_code)]
+    enum Shape {
+        Circle { radius: f64 },
+        Square { side: f64 },
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct Settings {
+        /// Which mode.
+        mode: Mode,
+        shape: Option<Shape>,
+        limits: Option<f64>,
+        position: [i64; 3],
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn option_types_become_one_of_for_the_td() {
+        let td = to_td(&json_schema_of::<Option<f64>>());
+        assert_eq!(
+            td,
+            json!({"title": "Nullable_double", "oneOf": [
+                {"type": "number", "format": "double"}, {"type": "null"}
+            ]})
+        );
+    }
+
+    #[test]
+    fn nested_types_are_inlined_and_td_compatible() {
+        let td = to_td(&json_schema_of::<Settings>());
+        let text = td.to_string();
+        assert!(!text.contains("$ref") && !text.contains("$defs"), "{text}");
+        assert!(!text.contains("anyOf"), "{text}");
+        // Every `type` is a single string.
+        fn single_types(value: &Value) -> bool {
+            match value {
+                Value::Object(object) => object.iter().all(|(key, value)| {
+                    (key != "type" || value.is_string()) && single_types(value)
+                }),
+                Value::Array(items) => items.iter().all(single_types),
+                _ => true,
+            }
+        }
+        assert!(single_types(&td), "{text}");
+        assert_eq!(td["properties"]["mode"]["enum"], json!(["Auto", "Manual"]));
+        assert_eq!(td["properties"]["mode"]["description"], "Which mode.");
+    }
+
+    #[test]
+    fn openapi_schemas_round_trip_every_keyword_but_const() {
+        for schema in [
+            json_schema_of::<Settings>(),
+            json_schema_of::<Option<f64>>(),
+            json_schema_of::<u8>(),
+            json_schema_of::<String>(),
+        ] {
+            let converted = to_openapi(&schema).unwrap();
+            let back = serde_json::to_value(&converted).unwrap();
+            assert_eq!(back, without_const(&schema), "utoipa kept every keyword");
+        }
+    }
+
+    #[test]
+    fn const_becomes_a_one_value_enum() {
+        let schema = json!({"type": "string", "const": "Circle"});
+        let back = serde_json::to_value(to_openapi(&schema).unwrap()).unwrap();
+        assert_eq!(back, json!({"type": "string", "enum": ["Circle"]}));
+    }
+}

@@ -1,0 +1,100 @@
+//! Every error as RFC 9457 problem JSON: request bodies, unknown routes, methods, and
+//! anything axum answers on its own.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::Problem;
+use crate::error::PROBLEM_JSON;
+
+/// Reads a JSON request body.
+///
+/// # Errors
+///
+/// 415 if it is declared as something other than JSON, 400 if it is empty or not JSON.
+pub(crate) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Problem> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let content_type = content_type
+            .to_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(
+                Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE).with_detail(format!(
+                    "The body must be JSON (Content-Type: application/json), not `{essence}`."
+                )),
+            );
+        }
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::new(StatusCode::BAD_REQUEST).with_detail(
+            "The body is empty; send the value as JSON, for example `42` or `\"text\"`.",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        Problem::new(StatusCode::BAD_REQUEST)
+            .with_detail(format!("The body is not valid JSON: {error}."))
+    })
+}
+
+/// 404 for a path no route serves.
+pub(crate) fn not_found(path: &str) -> Response {
+    Problem::new(StatusCode::NOT_FOUND)
+        .with_detail(format!(
+            "Nothing is served at `{path}`. The Things are listed at `/things/`."
+        ))
+        .into_response()
+}
+
+/// A generic 500; the detail goes to the log, not to the client.
+pub(crate) fn internal(context: &str, error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(%error, "{context}");
+    Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
+        .with_detail("An internal error occurred; the server logged the details.")
+        .into_response()
+}
+
+/// Turns any error response that is not problem JSON (axum's own 405, 413 and extractor
+/// rejections) into problem JSON, keeping its status and headers such as `Allow`.
+pub(crate) async fn as_problem(method: Method, uri: Uri, response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .filter(|text| !text.trim().is_empty());
+    let detail = match (status, text) {
+        (StatusCode::METHOD_NOT_ALLOWED, _) => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|a| a.to_str().ok())
+                .unwrap_or("none");
+            format!(
+                "Method {method} is not allowed on `{}`; allowed: {allowed}.",
+                uri.path()
+            )
+        }
+        (_, Some(text)) => text,
+        (status, None) => status.canonical_reason().unwrap_or("Error").to_owned(),
+    };
+    let mut problem = Problem::new(status).with_detail(detail).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    let (problem_parts, body) = problem.into_parts();
+    Response::from_parts(problem_parts, Body::new(body))
+}

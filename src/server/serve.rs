@@ -1,0 +1,228 @@
+//! Serving a router over HTTP/1.1 with the connection limits that keep live streams live.
+//!
+//! [`serve`] is like `axum::serve`, with two differences that matter for MJPEG streams:
+//!
+//! - It caps what each connection may queue: hyper's write buffer is limited
+//!   ([`ConnectionOptions::max_buf_size`]) and, on Linux, so are the bytes the kernel holds
+//!   unsent (`TCP_NOTSENT_LOWAT`, [`ConnectionOptions::not_sent_low_water`]). A viewer on a slow
+//!   link then has at most about one frame queued for it, and is sent the newest frame each
+//!   time it can take one, instead of frames many seconds old.
+//! - Graceful shutdown has a deadline ([`ConnectionOptions::shutdown_timeout`]): live streams
+//!   never end by themselves, so connections still open at the deadline are closed.
+
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// How [`serve`] treats each connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionOptions {
+    /// The most bytes hyper buffers for one connection, in each direction (hyper's
+    /// `max_buf_size`, at least 8192). Responses are not polled for more data while this much is
+    /// waiting to be written, and request heads larger than this are refused with 431.
+    /// Default 16 KiB.
+    pub max_buf_size: usize,
+    /// On Linux, the most bytes the kernel may hold unsent for one connection
+    /// (`TCP_NOTSENT_LOWAT`); `None` leaves the system default (unbounded: megabytes).
+    /// Default 16 KiB.
+    pub not_sent_low_water: Option<u32>,
+    /// How long a client may take to send a request head. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// How long graceful shutdown waits for open connections before closing them. Default 5 s.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        Self {
+            max_buf_size: 16 * 1024,
+            not_sent_low_water: Some(16 * 1024),
+            header_read_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until the shutdown signal, if one is set.
+///
+/// Await the returned [`Serve`] to run the server; set a shutdown signal with
+/// [`Serve::with_graceful_shutdown`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let app = axum::Router::new();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+/// labthings::serve(listener, app)
+///     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.unwrap_or(()) })
+///     .await
+/// # }
+/// ```
+pub fn serve(listener: TcpListener, router: Router) -> Serve {
+    Serve {
+        listener,
+        router,
+        options: ConnectionOptions::default(),
+        shutdown: Box::pin(std::future::pending()),
+    }
+}
+
+/// A server being set up by [`serve`]; await it to run it.
+#[must_use = "a server does nothing until it is awaited"]
+pub struct Serve {
+    listener: TcpListener,
+    router: Router,
+    options: ConnectionOptions,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl std::fmt::Debug for Serve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serve")
+            .field("listener", &self.listener)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serve {
+    /// Stops accepting connections when `signal` completes, lets open requests finish (up to
+    /// [`ConnectionOptions::shutdown_timeout`]), then returns.
+    ///
+    /// Live streams do not finish by themselves: stop them
+    /// ([`MjpegStream::stop`](crate::stream::MjpegStream::stop)) when the signal fires, so
+    /// their viewers get a clean end instead of a cut connection.
+    pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.shutdown = Box::pin(signal);
+        self
+    }
+
+    /// Replaces the connection options.
+    pub fn with_options(mut self, options: ConnectionOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::local_addr`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    async fn run(self) -> io::Result<()> {
+        let Self {
+            listener,
+            router,
+            options,
+            mut shutdown,
+        } = self;
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .max_buf_size(options.max_buf_size.max(8192))
+            .header_read_timeout(options.header_read_timeout);
+        // Every connection holds a receiver; the sender tells them to shut down and, through
+        // `closed`, learns when the last one has gone.
+        let (shutting_down, shutdown_rx) = watch::channel(false);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        accept_failed(error).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            configure_socket(&tcp, &options, peer);
+            let service = TowerToHyperService::new(router.clone());
+            let connection = http
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut shutdown_rx = shutdown_rx.clone();
+            tokio::spawn(async move {
+                tokio::pin!(connection);
+                let result = tokio::select! {
+                    result = connection.as_mut() => result,
+                    () = async { drop(shutdown_rx.wait_for(|stop| *stop).await) } => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                drop(shutdown_rx);
+            });
+        }
+        drop(listener);
+        drop(shutdown_rx);
+        let _ = shutting_down.send(true);
+        if tokio::time::timeout(options.shutdown_timeout, shutting_down.closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = shutting_down.receiver_count(),
+                "connections still open after the shutdown timeout are closed"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl IntoFuture for Serve {
+    type Output = io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+fn configure_socket(tcp: &TcpStream, options: &ConnectionOptions, peer: SocketAddr) {
+    // Frames must leave as soon as they are written; Nagle's algorithm would hold back the tail
+    // of a frame until the previous one is acknowledged.
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(low_water) = options.not_sent_low_water {
+        if let Err(error) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(low_water) {
+            tracing::debug!(%peer, %error, "could not set TCP_NOTSENT_LOWAT");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = options;
+}
+
+/// Errors from `accept` that concern one connection are skipped; others (such as running out
+/// of file descriptors) are logged and retried after a pause, so the server does not spin.
+async fn accept_failed(error: io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accepting a connection failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}

@@ -1,0 +1,153 @@
+//! The W3C Web of Things Thing Description (TD 1.1) of a Thing.
+//!
+//! Types follow [W3C WoT TD 1.1](https://www.w3.org/TR/wot-thing-description11/) and are
+//! serialised with its camelCase names. A TD is built once per Thing from the same descriptors
+//! as its routes; only `base` is filled in per request (from the configured public URL, or the
+//! request's `Host`). Form `href`s are relative to `base`, so a server behind a reverse proxy at
+//! a sub-path stays reachable.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::stream::STREAM_CONTENT_TYPE;
+use crate::thing::{PropertyDescriptor, StreamDescriptor, ThingDescriptor};
+
+/// The TD 1.1 context URI.
+pub const TD_CONTEXT: &str = "https://www.w3.org/2022/wot/td/v1.1";
+
+/// The media type of a Thing Description.
+pub const TD_MEDIA_TYPE: &str = "application/td+json";
+
+/// A Thing Description ([TD 1.1 §5.3.1.1](https://www.w3.org/TR/wot-thing-description11/#thing)).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ThingDescription {
+    /// `@context`: the TD 1.1 context.
+    #[serde(rename = "@context")]
+    pub context: &'static str,
+    /// A human-readable name.
+    pub title: String,
+    /// What the Thing is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The URL that relative `href`s resolve against.
+    pub base: String,
+    /// The security schemes, by name.
+    pub security_definitions: Map<String, Value>,
+    /// The scheme in force.
+    pub security: String,
+    /// Property affordances, by name, in declaration order.
+    pub properties: Map<String, Value>,
+    /// Action affordances, by name (none yet).
+    pub actions: Map<String, Value>,
+    /// Links: the live streams and their snapshots.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+/// A TD link ([TD 1.1 §5.3.4.1](https://www.w3.org/TR/wot-thing-description11/#link)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Link {
+    /// Where it points, relative to `base`.
+    pub href: String,
+    /// The media type of what it points to.
+    #[serde(rename = "type")]
+    pub media_type: String,
+    /// The relation: `alternate` for a live stream, `preview` for its snapshot.
+    pub rel: String,
+}
+
+impl ThingDescription {
+    /// The TD of a Thing served at `<base><thing>/`, with `base` still to fill in.
+    pub(crate) fn build<T>(thing: &str, descriptor: &ThingDescriptor<T>) -> Self {
+        let mut security_definitions = Map::new();
+        security_definitions.insert(
+            "no_security".to_owned(),
+            serde_json::json!({"scheme": "nosec", "description": "No security"}),
+        );
+        Self {
+            context: TD_CONTEXT,
+            title: descriptor.title.clone(),
+            description: descriptor.description.clone(),
+            base: String::new(),
+            security_definitions,
+            security: "no_security".to_owned(),
+            properties: descriptor
+                .properties
+                .iter()
+                .map(|property| {
+                    (
+                        property.name.to_owned(),
+                        property_affordance(thing, property),
+                    )
+                })
+                .collect(),
+            actions: Map::new(),
+            links: descriptor
+                .streams
+                .iter()
+                .flat_map(|stream| stream_links(thing, stream))
+                .collect(),
+        }
+    }
+
+    /// This TD with its `base` set.
+    pub fn with_base(&self, base: String) -> Self {
+        Self {
+            base,
+            ..self.clone()
+        }
+    }
+}
+
+/// A property affordance: the value's DataSchema with constraints, plus docs, access and forms.
+fn property_affordance<T>(thing: &str, property: &PropertyDescriptor<T>) -> Value {
+    let mut affordance = match crate::schema::to_td(&(property.schema)()) {
+        Value::Object(schema) => schema,
+        _ => Map::new(),
+    };
+    // The type's own title (a Rust type name) is not the property's.
+    affordance.remove("title");
+    property.constraints.write_into(&mut affordance);
+    if let Some(title) = property.title {
+        affordance.insert("title".to_owned(), title.into());
+    }
+    if let Some(description) = property.description {
+        affordance.insert("description".to_owned(), description.into());
+    }
+    affordance.insert("readOnly".to_owned(), property.read_only.into());
+    affordance.insert("writeOnly".to_owned(), false.into());
+    affordance.insert("observable".to_owned(), property.observable.into());
+    let ops: &[&str] = if property.read_only {
+        &["readproperty"]
+    } else {
+        &["readproperty", "writeproperty"]
+    };
+    affordance.insert(
+        "forms".to_owned(),
+        serde_json::json!([{
+            "href": format!("{thing}/{}", property.name),
+            "op": ops,
+            "contentType": "application/json",
+        }]),
+    );
+    Value::Object(affordance)
+}
+
+fn stream_links<T>(thing: &str, stream: &StreamDescriptor<T>) -> [Link; 2] {
+    let href = format!("{thing}/{}", stream.name);
+    [
+        Link {
+            href: href.clone(),
+            media_type: STREAM_CONTENT_TYPE.to_owned(),
+            rel: "alternate".to_owned(),
+        },
+        Link {
+            href: format!("{href}/snapshot"),
+            media_type: "image/jpeg".to_owned(),
+            rel: "preview".to_owned(),
+        },
+    ]
+}

@@ -1,0 +1,126 @@
+//! The [`Thing`] trait: what `#[derive(Thing)]` implements.
+
+use std::future::Future;
+
+use serde_json::Value;
+
+use crate::property::{Constraints, DynProperty};
+use crate::stream::MjpegStream;
+
+/// The error a Thing's start hook may return; any error type converts into it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An instrument served over HTTP: its properties, settings and streams, described once.
+///
+/// Implement it with `#[derive(Thing)]`; see the crate documentation for the attributes. The
+/// descriptor feeds the HTTP routes, the Thing Description and the OpenAPI document, so the
+/// three always agree.
+pub trait Thing: Send + Sync + Sized + 'static {
+    /// What the Thing offers: title, description, properties and streams.
+    fn descriptor() -> ThingDescriptor<Self>;
+
+    /// Runs before the server accepts requests: open the hardware here. An error stops the
+    /// server from starting and is reported with the Thing's name.
+    fn start(&self) -> impl Future<Output = Result<(), BoxError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Runs at graceful shutdown, after the last request: close the hardware here.
+    fn stop(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Everything a Thing offers, as built by `#[derive(Thing)]`.
+#[non_exhaustive]
+pub struct ThingDescriptor<T> {
+    /// A short human-readable name (TD `title`).
+    pub title: String,
+    /// What the Thing is (TD `description`); from the struct's doc comment by default.
+    pub description: Option<String>,
+    /// Properties and settings, in declaration order.
+    pub properties: Vec<PropertyDescriptor<T>>,
+    /// Live MJPEG streams, in declaration order.
+    pub streams: Vec<StreamDescriptor<T>>,
+}
+
+impl<T> ThingDescriptor<T> {
+    /// A descriptor with a title and nothing else.
+    pub fn new(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            description: None,
+            properties: Vec::new(),
+            streams: Vec::new(),
+        }
+    }
+}
+
+/// One property of a Thing.
+#[non_exhaustive]
+pub struct PropertyDescriptor<T> {
+    /// The name in URLs and the TD.
+    pub name: &'static str,
+    /// A short summary (TD `title`): the doc comment's first line.
+    pub title: Option<&'static str>,
+    /// The whole doc comment (TD `description`).
+    pub description: Option<&'static str>,
+    /// Clients may read but not write it.
+    pub read_only: bool,
+    /// Clients may observe changes.
+    pub observable: bool,
+    /// Persisted in the Thing's settings file.
+    pub setting: bool,
+    /// Validation rules.
+    pub constraints: Constraints,
+    /// The JSON Schema of the value type (JSON Schema 2020-12, subschemas inlined).
+    pub schema: fn() -> Value,
+    /// Reaches the property in a Thing.
+    pub access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
+}
+
+/// One live stream of a Thing.
+#[non_exhaustive]
+pub struct StreamDescriptor<T> {
+    /// The name in URLs and the TD.
+    pub name: &'static str,
+    /// The doc comment, if any.
+    pub description: Option<&'static str>,
+    /// Frames the ring buffer keeps, if not the stream's own default.
+    pub ringbuffer: Option<usize>,
+    /// Reaches the stream in a Thing.
+    pub access: for<'a> fn(&'a T) -> &'a MjpegStream,
+}
+
+impl<T> PropertyDescriptor<T> {
+    /// A read-write, observable property with no constraints and no docs.
+    pub fn new(
+        name: &'static str,
+        schema: fn() -> Value,
+        access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
+    ) -> Self {
+        Self {
+            name,
+            title: None,
+            description: None,
+            read_only: false,
+            observable: true,
+            setting: false,
+            constraints: Constraints::default(),
+            schema,
+            access,
+        }
+    }
+}
+
+impl<T> StreamDescriptor<T> {
+    /// A stream with no docs and the stream's own ring buffer size.
+    pub fn new(name: &'static str, access: for<'a> fn(&'a T) -> &'a MjpegStream) -> Self {
+        Self {
+            name,
+            description: None,
+            ringbuffer: None,
+            access,
+        }
+    }
+}
