@@ -125,6 +125,12 @@ impl Problem {
     }
 }
 
+impl IntoResponse for Box<Problem> {
+    fn into_response(self) -> Response {
+        (*self).into_response()
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();

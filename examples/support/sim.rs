@@ -197,6 +197,8 @@ pub struct CameraSettings {
     pub height: usize,
     pub fps: f64,
     pub quality: u8,
+    /// Whether the pattern drifts over time (off in tests that look for the stage's effect).
+    pub drift: bool,
 }
 
 impl Default for CameraSettings {
@@ -206,6 +208,7 @@ impl Default for CameraSettings {
             height: 480,
             fps: 30.0,
             quality: 85,
+            drift: true,
         }
     }
 }
@@ -271,7 +274,11 @@ fn capture_loop(
     let mut next = start;
     let mut frame = 0u64;
     while running.load(Ordering::Relaxed) {
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = if settings.drift {
+            start.elapsed().as_secs_f64()
+        } else {
+            0.0
+        };
         let caption = format!("{} #{frame}", chrono::Utc::now().format("%H:%M:%S%.3f"));
         let scene = source.scene();
         for (pattern, stream) in [(&mut big, full), (&mut small, lores)] {

@@ -98,13 +98,13 @@ fn ranges_are_consistent(numeric: &[(NumericKey, f64, proc_macro2::Span)], error
             }
         }
     }
-    if let Some((_, step, span)) = get(NumericKey::MultipleOf) {
-        if *step <= 0.0 {
-            errors.push(syn::Error::new(
-                *span,
-                "`multiple_of` must be greater than 0",
-            ));
-        }
+    if let Some((_, step, span)) = get(NumericKey::MultipleOf)
+        && *step <= 0.0
+    {
+        errors.push(syn::Error::new(
+            *span,
+            "`multiple_of` must be greater than 0",
+        ));
     }
 }
 
@@ -112,25 +112,24 @@ fn lengths_are_consistent(lengths: &[(LengthKey, u64, proc_macro2::Span)], error
     let get = |key| lengths.iter().find(|(k, _, _)| *k == key);
     if let (Some((_, min, _)), Some((_, max, span))) =
         (get(LengthKey::MinLength), get(LengthKey::MaxLength))
+        && max < min
     {
-        if max < min {
-            errors.push(syn::Error::new(
-                *span,
-                format!("no string fits: `max_length` {max} is below `min_length` {min}"),
-            ));
-        }
+        errors.push(syn::Error::new(
+            *span,
+            format!("no string fits: `max_length` {max} is below `min_length` {min}"),
+        ));
     }
 }
 
 /// A pattern that does not compile would reject every value at run time.
 fn pattern_compiles(pattern: Option<&(String, proc_macro2::Span)>, errors: &mut Errors) {
-    if let Some((pattern, span)) = pattern {
-        if let Err(error) = regex_lite::Regex::new(pattern) {
-            errors.push(syn::Error::new(
-                *span,
-                format!("invalid `pattern`: {error}"),
-            ));
-        }
+    if let Some((pattern, span)) = pattern
+        && let Err(error) = regex_lite::Regex::new(pattern)
+    {
+        errors.push(syn::Error::new(
+            *span,
+            format!("invalid `pattern`: {error}"),
+        ));
     }
 }
 

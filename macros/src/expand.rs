@@ -55,17 +55,15 @@ fn implementation(thing: &Thing<'_>) -> TokenStream {
     let members = thing.members.iter().map(member);
     let start = thing.on_start.as_ref().map(|hook| {
         quote_spanned! {hook.span()=>
-            fn start(&self) -> impl ::core::future::Future<
-                Output = ::core::result::Result<(), ::labthings::__private::BoxError>,
-            > + ::core::marker::Send {
-                async move { ::labthings::__private::lifecycle(#hook(self).await) }
+            async fn start(&self) -> ::core::result::Result<(), ::labthings::__private::BoxError> {
+                ::labthings::__private::lifecycle(#hook(self).await)
             }
         }
     });
     let stop = thing.on_stop.as_ref().map(|hook| {
         quote_spanned! {hook.span()=>
-            fn stop(&self) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
-                async move { #hook(self).await }
+            async fn stop(&self) {
+                #hook(self).await
             }
         }
     });

@@ -2,8 +2,8 @@
 //!
 //! This crate only turns syntax into calls of the framework's API (`labthings::__private`); it
 //! holds no runtime logic. The derive is a pipeline, one file a stage:
-//! [`attr`] parses attributes into typed values with their spans, [`ast`] is the intermediate
-//! representation, [`check`] applies the rules that span several fields, and [`expand`]
+//! `attr` parses attributes into typed values with their spans, `ast` is the intermediate
+//! representation, `check` applies the rules that span several fields, and `expand`
 //! generates code from the representation only.
 
 mod ast;

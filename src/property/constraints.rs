@@ -154,11 +154,12 @@ fn number(x: f64) -> Value {
     }
 }
 
+/// Compiled patterns (`None` for one that does not compile), by pattern.
+type PatternCache = std::sync::Mutex<Vec<(&'static str, Option<&'static regex_lite::Regex>)>>;
+
 /// Patterns are `'static` (they come from attributes), so each is compiled once and kept.
 fn compiled(pattern: &'static str) -> Option<&'static regex_lite::Regex> {
-    static CACHE: OnceLock<
-        std::sync::Mutex<Vec<(&'static str, Option<&'static regex_lite::Regex>)>>,
-    > = OnceLock::new();
+    static CACHE: OnceLock<PatternCache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache
         .lock()

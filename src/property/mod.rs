@@ -315,6 +315,11 @@ impl PropertyError {
     }
 }
 
+/// A property can belong to one Thing on one server only.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct AlreadyBound;
+
 /// A property seen without its value type: what the HTTP routes and the server use.
 #[doc(hidden)]
 pub trait DynProperty: Send + Sync {
@@ -326,13 +331,13 @@ pub trait DynProperty: Send + Sync {
     /// load settings).
     fn load_json(&self, value: Value) -> Result<(), PropertyError>;
     /// Attaches name, constraints and persistence; a property belongs to one Thing only.
-    fn bind(&self, binding: Binding) -> Result<(), Binding>;
+    fn bind(&self, binding: Binding) -> Result<(), AlreadyBound>;
     /// Every change, as JSON, starting with the current value.
     fn changes(&self) -> BoxStream<'static, Value>;
 }
 
 impl<T: PropertyValue> Property<T> {
-    fn from_json(&self, value: Value) -> Result<T, PropertyError> {
+    fn parse_json(&self, value: Value) -> Result<T, PropertyError> {
         let property = self.name().unwrap_or("value").to_owned();
         serde_path_to_error::deserialize(value).map_err(|error| {
             let path = error.path().to_string();
@@ -353,20 +358,20 @@ impl<T: PropertyValue> DynProperty for Property<T> {
 
     fn write_json(&self, value: Value) -> BoxFuture<'_, Result<(), PropertyError>> {
         Box::pin(async move {
-            let value = self.from_json(value)?;
+            let value = self.parse_json(value)?;
             self.set(value).await
         })
     }
 
     fn load_json(&self, value: Value) -> Result<(), PropertyError> {
         self.check(&value)?;
-        let value = self.from_json(value)?;
+        let value = self.parse_json(value)?;
         self.inner.value.send_replace(value);
         Ok(())
     }
 
-    fn bind(&self, binding: Binding) -> Result<(), Binding> {
-        self.inner.binding.set(binding)
+    fn bind(&self, binding: Binding) -> Result<(), AlreadyBound> {
+        self.inner.binding.set(binding).map_err(|_| AlreadyBound)
     }
 
     fn changes(&self) -> BoxStream<'static, Value> {

@@ -14,7 +14,8 @@ use crate::error::PROBLEM_JSON;
 /// # Errors
 ///
 /// 415 if it is declared as something other than JSON, 400 if it is empty or not JSON.
-pub(crate) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Problem> {
+pub(crate) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Box<Problem>> {
+    let bad = |status, detail: String| Box::new(Problem::new(status).with_detail(detail));
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let content_type = content_type
             .to_str()
@@ -22,21 +23,23 @@ pub(crate) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Probl
             .to_ascii_lowercase();
         let essence = content_type.split(';').next().unwrap_or_default().trim();
         if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(
-                Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE).with_detail(format!(
-                    "The body must be JSON (Content-Type: application/json), not `{essence}`."
-                )),
-            );
+            return Err(bad(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("The body must be JSON (Content-Type: application/json), not `{essence}`."),
+            ));
         }
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Problem::new(StatusCode::BAD_REQUEST).with_detail(
-            "The body is empty; send the value as JSON, for example `42` or `\"text\"`.",
+        return Err(bad(
+            StatusCode::BAD_REQUEST,
+            "The body is empty; send the value as JSON, for example `42` or `\"text\"`.".to_owned(),
         ));
     }
     serde_json::from_slice(body).map_err(|error| {
-        Problem::new(StatusCode::BAD_REQUEST)
-            .with_detail(format!("The body is not valid JSON: {error}."))
+        bad(
+            StatusCode::BAD_REQUEST,
+            format!("The body is not valid JSON: {error}."),
+        )
     })
 }
 

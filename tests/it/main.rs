@@ -4,5 +4,14 @@
 
 mod support;
 
-mod camera_example;
+// The simulated instruments of `examples/`, shared with the examples.
+#[path = "../../examples/support/things.rs"]
+mod example_things;
+#[path = "../../examples/support/sim.rs"]
+mod sim;
+
+mod documents;
+mod examples;
+mod macros;
 mod stream_http;
+mod things;

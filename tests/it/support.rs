@@ -145,3 +145,47 @@ impl MjpegReader {
         Some(Part { headers, body })
     }
 }
+
+/// Serves a [`labthings::ThingServer`] on 127.0.0.1 at a free port until `shutdown` fires;
+/// returns the address and the server's task.
+pub async fn spawn_thing_server(
+    server: labthings::ThingServer,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), labthings::ServerError>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve_with(listener, async move {
+        let _ = stopped.await;
+    }));
+    (address, stop, task)
+}
+
+/// Reads a problem JSON response, checking its media type and status.
+pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status(), status, "status");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "problem media type"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert!(body["detail"].is_string(), "{body}");
+    body
+}
+
+/// Waits until `ready` holds, for at most 10 s.
+pub async fn eventually(mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,188 @@
+//! Thing Descriptions and the OpenAPI document: valid, complete, and reviewed as snapshots.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+use labthings::ThingServer;
+use serde_json::Value;
+
+use crate::support::spawn_thing_server;
+use crate::things::Everything;
+use crate::{example_things, sim};
+
+const PUBLIC_URL: &str = "http://microscope.local:5000/";
+
+fn td_schema() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: Value =
+            serde_json::from_str(include_str!("../fixtures/td-json-schema-validation.json"))
+                .unwrap();
+        jsonschema::validator_for(&schema).expect("the W3C schema compiles")
+    })
+}
+
+fn assert_valid_td(name: &str, td: &Value) {
+    let errors: Vec<String> = td_schema()
+        .iter_errors(td)
+        .map(|error| format!("{} at {}", error, error.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "TD of {name} breaks the W3C TD 1.1 schema:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// Every example Thing plus the test Thing with every kind of property, as one server.
+fn all_things() -> ThingServer {
+    let stage = Arc::new(example_things::Stage::new());
+    let camera = example_things::Camera::new(sim::CameraSettings::default()).with_stage(&stage);
+    ThingServer::builder()
+        .public_url(PUBLIC_URL)
+        .add_thing("stage", stage)
+        .add_thing("camera", camera)
+        .add_thing("everything", Everything::new())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_td_validates_against_the_w3c_schema_and_matches_its_snapshot() {
+    let (address, _stop, _task) = spawn_thing_server(all_things()).await;
+    let tds: Value = reqwest::get(format!("http://{address}/thing_descriptions/"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for name in ["stage", "camera", "everything"] {
+        let response = reqwest::get(format!("http://{address}/{name}/"))
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], "application/td+json");
+        let td: Value = response.json().await.unwrap();
+        assert_eq!(td, tds[name], "both routes serve the same TD");
+        assert_eq!(td["base"], PUBLIC_URL);
+        assert_valid_td(name, &td);
+        insta::assert_json_snapshot!(format!("td_{name}"), td);
+    }
+}
+
+#[test]
+fn the_schema_check_catches_an_invalid_td() {
+    let mut td: Value = serde_json::json!({
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        "title": "x",
+        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+        "security": "nosec_sc",
+        "properties": {"p": {"type": ["number", "null"], "forms": [{"href": "p"}]}},
+    });
+    assert!(
+        !td_schema().is_valid(&td),
+        "a list of types is not a TD DataSchema"
+    );
+    td["properties"]["p"]["type"] = "number".into();
+    assert!(td_schema().is_valid(&td));
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_its_snapshot_and_names_every_route() {
+    let server = all_things();
+    let served: BTreeSet<(String, String)> = server
+        .routes()
+        .iter()
+        .map(|(method, path)| (method.to_string(), path.clone()))
+        .collect();
+    let (address, _stop, _task) = spawn_thing_server(server).await;
+    let document: Value = reqwest::get(format!("http://{address}/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let documented: BTreeSet<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.to_ascii_uppercase(), path.clone()))
+        })
+        .collect();
+    assert_eq!(documented, served, "the route table and the document agree");
+
+    // Each documented route is really served: GETs answer (streams with their headers, we do
+    // not read them), and PUTs exist (a wrong body is a 4xx from the route, not a 404/405).
+    let client = reqwest::Client::new();
+    let mut operation_ids = BTreeSet::new();
+    for (method, path) in &documented {
+        let operation = &document["paths"][path][method.to_ascii_lowercase()];
+        assert!(
+            operation_ids.insert(operation["operationId"].as_str().unwrap().to_owned()),
+            "operationIds are unique"
+        );
+        let url = format!("http://{address}{path}");
+        let response = match method.as_str() {
+            "GET" => client.head(&url).send().await.unwrap(),
+            "PUT" => client.put(&url).body("not json").send().await.unwrap(),
+            other => panic!("unexpected method {other}"),
+        };
+        let status = response.status().as_u16();
+        assert!(
+            status != 404 && status != 405,
+            "{method} {path} answered {status}"
+        );
+        let documented_statuses: Vec<&String> =
+            operation["responses"].as_object().unwrap().keys().collect();
+        if method == "GET" && status != 503 {
+            assert_eq!(status, 200, "{path}");
+        }
+        assert!(
+            documented_statuses
+                .iter()
+                .any(|s| *s == &status.to_string()),
+            "{method} {path} answered {status}, which is not documented: {documented_statuses:?}"
+        );
+    }
+    insta::assert_json_snapshot!("openapi", document);
+}
+
+#[tokio::test]
+async fn docs_are_served_with_no_network() {
+    let (address, _stop, _task) = spawn_thing_server(all_things()).await;
+    let page = reqwest::get(format!("http://{address}/docs/"))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let mut assets = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for part in html.split(attribute).skip(1) {
+            let url = part.split('"').next().unwrap();
+            assert!(!url.contains("://"), "the docs load {url} from elsewhere");
+            assets.push(url.to_owned());
+        }
+    }
+    assert!(assets.iter().any(|a| a.ends_with(".js")), "{assets:?}");
+    for asset in &assets {
+        let url = format!("http://{address}/docs/{}", asset.trim_start_matches("./"));
+        let response = reqwest::get(&url).await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        let body = response.text().await.unwrap_or_default();
+        assert!(
+            !body.contains("https://unpkg.com") && !body.contains("cdn.jsdelivr"),
+            "{url}"
+        );
+    }
+    let initializer = reqwest::get(format!("http://{address}/docs/swagger-initializer.js"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+}

@@ -1,0 +1,173 @@
+//! The simulated camera and microscope of `examples/`, served as the examples serve them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use labthings::ThingServer;
+use serde_json::json;
+
+use crate::example_things as things;
+use crate::sim;
+use crate::support::{MjpegReader, spawn_thing_server};
+
+/// Decodes a JPEG into (width, height, RGB pixels).
+fn decode(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
+    let mut decoder = zune_jpeg::JpegDecoder::new(jpeg);
+    let pixels = decoder.decode().expect("a valid JPEG");
+    let (width, height) = decoder.dimensions().unwrap();
+    (width, height, pixels)
+}
+
+async fn snapshot(address: std::net::SocketAddr, path: &str) -> bytes::Bytes {
+    let url = format!("http://{address}{path}/snapshot");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = reqwest::get(&url).await.unwrap();
+        if response.status() == 200 {
+            return response.bytes().await.unwrap();
+        }
+        assert_eq!(response.status(), 503, "only 'no frame yet' is expected");
+        assert!(Instant::now() < deadline, "the camera produced no frame");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The newest snapshot taken after `after` frames were captured.
+async fn fresh_snapshot(address: std::net::SocketAddr, camera: &things::Camera) -> Vec<u8> {
+    let from = camera.frames_captured.get();
+    crate::support::eventually(|| camera.frames_captured.get() > from + 1).await;
+    let (_, _, pixels) = decode(&snapshot(address, "/camera/mjpeg_stream").await);
+    pixels
+}
+
+fn changed_fraction(a: &[u8], b: &[u8]) -> f64 {
+    // Below the caption (the top 10% of the picture shows the time).
+    let skip = a.len() / 10;
+    let changed = a[skip..]
+        .iter()
+        .zip(&b[skip..])
+        .filter(|(x, y)| x.abs_diff(**y) > 32)
+        .count();
+    changed as f64 / (a.len() - skip) as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_camera_serves_real_moving_jpegs_on_both_streams_and_counts_frames() {
+    let camera = Arc::new(things::Camera::new(sim::CameraSettings::default()));
+    let server = ThingServer::builder()
+        .add_thing("camera", camera.clone())
+        .build()
+        .unwrap();
+    let (address, stop, task) = spawn_thing_server(server).await;
+
+    let (width, height, before) = decode(&snapshot(address, "/camera/mjpeg_stream").await);
+    assert_eq!((width, height), (640, 480));
+    let (width, height, _) = decode(&snapshot(address, "/camera/lores_mjpeg_stream").await);
+    assert_eq!((width, height), (320, 240));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = fresh_snapshot(address, &camera).await;
+    assert!(
+        changed_fraction(&before, &after) > 0.02,
+        "the pattern moves"
+    );
+
+    let counted: u64 = reqwest::get(format!("http://{address}/camera/frames_captured"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(counted > 0, "frames_captured counts frames");
+    assert_eq!(
+        camera.lores_mjpeg_stream.ringbuffer_size(),
+        4,
+        "#[stream(ringbuffer = 4)]"
+    );
+
+    let mut reader = MjpegReader::connect(&format!("http://{address}/camera/mjpeg_stream")).await;
+    for _ in 0..3 {
+        let part = reader.next_part(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(decode(&part.body).0, 640);
+    }
+    let _ = stop.send(());
+    assert!(
+        reader.next_part(Duration::from_secs(10)).await.is_none(),
+        "shutdown ends streams"
+    );
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exposure_changes_the_image_brightness() {
+    let camera = Arc::new(things::Camera::new(sim::CameraSettings {
+        drift: false,
+        ..Default::default()
+    }));
+    let server = ThingServer::builder()
+        .add_thing("camera", camera.clone())
+        .build()
+        .unwrap();
+    let (address, _stop, _task) = spawn_thing_server(server).await;
+    let mean =
+        |pixels: &[u8]| pixels.iter().map(|&p| f64::from(p)).sum::<f64>() / pixels.len() as f64;
+    let normal = mean(&fresh_snapshot(address, &camera).await);
+    let response = reqwest::Client::new()
+        .put(format!("http://{address}/camera/exposure_ms"))
+        .json(&json!(3.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let darker = mean(&fresh_snapshot(address, &camera).await);
+    assert!(
+        darker < normal * 0.6,
+        "mean brightness {normal:.0} -> {darker:.0}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_the_stage_moves_the_camera_image() {
+    let stage = Arc::new(things::Stage::new());
+    let camera = Arc::new(
+        things::Camera::new(sim::CameraSettings {
+            drift: false,
+            ..Default::default()
+        })
+        .with_stage(&stage),
+    );
+    let server = ThingServer::builder()
+        .add_thing("stage", stage.clone())
+        .add_thing("camera", camera.clone())
+        .build()
+        .unwrap();
+    let (address, _stop, _task) = spawn_thing_server(server).await;
+    let still_a = fresh_snapshot(address, &camera).await;
+    let still_b = fresh_snapshot(address, &camera).await;
+    assert!(
+        changed_fraction(&still_a, &still_b) < 0.01,
+        "without drift the image stands still"
+    );
+
+    let response = reqwest::Client::new()
+        .put(format!("http://{address}/stage/position"))
+        .json(&json!([120, 40, 0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(stage.position.get(), [120, 40, 0]);
+    let moved = fresh_snapshot(address, &camera).await;
+    assert!(
+        changed_fraction(&still_b, &moved) > 0.05,
+        "the image moved with the stage: {:.3}",
+        changed_fraction(&still_b, &moved)
+    );
+}
+
+#[test]
+fn the_test_pattern_draws_the_caption() {
+    let mut pattern = sim::TestPattern::new(320, 240);
+    let blank = pattern.render(0.0, "", 0).to_vec();
+    let captioned = pattern.render(0.0, "12:34", 0).to_vec();
+    assert_ne!(blank, captioned, "the caption changes pixels");
+}

@@ -1,0 +1,555 @@
+//! Things over HTTP: properties of every kind, settings, lifecycle, names and errors.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use labthings::stream::MjpegStream;
+use labthings::{JsonSchema, Property, ServerError, SetError, Thing, ThingServer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::support::{eventually, problem, spawn_thing_server};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub enum Mode {
+    Auto,
+    Manual,
+}
+
+/// A region of interest on the sensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Roi {
+    pub x: u32,
+    pub y: u32,
+}
+
+/// A Thing with one property of each kind.
+#[derive(Thing)]
+#[thing(title = "Everything")]
+pub struct Everything {
+    /// A number with a range.
+    #[property(min = 0.1, max = 1000.0)]
+    pub number: Property<f64>,
+    /// An integer in steps of five.
+    #[property(exclusive_min = 0, multiple_of = 5)]
+    pub integer: Property<i32>,
+    /// Counted by the instrument.
+    #[property(read_only)]
+    pub counter: Property<u64>,
+    #[property]
+    pub flag: Property<bool>,
+    /// Lower-case letters.
+    #[property(min_length = 2, max_length = 8, pattern = "^[a-z]+$")]
+    pub label: Property<String>,
+    #[property]
+    pub mode: Property<Mode>,
+    #[property(observable = false)]
+    pub roi: Property<Option<Roi>>,
+    #[property]
+    pub position: Property<[i64; 3]>,
+    /// Kept across restarts.
+    #[setting(min = 1.0, max = 16.0)]
+    pub gain: Property<f64>,
+    /// Goes to the hardware first, which refuses 13.
+    #[property(rename = "hardware-value")]
+    pub hooked: Property<i32>,
+    #[stream]
+    pub camera: MjpegStream,
+}
+
+impl Everything {
+    pub fn new() -> Self {
+        Self {
+            number: Property::new(10.0),
+            integer: Property::new(5),
+            counter: Property::new(0),
+            flag: Property::new(false),
+            label: Property::new("abc".to_owned()),
+            mode: Property::new(Mode::Auto),
+            roi: Property::new(None),
+            position: Property::new([0, 0, 0]),
+            gain: Property::new(1.0),
+            hooked: Property::new(0).with_setter(|value: i32| async move {
+                if value == 13 {
+                    Err(SetError::unavailable("the hardware refuses 13"))
+                } else {
+                    Ok(())
+                }
+            }),
+            camera: MjpegStream::new(),
+        }
+    }
+}
+
+struct Served {
+    address: SocketAddr,
+    client: reqwest::Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+impl Served {
+    async fn start(server: ThingServer) -> Self {
+        let (address, stop, task) = spawn_thing_server(server).await;
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            stop,
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    async fn put(&self, path: &str, value: Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .json(&value)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn value(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    async fn shutdown(self) -> Result<(), ServerError> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap()
+    }
+}
+
+async fn everything() -> (Served, Arc<Everything>) {
+    let thing = Arc::new(Everything::new());
+    let server = ThingServer::builder()
+        .add_thing("things_test", thing.clone())
+        .build()
+        .unwrap();
+    (Served::start(server).await, thing)
+}
+
+#[tokio::test]
+async fn reads_are_bare_json_values_of_every_kind() {
+    let (served, _) = everything().await;
+    for (name, expected) in [
+        ("number", json!(10.0)),
+        ("integer", json!(5)),
+        ("counter", json!(0)),
+        ("flag", json!(false)),
+        ("label", json!("abc")),
+        ("mode", json!("Auto")),
+        ("roi", Value::Null),
+        ("position", json!([0, 0, 0])),
+        ("gain", json!(1.0)),
+        ("hardware-value", json!(0)),
+    ] {
+        assert_eq!(
+            served.value(&format!("/things_test/{name}")).await,
+            expected,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn writes_of_every_kind_round_trip_and_reach_rust() {
+    let (served, thing) = everything().await;
+    for (name, value) in [
+        ("number", json!(0.5)),
+        ("integer", json!(15)),
+        ("flag", json!(true)),
+        ("label", json!("xyz")),
+        ("mode", json!("Manual")),
+        ("roi", json!({"x": 3, "y": 4})),
+        ("position", json!([1, -2, 3])),
+        ("gain", json!(2.5)),
+        ("hardware-value", json!(7)),
+    ] {
+        let path = format!("/things_test/{name}");
+        let response = served.put(&path, value.clone()).await;
+        assert_eq!(response.status(), 204, "PUT {name}");
+        assert_eq!(served.value(&path).await, value, "{name}");
+    }
+    assert_eq!(thing.roi.get(), Some(Roi { x: 3, y: 4 }));
+    assert_eq!(thing.mode.get(), Mode::Manual);
+}
+
+#[tokio::test]
+async fn bad_values_are_422_problems_naming_the_property_and_the_rule() {
+    let (served, thing) = everything().await;
+    for (name, value, reason) in [
+        ("number", json!(0.01), "minimum"),
+        ("number", json!(1e6), "maximum"),
+        ("integer", json!(0), "exclusiveMinimum"),
+        ("integer", json!(7), "multipleOf"),
+        ("integer", json!(2.5), "invalid type"),
+        ("label", json!("a"), "minLength"),
+        ("label", json!("abcdefghi"), "maxLength"),
+        ("label", json!("ABC"), "pattern"),
+        ("flag", json!("yes"), "invalid type"),
+        ("mode", json!("Turbo"), "unknown variant"),
+        ("roi", json!({"x": 1, "y": "two"}), "at `y`"),
+        ("position", json!([1, 2]), "invalid length"),
+    ] {
+        let response = served
+            .put(&format!("/things_test/{name}"), value.clone())
+            .await;
+        let body = problem(response, 422).await;
+        assert_eq!(body["invalid-params"][0]["name"], name, "{name} {value}");
+        let reason_text = body["invalid-params"][0]["reason"].as_str().unwrap();
+        assert!(
+            reason_text.contains(reason),
+            "{name} {value}: {reason_text}"
+        );
+    }
+    assert_eq!(thing.number.get(), 10.0, "rejected writes change nothing");
+    assert_eq!(thing.label.get(), "abc");
+}
+
+#[tokio::test]
+async fn writing_a_read_only_property_is_405_allowing_get() {
+    let (served, _) = everything().await;
+    let response = served.put("/things_test/counter", json!(5)).await;
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
+    let body = problem(response, 405).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("read-only"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_get_clear_400_and_415_problems() {
+    let (served, _) = everything().await;
+    let put = |content_type: &'static str, body: &'static str| {
+        served
+            .client
+            .put(served.url("/things_test/number"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let body = problem(put("text/plain", "5").await.unwrap(), 415).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("application/json"),
+        "{body}"
+    );
+    let body = problem(put("application/json", "{5").await.unwrap(), 400).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("not valid JSON"),
+        "{body}"
+    );
+    let body = problem(put("application/json", "").await.unwrap(), 400).await;
+    assert!(body["detail"].as_str().unwrap().contains("empty"), "{body}");
+    // No Content-Type at all is read as JSON, as curl users expect.
+    let response = served
+        .client
+        .put(served.url("/things_test/number"))
+        .body("20")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+}
+
+#[tokio::test]
+async fn a_setter_hook_error_keeps_the_value_and_sets_the_status() {
+    let (served, thing) = everything().await;
+    let body = problem(
+        served.put("/things_test/hardware-value", json!(13)).await,
+        503,
+    )
+    .await;
+    assert_eq!(body["detail"], "the hardware refuses 13");
+    assert_eq!(thing.hooked.get(), 0);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let (served, _) = everything().await;
+    problem(served.get("/no_such_thing/").await, 404).await;
+    problem(served.get("/things_test/no_such_property").await, 404).await;
+    let response = served
+        .client
+        .delete(served.url("/things_test/number"))
+        .send()
+        .await
+        .unwrap();
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("PUT") && allow.contains("GET"), "{allow}");
+    let body = problem(response, 405).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("DELETE"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_index_routes_list_every_thing() {
+    let (served, _) = everything().await;
+    let things = served.value("/things/").await;
+    assert_eq!(things, json!({"things_test": served.url("/things_test/")}));
+    let tds = served.value("/thing_descriptions/").await;
+    assert_eq!(tds["things_test"]["title"], "Everything");
+    assert_eq!(tds["things_test"]["base"], served.url("/"));
+}
+
+#[tokio::test]
+async fn an_api_prefix_moves_every_route_and_the_td_base() {
+    let server = ThingServer::builder()
+        .api_prefix("/api/v3")
+        .add_thing("things_test", Everything::new())
+        .build()
+        .unwrap();
+    let served = Served::start(server).await;
+    assert_eq!(
+        served.value("/api/v3/things_test/number").await,
+        json!(10.0)
+    );
+    let td = served.value("/api/v3/things_test/").await;
+    assert_eq!(td["base"], served.url("/api/v3/"));
+    assert_eq!(served.get("/api/v3/docs/").await.status(), 200);
+    problem(served.get("/things_test/number").await, 404).await;
+}
+
+#[tokio::test]
+async fn a_setting_survives_a_restart() {
+    let folder = tempfile::tempdir().unwrap();
+    let build = || {
+        ThingServer::builder()
+            .settings_folder(folder.path())
+            .add_thing("things_test", Everything::new())
+            .build()
+            .unwrap()
+    };
+    let served = Served::start(build()).await;
+    assert_eq!(
+        served.put("/things_test/gain", json!(4.5)).await.status(),
+        204
+    );
+    // A plain property is not a setting.
+    assert_eq!(
+        served
+            .put("/things_test/number", json!(42.0))
+            .await
+            .status(),
+        204
+    );
+    served.shutdown().await.unwrap();
+
+    let file = folder.path().join("things_test").join("settings.json");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved, json!({"gain": 4.5}));
+
+    let served = Served::start(build()).await;
+    assert_eq!(served.value("/things_test/gain").await, json!(4.5));
+    assert_eq!(served.value("/things_test/number").await, json!(10.0));
+}
+
+#[tokio::test]
+async fn a_corrupt_settings_file_is_kept_aside_and_defaults_are_used() {
+    let folder = tempfile::tempdir().unwrap();
+    let thing_folder = folder.path().join("things_test");
+    std::fs::create_dir_all(&thing_folder).unwrap();
+    std::fs::write(thing_folder.join("settings.json"), b"{\"gain\": 4.5").unwrap();
+    let server = ThingServer::builder()
+        .settings_folder(folder.path())
+        .add_thing("things_test", Everything::new())
+        .build()
+        .unwrap();
+    let served = Served::start(server).await;
+    assert_eq!(served.value("/things_test/gain").await, json!(1.0));
+    let aside: Vec<String> = std::fs::read_dir(&thing_folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("settings.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the corrupt file is kept aside");
+    let kept = std::fs::read(thing_folder.join(&aside[0])).unwrap();
+    assert_eq!(kept, b"{\"gain\": 4.5", "byte for byte");
+    // A new write makes a fresh, valid file.
+    assert_eq!(
+        served.put("/things_test/gain", json!(3.0)).await.status(),
+        204
+    );
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(thing_folder.join("settings.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved, json!({"gain": 3.0}));
+}
+
+#[tokio::test]
+async fn saved_values_that_no_longer_fit_keep_their_default_and_the_file_is_copied_aside() {
+    let folder = tempfile::tempdir().unwrap();
+    let thing_folder = folder.path().join("things_test");
+    std::fs::create_dir_all(&thing_folder).unwrap();
+    std::fs::write(
+        thing_folder.join("settings.json"),
+        br#"{"gain": 99.0, "retired_setting": "kept"}"#,
+    )
+    .unwrap();
+    let server = ThingServer::builder()
+        .settings_folder(folder.path())
+        .add_thing("things_test", Everything::new())
+        .build()
+        .unwrap();
+    let served = Served::start(server).await;
+    assert_eq!(served.value("/things_test/gain").await, json!(1.0));
+    let copies = std::fs::read_dir(&thing_folder)
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("settings.json.rejected-")
+        })
+        .count();
+    assert_eq!(copies, 1);
+    assert_eq!(
+        served.put("/things_test/gain", json!(2.0)).await.status(),
+        204
+    );
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(thing_folder.join("settings.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        saved,
+        json!({"retired_setting": "kept", "gain": 2.0}),
+        "unknown keys are kept"
+    );
+}
+
+#[test]
+fn thing_names_are_checked() {
+    let build = |name: &str| {
+        ThingServer::builder()
+            .add_thing(name, Everything::new())
+            .build()
+    };
+    for bad in [
+        "",
+        "has space",
+        "a/b",
+        "ümlaut",
+        "things",
+        "docs",
+        "openapi.json",
+    ] {
+        assert!(
+            matches!(build(bad), Err(ServerError::InvalidName { .. })),
+            "{bad:?} is refused"
+        );
+    }
+    assert!(build("camera-2_b").is_ok());
+    let twice = ThingServer::builder()
+        .add_thing("a", Everything::new())
+        .add_thing("a", Everything::new())
+        .build();
+    assert!(matches!(twice, Err(ServerError::DuplicateName(name)) if name == "a"));
+    let shared = Arc::new(Everything::new());
+    let again = ThingServer::builder()
+        .add_thing("a", shared.clone())
+        .add_thing("b", shared)
+        .build();
+    assert!(matches!(again, Err(ServerError::AlreadyAdded { .. })));
+}
+
+/// A Thing whose hardware may fail to open.
+#[derive(Thing)]
+#[thing(on_start = Self::open, on_stop = Self::close)]
+struct Fragile {
+    #[property]
+    value: Property<i32>,
+    fail: bool,
+    started: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Fragile {
+    fn new(fail: bool) -> Self {
+        Self {
+            value: Property::new(1),
+            fail,
+            started: Arc::default(),
+            stopped: Arc::default(),
+        }
+    }
+
+    async fn open(&self) -> Result<(), std::io::Error> {
+        if self.fail {
+            return Err(std::io::Error::other("no camera on /dev/video0"));
+        }
+        self.started.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_start_hook_stops_the_server_with_the_things_name() {
+    let healthy = Arc::new(Fragile::new(false));
+    let server = ThingServer::builder()
+        .add_thing("healthy", healthy.clone())
+        .add_thing("broken", Fragile::new(true))
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = server
+        .serve_with(listener, std::future::pending())
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("broken") && message.contains("/dev/video0"),
+        "{message}"
+    );
+    assert!(
+        healthy.stopped.load(Ordering::SeqCst),
+        "Things already started are stopped"
+    );
+}
+
+#[tokio::test]
+async fn start_runs_before_serving_and_stop_at_shutdown_ending_streams() {
+    let fragile = Arc::new(Fragile::new(false));
+    let everything = Arc::new(Everything::new());
+    everything
+        .camera
+        .add_frame([0xFF, 0xD8, 0xFF, 0xD9])
+        .unwrap();
+    let server = ThingServer::builder()
+        .add_thing("fragile", fragile.clone())
+        .add_thing("things_test", everything.clone())
+        .build()
+        .unwrap();
+    let served = Served::start(server).await;
+    assert_eq!(served.value("/fragile/value").await, json!(1));
+    assert!(fragile.started.load(Ordering::SeqCst));
+    let mut viewer = served.get("/things_test/camera").await;
+    assert!(viewer.chunk().await.unwrap().is_some());
+    eventually(|| everything.camera.viewers() == 1).await;
+    let (stop, task) = (served.stop, served.task);
+    let _ = stop.send(());
+    // The stream ends cleanly, so the server can finish.
+    while viewer.chunk().await.unwrap().is_some() {}
+    task.await.unwrap().unwrap();
+    assert!(fragile.stopped.load(Ordering::SeqCst));
+}
