@@ -46,11 +46,11 @@ mod thing;
 pub struct ReadmeDoctests;
 
 pub use error::{InvalidParam, PROBLEM_JSON, Problem};
-pub use labthings_macros::Thing;
+pub use labthings_macros::{Thing, data};
 pub use property::{Property, PropertyError, SetError};
 pub use server::{
-    ConnectionOptions, IntoShared, Serve, ServerError, ThingServer, ThingServerBuilder, serve,
-    shutdown_signal,
+    CommandLine, ConfigError, ConnectionOptions, IntoShared, Serve, ServerConfig, ServerError,
+    ThingContext, ThingRegistry, ThingServer, ThingServerBuilder, run, serve, shutdown_signal,
 };
 pub use thing::{BoxError, PropertyDescriptor, StreamDescriptor, Thing, ThingDescriptor};
 

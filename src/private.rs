@@ -3,6 +3,9 @@
 
 use serde_json::Value;
 
+pub use schemars;
+pub use serde;
+
 pub use crate::property::{Constraints, DynProperty};
 pub use crate::thing::{BoxError, PropertyDescriptor, StreamDescriptor, ThingDescriptor};
 

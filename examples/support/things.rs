@@ -120,3 +120,59 @@ impl Stage {
         }
     }
 }
+
+/// The simulated instruments this project ships, by type name, for configuration files.
+pub fn registry() -> labthings::ThingRegistry {
+    labthings::ThingRegistry::new()
+        .register("simulated_stage", |_: NoArgs, _| Ok(Stage::new()))
+        .register("simulated_camera", |args: CameraArgs, things| {
+            let settings = CameraSettings {
+                width: args.width,
+                height: args.height,
+                fps: args.fps,
+                ..CameraSettings::default()
+            };
+            let camera = Camera::new(settings);
+            Ok(match args.stage {
+                true => camera.with_stage(&*things.slot::<Stage>("stage")?),
+                false => camera,
+            })
+        })
+}
+
+/// The microscope the README's first command starts: a stage and a camera looking through it.
+pub const MICROSCOPE_CONFIG: &str = r#"{
+    "things": {
+        "stage": "simulated_stage",
+        "camera": {"class": "simulated_camera", "kwargs": {"stage": true}}
+    }
+}"#;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// Arguments of `simulated_camera` in a configuration file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraArgs {
+    #[serde(default = "default_width")]
+    width: usize,
+    #[serde(default = "default_height")]
+    height: usize,
+    #[serde(default = "default_fps")]
+    fps: f64,
+    /// Whether the camera looks through the stage (slot `stage`).
+    #[serde(default)]
+    stage: bool,
+}
+
+fn default_width() -> usize {
+    640
+}
+fn default_height() -> usize {
+    480
+}
+fn default_fps() -> f64 {
+    30.0
+}

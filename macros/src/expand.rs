@@ -170,6 +170,6 @@ fn type_checks(ty: &syn::Type, options: &PropertyOptions) -> TokenStream {
 fn option_str(text: Option<&str>) -> TokenStream {
     match text {
         Some(text) => quote!(::core::option::Option::Some(#text)),
-        None => quote!(::core::option::Option::None),
+        None => quote!(::core::option::Option::<&'static str>::None),
     }
 }

@@ -22,3 +22,29 @@ pub fn derive_thing(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::derive(&input).into()
 }
+
+/// Makes a struct or enum usable as a property value with one line: derives `Serialize`,
+/// `Deserialize` and `JsonSchema` through labthings' own re-exports, so the crate using it needs
+/// neither serde nor schemars as a dependency. `#[serde(...)]` and `#[schemars(...)]` attributes
+/// on the type and its fields work as usual.
+#[proc_macro_attribute]
+pub fn data(args: TokenStream, item: TokenStream) -> TokenStream {
+    if !args.is_empty() {
+        let args = proc_macro2::TokenStream::from(args);
+        return syn::Error::new_spanned(args, "`#[labthings::data]` takes no arguments")
+            .into_compile_error()
+            .into();
+    }
+    let item = proc_macro2::TokenStream::from(item);
+    quote::quote! {
+        #[derive(
+            ::labthings::__private::serde::Serialize,
+            ::labthings::__private::serde::Deserialize,
+            ::labthings::__private::schemars::JsonSchema,
+        )]
+        #[serde(crate = "::labthings::__private::serde")]
+        #[schemars(crate = "::labthings::__private::schemars")]
+        #item
+    }
+    .into()
+}

@@ -102,6 +102,21 @@ pub struct ThingServerBuilder {
     errors: Vec<ServerError>,
 }
 
+impl std::fmt::Debug for ThingServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThingServerBuilder")
+            .field("api_prefix", &self.api_prefix)
+            .field("settings_folder", &self.settings_folder)
+            .field("public_url", &self.public_url)
+            .field(
+                "things",
+                &self.things.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            )
+            .field("errors", &self.errors)
+            .finish_non_exhaustive()
+    }
+}
+
 type Attach = Box<dyn FnOnce(&Context) -> Result<Parts, ServerError> + Send>;
 
 struct Pending {

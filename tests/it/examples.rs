@@ -171,3 +171,76 @@ fn the_test_pattern_draws_the_caption() {
     let captioned = pattern.render(0.0, "12:34", 0).to_vec();
     assert_ne!(blank, captioned, "the caption changes pixels");
 }
+
+fn config_error(json: &str) -> String {
+    let config = labthings::ServerConfig::from_json(json).unwrap();
+    things::registry().builder(&config).unwrap_err().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_microscope_configuration_serves_a_stage_and_a_camera_that_share_it() {
+    let config = labthings::ServerConfig::from_json(things::MICROSCOPE_CONFIG).unwrap();
+    let server = things::registry()
+        .builder(&config)
+        .unwrap()
+        .build()
+        .unwrap();
+    let (address, _stop, _task) = spawn_thing_server(server).await;
+    let listed: serde_json::Value = reqwest::get(format!("http://{address}/things/"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["stage", "camera"]
+    );
+    let (width, _, _) = decode(&snapshot(address, "/camera/mjpeg_stream").await);
+    assert_eq!(width, 640);
+}
+
+#[test]
+fn configuration_mistakes_are_named() {
+    let unknown = config_error(r#"{"things": {"cam": "usb_camera"}}"#);
+    assert!(
+        unknown.contains("usb_camera") && unknown.contains("simulated_camera"),
+        "{unknown}"
+    );
+    let kwargs = config_error(
+        r#"{"things": {"cam": {"class": "simulated_camera", "kwargs": {"fps": "fast"}}}}"#,
+    );
+    assert!(kwargs.contains("cam") && kwargs.contains("fps"), "{kwargs}");
+    let no_stage = config_error(
+        r#"{"things": {"cam": {"class": "simulated_camera", "kwargs": {"stage": true}}}}"#,
+    );
+    assert!(no_stage.contains("slot \"stage\""), "{no_stage}");
+    let wrong_slot = config_error(
+        r#"{"things": {
+            "s": "simulated_stage",
+            "cam": {"class": "simulated_camera", "kwargs": {"stage": true}, "thing_slots": {"stage": "nope"}}
+        }}"#,
+    );
+    assert!(wrong_slot.contains("\"nope\""), "{wrong_slot}");
+    let two_stages = config_error(
+        r#"{"things": {
+            "a": "simulated_stage", "b": "simulated_stage",
+            "cam": {"class": "simulated_camera", "kwargs": {"stage": true}}
+        }}"#,
+    );
+    assert!(two_stages.contains("thing_slots"), "{two_stages}");
+    let named = labthings::ServerConfig::from_json(
+        r#"{"things": {
+            "a": "simulated_stage", "b": "simulated_stage",
+            "cam": {"class": "simulated_camera", "kwargs": {"stage": true}, "thing_slots": {"stage": "b"}}
+        }, "api_prefix": "/api"}"#,
+    )
+    .unwrap();
+    let server = things::registry().builder(&named).unwrap().build().unwrap();
+    assert!(
+        server
+            .routes()
+            .iter()
+            .any(|(_, path)| path == "/api/b/position")
+    );
+}

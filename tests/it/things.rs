@@ -18,7 +18,8 @@ pub enum Mode {
 }
 
 /// A region of interest on the sensor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[labthings::data]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Roi {
     pub x: u32,
     pub y: u32,
