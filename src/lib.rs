@@ -1,32 +1,18 @@
 //! # labthings
 //!
-//! A web framework for laboratory instruments. Describe a camera, stage or spectrometer in Rust
-//! and serve it over HTTP with the protocol of
+//! A web framework for laboratory instruments. Describe a camera, stage or spectrometer as a
+//! Rust struct, derive [`Thing`], and serve it over HTTP with the protocol of
 //! [labthings-fastapi](https://github.com/labthings/labthings-fastapi), so existing LabThings
-//! clients keep working.
+//! clients keep working: property routes, a W3C Thing Description, an OpenAPI 3.1 document with
+//! an offline API browser, settings that survive restarts, and live MJPEG streams.
 //!
-//! This release holds the live-stream core:
-//!
-//! - [`stream::MjpegStream`]: a timestamped ring buffer of JPEG frames that a camera thread adds
-//!   to and any number of viewers read, each skipping to the newest frame when it falls behind;
-//! - [`stream::MjpegStreamResponse`] and [`stream::routes`]: the stream, a snapshot and a viewer
-//!   page over HTTP, on any axum router;
-//! - [`serve`]: an HTTP server that bounds what each connection queues, so a slow viewer gets
-//!   recent frames and never holds up the others;
+//! - [`Thing`], [`Property`], [`ThingServer`]: the framework (guide below).
+//! - [`stream`]: live MJPEG streams, usable on their own with any axum router.
+//! - [`serve`]: the HTTP server underneath, which bounds what each connection queues so a slow
+//!   viewer gets recent frames and never holds up the others.
 //! - [`Problem`]: RFC 9457 problem details, the body of every error.
 //!
-//! # Examples
-//!
-//! ```no_run
-//! use labthings::stream::{self, MjpegStream};
-//!
-//! # #[tokio::main] async fn main() -> std::io::Result<()> {
-//! let camera = MjpegStream::new();
-//! let app = axum::Router::new().merge(stream::routes("/camera/mjpeg_stream", camera.clone()));
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
-//! labthings::serve(listener, app).await
-//! # }
-//! ```
+#![doc = include_str!("../docs/things.md")]
 
 #[doc(hidden)]
 #[path = "private.rs"]

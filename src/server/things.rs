@@ -54,6 +54,11 @@ pub enum ServerError {
         /// The Thing.
         thing: String,
     },
+    /// An allowed origin is not `scheme://host[:port]`.
+    #[error(
+        "invalid CORS origin {0:?}: expected scheme://host[:port], such as http://lab-ui.local:8080"
+    )]
+    InvalidOrigin(String),
     /// The API prefix is not of the form `/segment/...`.
     #[error("invalid API prefix {0:?}: it must start with `/` and not end with one")]
     InvalidPrefix(String),
@@ -210,8 +215,46 @@ impl ThingServerBuilder {
         self
     }
 
-    /// Allows browsers on other origins to use the API. Off by default. Never combine a
-    /// wildcard origin with credentials (tower-http refuses that configuration).
+    /// Lets web pages from these origins (`"http://lab-ui.local:8080"`) use the API: reads,
+    /// writes and streams, with `Content-Type` and `Authorization` headers, no cookies. Off by
+    /// default: only pages served by this server itself can use it. An origin that is not
+    /// `scheme://host[:port]` is reported by [`build`](Self::build).
+    pub fn allow_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut allowed = Vec::new();
+        for origin in origins {
+            let origin = origin.as_ref();
+            let trimmed = origin.trim_end_matches('/');
+            let host = trimmed
+                .strip_prefix("http://")
+                .or_else(|| trimmed.strip_prefix("https://"));
+            let valid = host.is_some_and(|h| !h.is_empty() && !h.contains(['/', ' ', '*']));
+            match HeaderValue::from_str(trimmed) {
+                Ok(value) if valid => allowed.push(value),
+                _ => self
+                    .errors
+                    .push(ServerError::InvalidOrigin(origin.to_owned())),
+            }
+        }
+        self.cors = Some(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(allowed)
+                .allow_methods([Method::GET, Method::PUT, Method::POST, Method::DELETE])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .expose_headers([
+                    header::HeaderName::from_static(crate::stream::TIMESTAMP_HEADER),
+                    header::HeaderName::from_static(crate::stream::FRAME_INDEX_HEADER),
+                ]),
+        );
+        self
+    }
+
+    /// Full control of cross-origin access with tower-http's `CorsLayer`, instead of
+    /// [`allow_origins`](Self::allow_origins). Never combine a wildcard origin with
+    /// credentials (tower-http refuses that configuration).
     pub fn cors(mut self, cors: tower_http::cors::CorsLayer) -> Self {
         self.cors = Some(cors);
         self

@@ -554,3 +554,61 @@ async fn start_runs_before_serving_and_stop_at_shutdown_ending_streams() {
     task.await.unwrap().unwrap();
     assert!(fragile.stopped.load(Ordering::SeqCst));
 }
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let server = ThingServer::builder()
+        .allow_origins(["http://lab-ui.local:8080"])
+        .add_thing("things_test", Everything::new())
+        .build()
+        .unwrap();
+    let served = Served::start(server).await;
+    let preflight = |origin: &'static str| {
+        served
+            .client
+            .request(reqwest::Method::OPTIONS, served.url("/things_test/number"))
+            .header("origin", origin)
+            .header("access-control-request-method", "PUT")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("http://lab-ui.local:8080").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://lab-ui.local:8080"
+    );
+    assert!(
+        allowed
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let other = preflight("http://elsewhere.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    let bad = ThingServer::builder().allow_origins(["*"]).build();
+    assert!(matches!(bad, Err(ServerError::InvalidOrigin(origin)) if origin == "*"));
+    let bad = ThingServer::builder()
+        .allow_origins(["lab-ui.local"])
+        .build();
+    assert!(matches!(bad, Err(ServerError::InvalidOrigin(_))));
+}
+
+#[tokio::test]
+async fn without_cors_other_origins_get_no_access_headers() {
+    let (served, _) = everything().await;
+    let response = served
+        .client
+        .get(served.url("/things_test/number"))
+        .header("origin", "http://elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
