@@ -17,6 +17,7 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+pub mod action;
 mod error;
 mod openapi;
 pub mod property;
@@ -31,8 +32,9 @@ mod thing;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+pub use action::{ActionContext, Blob, Cancelled};
 pub use error::{InvalidParam, PROBLEM_JSON, Problem};
-pub use labthings_macros::{Thing, data};
+pub use labthings_macros::{Thing, data, thing_actions};
 pub use property::{Property, PropertyError, SetError};
 pub use server::{
     CommandLine, ConfigError, ConnectionOptions, IntoShared, Serve, ServerConfig, ServerError,

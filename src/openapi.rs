@@ -30,6 +30,22 @@ impl RouteDoc {
         }
     }
 
+    pub(crate) fn post(path: String, operation: Value) -> Self {
+        Self {
+            method: Method::POST,
+            path,
+            operation,
+        }
+    }
+
+    pub(crate) fn delete(path: String, operation: Value) -> Self {
+        Self {
+            method: Method::DELETE,
+            path,
+            operation,
+        }
+    }
+
     pub(crate) fn put(path: String, operation: Value) -> Self {
         Self {
             method: Method::PUT,
@@ -61,10 +77,82 @@ pub(crate) fn document(prefix: &str, routes: &[RouteDoc]) -> Result<OpenApi, Str
             "version": env!("CARGO_PKG_VERSION"),
         },
         "paths": paths,
-        "components": {"schemas": {"Problem": problem_schema()}},
+        "components": {"schemas": {
+            "Problem": problem_schema(),
+            "Invocation": crate::server::invocation_schema(),
+        }},
     });
-    let document = crate::schema::without_const(&document);
-    serde_json::from_value(document).map_err(|error| format!("OpenAPI document: {error}"))
+    let document = adapt_schemas(document);
+    serde_json::from_value(document.clone()).map_err(|error| {
+        // serde's message for an untagged enum does not say where; find the part that fails.
+        let culprit = document["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .find(|(_, item)| {
+                serde_json::from_value::<utoipa::openapi::PathItem>((*item).clone()).is_err()
+            })
+            .map(|(path, _)| format!("path {path}"))
+            .or_else(|| {
+                document["components"]["schemas"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .find(|(_, schema)| {
+                        serde_json::from_value::<utoipa::openapi::RefOr<utoipa::openapi::Schema>>(
+                            (*schema).clone(),
+                        )
+                        .is_err()
+                    })
+                    .map(|(name, _)| format!("component {name}"))
+            })
+            .unwrap_or_else(|| "the document".to_owned());
+        format!("OpenAPI document: {culprit} cannot be represented: {error}")
+    })
+}
+
+/// Adapts every schema in the document (components, parameters, bodies, responses) to utoipa's
+/// model with [`crate::schema::for_openapi`].
+fn adapt_schemas(mut document: Value) -> Value {
+    let adapt = |schema: &mut Value| *schema = crate::schema::for_openapi(schema);
+    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
+        schemas.values_mut().for_each(adapt);
+    }
+    let contents = |holder: &mut Value| {
+        if let Some(content) = holder.get_mut("content").and_then(Value::as_object_mut) {
+            for media in content.values_mut() {
+                if let Some(schema) = media.get_mut("schema") {
+                    adapt(schema);
+                }
+            }
+        }
+    };
+    if let Some(paths) = document["paths"].as_object_mut() {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for operation in item.values_mut() {
+                if let Some(parameters) = operation
+                    .get_mut("parameters")
+                    .and_then(Value::as_array_mut)
+                {
+                    for parameter in parameters {
+                        if let Some(schema) = parameter.get_mut("schema") {
+                            adapt(schema);
+                        }
+                    }
+                }
+                if let Some(body) = operation.get_mut("requestBody") {
+                    contents(body);
+                }
+                if let Some(responses) = operation
+                    .get_mut("responses")
+                    .and_then(Value::as_object_mut)
+                {
+                    responses.values_mut().for_each(contents);
+                }
+            }
+        }
+    }
+    document
 }
 
 /// A value schema with a property's constraints written in.

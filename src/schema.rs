@@ -1,6 +1,6 @@
 //! One schema source for both documents: schemars generates a JSON Schema (2020-12) for each
 //! value type; [`to_td`] turns it into a W3C TD 1.1 DataSchema, and the OpenAPI document uses it
-//! with every `const` as a one-value `enum` ([`without_const`]; utoipa has no `const`). The
+//! adapted to utoipa's model by [`for_openapi`] (no `const`; every schema has a `type`). The
 //! conversions are tested below, including utoipa's round trip, so the two documents describe
 //! the same values.
 
@@ -90,19 +90,58 @@ fn td_member(key: &str, value: &Value) -> Value {
     }
 }
 
-/// Rewrites every `const` as a one-value `enum` (utoipa has no `const`).
-pub(crate) fn without_const(schema: &Value) -> Value {
+/// Every JSON type: how an unconstrained schema ("any value") is written for utoipa.
+const ANY_TYPE: [&str; 7] = [
+    "string", "number", "integer", "boolean", "array", "object", "null",
+];
+
+/// Adapts a JSON Schema to what utoipa's OpenAPI model can hold, without changing its meaning:
+/// every `const` becomes a one-value `enum` (utoipa has no `const`), and a schema that allows
+/// any value (`true`, or an object with no `type` and no combinator) lists every JSON type
+/// (utoipa needs a `type`).
+pub(crate) fn for_openapi(schema: &Value) -> Value {
     match schema {
-        Value::Object(object) => Value::Object(
-            object
+        Value::Bool(true) => serde_json::json!({"type": ANY_TYPE}),
+        Value::Object(object) => {
+            let mut adapted: Map<String, Value> = object
                 .iter()
                 .map(|(key, value)| match key.as_str() {
                     "const" => ("enum".to_owned(), Value::Array(vec![value.clone()])),
-                    _ => (key.clone(), without_const(value)),
+                    // Maps whose values are schemas, and lists of schemas.
+                    "properties" | "$defs" | "patternProperties" => (
+                        key.clone(),
+                        Value::Object(
+                            value
+                                .as_object()
+                                .map(|members| {
+                                    members
+                                        .iter()
+                                        .map(|(k, v)| (k.clone(), for_openapi(v)))
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                        ),
+                    ),
+                    "items"
+                    | "additionalProperties"
+                    | "not"
+                    | "prefixItems"
+                    | "oneOf"
+                    | "anyOf"
+                    | "allOf" => (key.clone(), for_openapi(value)),
+                    // Anything else (examples, defaults, enums) is data, not schema.
+                    _ => (key.clone(), value.clone()),
                 })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(without_const).collect()),
+                .collect();
+            const SHAPED: &[&str] = &[
+                "type", "$ref", "oneOf", "anyOf", "allOf", "not", "enum", "const",
+            ];
+            if !SHAPED.iter().any(|key| object.contains_key(*key)) {
+                adapted.insert("type".to_owned(), serde_json::json!(ANY_TYPE));
+            }
+            Value::Object(adapted)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(for_openapi).collect()),
         other => other.clone(),
     }
 }
@@ -114,7 +153,7 @@ mod tests {
     use utoipa::openapi::{RefOr, Schema};
 
     fn to_openapi(schema: &Value) -> Result<RefOr<Schema>, serde_json::Error> {
-        serde_json::from_value(without_const(schema))
+        serde_json::from_value(for_openapi(schema))
     }
 
     #[derive(serde::Serialize, serde::Deserialize, JsonSchema)]
@@ -182,11 +221,29 @@ mod tests {
             json_schema_of::<Option<f64>>(),
             json_schema_of::<u8>(),
             json_schema_of::<String>(),
+            json_schema_of::<Value>(),
+            json_schema_of::<std::collections::BTreeMap<String, Value>>(),
+            serde_json::json!({"description": "anything"}),
         ] {
             let converted = to_openapi(&schema).unwrap();
             let back = serde_json::to_value(&converted).unwrap();
-            assert_eq!(back, without_const(&schema), "utoipa kept every keyword");
+            assert_eq!(back, for_openapi(&schema), "utoipa kept every keyword");
         }
+    }
+
+    #[test]
+    fn unconstrained_schemas_list_every_type_for_utoipa() {
+        assert_eq!(
+            for_openapi(&json!({"description": "anything"})),
+            json!({"description": "anything", "type": ANY_TYPE})
+        );
+        assert_eq!(for_openapi(&json!(true)), json!({"type": ANY_TYPE}));
+        let shaped = json!({"oneOf": [{"type": "null"}, {"$ref": "#/x"}]});
+        assert_eq!(
+            for_openapi(&shaped),
+            shaped,
+            "combinators and refs are left alone"
+        );
     }
 
     #[test]

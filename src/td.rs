@@ -84,7 +84,11 @@ impl ThingDescription {
                     )
                 })
                 .collect(),
-            actions: Map::new(),
+            actions: descriptor
+                .actions
+                .iter()
+                .map(|action| (action.name.to_owned(), action_affordance(thing, action)))
+                .collect(),
             links: descriptor
                 .streams
                 .iter()
@@ -132,6 +136,42 @@ fn property_affordance<T>(thing: &str, property: &PropertyDescriptor<T>) -> Valu
             "op": ops,
             "contentType": "application/json",
         }]),
+    );
+    Value::Object(affordance)
+}
+
+/// An action affordance: input and output DataSchemas, and forms to invoke, query and cancel.
+fn action_affordance<T>(thing: &str, action: &crate::action::ActionDescriptor<T>) -> Value {
+    let mut affordance = Map::new();
+    if let Some(title) = action.title {
+        affordance.insert("title".to_owned(), title.into());
+    }
+    if let Some(description) = action.description {
+        affordance.insert("description".to_owned(), description.into());
+    }
+    affordance.insert(
+        "input".to_owned(),
+        crate::schema::to_td(&(action.input_schema)()),
+    );
+    affordance.insert(
+        "output".to_owned(),
+        crate::schema::to_td(&(action.output_schema)()),
+    );
+    affordance.insert("safe".to_owned(), false.into());
+    affordance.insert("idempotent".to_owned(), false.into());
+    affordance.insert("synchronous".to_owned(), false.into());
+    affordance.insert(
+        "uriVariables".to_owned(),
+        serde_json::json!({"id": {"type": "string", "description": "An invocation id"}}),
+    );
+    affordance.insert(
+        "forms".to_owned(),
+        serde_json::json!([
+            {"href": format!("{thing}/{}", action.name), "op": ["invokeaction"],
+             "htv:methodName": "POST", "contentType": "application/json"},
+            {"href": "action_invocations/{id}", "op": ["queryaction"], "htv:methodName": "GET"},
+            {"href": "action_invocations/{id}", "op": ["cancelaction"], "htv:methodName": "DELETE"},
+        ]),
     );
     Value::Object(affordance)
 }

@@ -31,7 +31,7 @@ pub trait Thing: Send + Sync + Sized + 'static {
     }
 }
 
-/// Everything a Thing offers, as built by `#[derive(Thing)]`.
+/// Everything a Thing offers, as built by `#[derive(Thing)]` (and `#[thing_actions]`).
 #[non_exhaustive]
 pub struct ThingDescriptor<T> {
     /// A short human-readable name (TD `title`).
@@ -42,6 +42,8 @@ pub struct ThingDescriptor<T> {
     pub properties: Vec<PropertyDescriptor<T>>,
     /// Live MJPEG streams, in declaration order.
     pub streams: Vec<StreamDescriptor<T>>,
+    /// Actions, from `#[thing_actions]`, in declaration order.
+    pub actions: Vec<crate::action::ActionDescriptor<T>>,
 }
 
 impl<T> ThingDescriptor<T> {
@@ -52,6 +54,7 @@ impl<T> ThingDescriptor<T> {
             description: None,
             properties: Vec::new(),
             streams: Vec::new(),
+            actions: Vec::new(),
         }
     }
 }

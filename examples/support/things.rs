@@ -5,8 +5,10 @@
 use std::convert::Infallible;
 use std::sync::Mutex;
 
+use std::time::Duration;
+
 use labthings::stream::MjpegStream;
-use labthings::{Property, Thing};
+use labthings::{ActionContext, Blob, Cancelled, Property, Thing, thing_actions};
 
 use super::sim::{CameraSettings, Scene, SceneSource, SimulatedCamera};
 
@@ -82,6 +84,20 @@ impl Camera {
     }
 }
 
+#[thing_actions]
+impl Camera {
+    /// Capture a full-resolution JPEG.
+    ///
+    /// Waits for the next frame, so the picture is taken after the call.
+    async fn capture(&self) -> Result<Blob, String> {
+        let frame = tokio::time::timeout(Duration::from_secs(5), self.mjpeg_stream.grab_frame())
+            .await
+            .map_err(|_| "the camera produced no frame in 5 s; is it running?".to_owned())?
+            .map_err(|error| error.to_string())?;
+        Ok(Blob::new(frame.frame, "image/jpeg"))
+    }
+}
+
 /// What the capture thread reads before each frame and reports after it.
 struct Sensor {
     exposure_ms: Property<f64>,
@@ -118,6 +134,39 @@ impl Stage {
         Self {
             position: Property::new([0, 0, 0]),
         }
+    }
+}
+
+#[thing_actions]
+impl Stage {
+    /// Move by a number of steps on each axis, and return the new position.
+    ///
+    /// Moves of one stage never overlap: a second move waits for the first.
+    #[action(lock)]
+    fn move_relative(&self, x: i64, y: i64, z: Option<i64>) -> Result<[i64; 3], String> {
+        let [px, py, pz] = self.position.get();
+        let target = [px + x, py + y, pz + z.unwrap_or(0)];
+        // A real stage would take time; this one takes a moment per move.
+        std::thread::sleep(Duration::from_millis(20));
+        self.position
+            .publish(target)
+            .map_err(|error| error.to_string())?;
+        Ok(target)
+    }
+
+    /// Return to [0, 0, 0], slowly (about 2 s), unless cancelled.
+    #[action(lock)]
+    async fn home(&self, ctx: ActionContext) -> Result<[i64; 3], Cancelled> {
+        let start = self.position.get();
+        for step in 1..=20 {
+            ctx.sleep(Duration::from_millis(100)).await?;
+            let fraction = f64::from(step) / 20.0;
+            let now = start.map(|axis| axis - (axis as f64 * fraction) as i64);
+            let _ = self.position.publish(now);
+            ctx.set_progress(fraction);
+        }
+        ctx.info("homed");
+        Ok(self.position.get())
     }
 }
 

@@ -236,7 +236,7 @@ fn number(meta: &ParseNestedMeta<'_>) -> syn::Result<(f64, Span)> {
 }
 
 /// The first line of the doc comment, and the whole comment.
-fn docs(attrs: &[Attribute]) -> (Option<String>, Option<String>) {
+pub fn docs(attrs: &[Attribute]) -> (Option<String>, Option<String>) {
     let lines: Vec<String> = attrs
         .iter()
         .filter(|a| a.path().is_ident("doc"))

@@ -75,6 +75,11 @@ fn implementation(thing: &Thing<'_>) -> TokenStream {
                     let mut descriptor = ::labthings::__private::ThingDescriptor::new(#title);
                     descriptor.description = #description.map(::std::string::String::from);
                     #(#members)*
+                    descriptor.actions = {
+                        #[allow(unused_imports)]
+                        use ::labthings::__private::{HasActions as _, NoActions as _};
+                        (&::labthings::__private::ActionsProbe::<Self>::new()).actions()
+                    };
                     descriptor
                 }
                 #start

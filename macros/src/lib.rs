@@ -6,6 +6,7 @@
 //! representation, `check` applies the rules that span several fields, and `expand`
 //! generates code from the representation only.
 
+mod actions;
 mod ast;
 mod attr;
 mod check;
@@ -21,6 +22,14 @@ use proc_macro::TokenStream;
 pub fn derive_thing(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::derive(&input).into()
+}
+
+/// Makes every `&self` method of an impl block an action of the Thing (see the `labthings`
+/// crate documentation, module `action`).
+#[proc_macro_attribute]
+pub fn thing_actions(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut item = syn::parse_macro_input!(item as syn::ItemImpl);
+    actions::thing_actions(args.into(), &mut item).into()
 }
 
 /// Makes a struct or enum usable as a property value with one line: derives `Serialize`,

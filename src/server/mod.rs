@@ -5,11 +5,13 @@
 //! - [`serve`]: the HTTP/1.1 server underneath, usable with any axum router; it bounds what
 //!   each connection queues so that live streams stay live.
 
+mod actions;
 mod config;
 mod problems;
 mod serve;
 mod things;
 
+pub(crate) use actions::invocation_schema;
 pub use config::{CommandLine, ConfigError, ServerConfig, ThingContext, ThingRegistry, run};
 pub use serve::{ConnectionOptions, Serve, serve};
 pub use things::{IntoShared, ServerError, ThingServer, ThingServerBuilder, shutdown_signal};

@@ -13,8 +13,10 @@ use axum::routing::{MethodRouter, get};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
+use super::actions;
 use super::problems::{self, not_found};
 use crate::Problem;
+use crate::action::Invocations;
 use crate::openapi::{self, RouteDoc};
 use crate::property::settings::SettingsFile;
 use crate::property::{Binding, Persist, PropertyError};
@@ -59,6 +61,14 @@ pub enum ServerError {
         "invalid CORS origin {0:?}: expected scheme://host[:port], such as http://lab-ui.local:8080"
     )]
     InvalidOrigin(String),
+    /// Two affordances of a Thing (an action and a property, say) have the same name.
+    #[error("Thing {thing:?} has two affordances named {affordance:?}")]
+    DuplicateAffordance {
+        /// The Thing.
+        thing: String,
+        /// The name used twice.
+        affordance: String,
+    },
     /// The API prefix is not of the form `/segment/...`.
     #[error("invalid API prefix {0:?}: it must start with `/` and not end with one")]
     InvalidPrefix(String),
@@ -103,6 +113,8 @@ pub struct ThingServerBuilder {
     settings_folder: Option<PathBuf>,
     public_url: Option<String>,
     cors: Option<tower_http::cors::CorsLayer>,
+    retention: std::time::Duration,
+    grace: std::time::Duration,
     things: Vec<Pending>,
     errors: Vec<ServerError>,
 }
@@ -132,6 +144,8 @@ struct Pending {
 /// What a Thing's routes need to know about the server.
 struct Context {
     settings_folder: Option<PathBuf>,
+    invocations: Arc<Invocations>,
+    base: Base,
 }
 
 /// One Thing, assembled.
@@ -276,8 +290,15 @@ impl ThingServerBuilder {
         if !prefix.is_empty() && !prefix.starts_with('/') {
             return Err(ServerError::InvalidPrefix(self.api_prefix));
         }
+        let base = Base {
+            public_url: self.public_url,
+            prefix: prefix.clone(),
+        };
+        let invocations = Invocations::new(self.retention, self.grace);
         let context = Context {
             settings_folder: self.settings_folder,
+            invocations: invocations.clone(),
+            base: base.clone(),
         };
         let mut parts = Vec::new();
         for pending in self.things {
@@ -285,6 +306,7 @@ impl ThingServerBuilder {
         }
         let mut docs: Vec<RouteDoc> = parts.iter().flat_map(|p| p.docs.clone()).collect();
         docs.extend(openapi::server_routes());
+        docs.extend(actions::invocation_docs());
         let document = openapi::document(&prefix, &docs).map_err(ServerError::OpenApi)?;
 
         let descriptions: Arc<Vec<(String, ThingDescription)>> = Arc::new(
@@ -293,11 +315,7 @@ impl ThingServerBuilder {
                 .map(|p| (p.name.clone(), p.description.clone()))
                 .collect(),
         );
-        let base = Base {
-            public_url: self.public_url,
-            prefix: prefix.clone(),
-        };
-        let mut api = Router::new()
+        let mut api = actions::invocation_routes(&invocations, &base)
             .route(
                 "/things/",
                 get({
@@ -392,14 +410,14 @@ impl ThingServerBuilder {
 
 /// How to compute a TD's `base` for a request.
 #[derive(Clone)]
-struct Base {
+pub(crate) struct Base {
     public_url: Option<String>,
     prefix: String,
 }
 
 impl Base {
     /// The URL that Thing paths are relative to, ending in `/`.
-    fn url(&self, headers: &HeaderMap) -> String {
+    pub(crate) fn url(&self, headers: &HeaderMap) -> String {
         if let Some(url) = &self.public_url {
             return url.clone();
         }
@@ -483,6 +501,8 @@ impl ThingServer {
             settings_folder: None,
             public_url: None,
             cors: None,
+            retention: std::time::Duration::from_secs(300),
+            grace: std::time::Duration::from_secs(2),
             things: Vec::new(),
             errors: Vec::new(),
         }
@@ -598,6 +618,17 @@ fn validate_name(name: &str) -> Result<(), String> {
 /// Binds a Thing's properties, loads its settings, and builds its routes and TD.
 fn attach<T: Thing>(name: String, thing: Arc<T>, context: &Context) -> Result<Parts, ServerError> {
     let descriptor = T::descriptor();
+    let mut names: Vec<&str> = descriptor.properties.iter().map(|p| p.name).collect();
+    names.extend(descriptor.streams.iter().map(|s| s.name));
+    names.extend(descriptor.actions.iter().map(|a| a.name));
+    for (index, affordance) in names.iter().enumerate() {
+        if names[..index].contains(affordance) {
+            return Err(ServerError::DuplicateAffordance {
+                thing: name,
+                affordance: (*affordance).to_owned(),
+            });
+        }
+    }
     let settings = settings_file(&name, &thing, &descriptor, context);
     for property in &descriptor.properties {
         let binding = Binding {
@@ -621,6 +652,14 @@ fn attach<T: Thing>(name: String, thing: Arc<T>, context: &Context) -> Result<Pa
         let path = format!("/{name}/{}", property.name);
         router = router.route(&path, property_routes(&thing, &descriptor, index));
         docs.extend(property_docs(&name, property, &path));
+    }
+    for action in &descriptor.actions {
+        let path = format!("/{name}/{}", action.name);
+        router = router.route(
+            &path,
+            actions::action_routes(&name, &thing, action, &context.invocations, &context.base),
+        );
+        docs.extend(actions::action_docs(&name, action, &path));
     }
     let mut streams = Vec::new();
     for stream in &descriptor.streams {

@@ -1,0 +1,404 @@
+//! Invocations: one run of an action, from request to result, and the table that keeps them.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::context::{ActionContext, Cancelled};
+use crate::Problem;
+
+/// Where an invocation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvocationStatus {
+    /// Accepted, not started (waiting for the action's lock, if it has one).
+    Pending,
+    /// Running.
+    Running,
+    /// Finished with an output.
+    Completed,
+    /// Stopped at a client's request.
+    Cancelled,
+    /// Failed (an error or a panic in the action).
+    Error,
+}
+
+impl InvocationStatus {
+    /// Whether the invocation has finished.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled | Self::Error)
+    }
+}
+
+/// A binary action output (a captured image), served at `/blob/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// The bytes.
+    pub data: Bytes,
+    /// Their media type, such as `image/jpeg`.
+    pub media_type: String,
+}
+
+impl Blob {
+    /// A blob of `data` with the given media type.
+    pub fn new(data: impl Into<Bytes>, media_type: impl Into<String>) -> Self {
+        Self {
+            data: data.into(),
+            media_type: media_type.into(),
+        }
+    }
+}
+
+/// What an action produced.
+#[derive(Debug, Clone)]
+#[doc(hidden)]
+pub enum ActionOutput {
+    /// A JSON value (`null` for actions that return nothing).
+    Json(Value),
+    /// Binary data.
+    Blob(Blob),
+}
+
+/// Why an action did not produce an output.
+#[derive(Debug, Clone)]
+#[doc(hidden)]
+pub enum ActionFailure {
+    /// It returned an error: the error's type name and message.
+    Error {
+        /// The Rust type of the error, shown as the problem's title.
+        kind: String,
+        /// Its message.
+        message: String,
+    },
+    /// It returned [`Cancelled`].
+    Cancelled,
+}
+
+impl From<Cancelled> for ActionFailure {
+    fn from(_: Cancelled) -> Self {
+        Self::Cancelled
+    }
+}
+
+/// The future of one run of an action.
+#[doc(hidden)]
+pub type ActionRun = BoxFuture<'static, Result<ActionOutput, ActionFailure>>;
+
+/// One invocation.
+pub(crate) struct Invocation {
+    pub(crate) id: String,
+    pub(crate) thing: String,
+    pub(crate) action: String,
+    pub(crate) context: ActionContext,
+    state: Mutex<State>,
+    /// Changes whenever the status changes; receivers wait for the end.
+    status: watch::Sender<InvocationStatus>,
+}
+
+struct State {
+    input: Value,
+    time_requested: DateTime<Utc>,
+    time_started: Option<DateTime<Utc>>,
+    time_completed: Option<DateTime<Utc>>,
+    output: Option<ActionOutput>,
+    error: Option<Problem>,
+    finished_at: Option<Instant>,
+}
+
+impl Invocation {
+    pub(crate) fn status(&self) -> InvocationStatus {
+        *self.status.borrow()
+    }
+
+    /// Waits until the invocation finishes or `timeout` passes; true if it finished.
+    pub(crate) async fn wait(&self, timeout: Duration) -> bool {
+        let mut status = self.status.subscribe();
+        tokio::time::timeout(timeout, status.wait_for(|s| s.is_finished()))
+            .await
+            .is_ok()
+    }
+
+    /// Asks the action to stop. False if it had already finished.
+    pub(crate) fn cancel(&self) -> bool {
+        if self.status().is_finished() {
+            return false;
+        }
+        self.context.cancel.cancel();
+        true
+    }
+
+    pub(crate) fn output(&self) -> Option<ActionOutput> {
+        self.lock().output.clone()
+    }
+
+    /// The invocation as JSON, with URLs under `base` (ending in `/`).
+    pub(crate) fn to_json(&self, base: &str) -> Value {
+        let state = self.lock();
+        let href = format!("{base}action_invocations/{}", self.id);
+        let progress = self
+            .context
+            .shared
+            .lock()
+            .map(|p| p.progress)
+            .unwrap_or_default();
+        let log = self.context.log();
+        json!({
+            "status": self.status(),
+            "id": self.id,
+            "action": format!("{}{}/{}", base_path(base), self.thing, self.action),
+            "thing": self.thing,
+            "href": href,
+            "timeRequested": time(Some(state.time_requested)),
+            "timeStarted": time(state.time_started),
+            "timeCompleted": time(state.time_completed),
+            "links": [
+                {"href": href, "rel": "self"},
+                {"href": format!("{href}/output"), "rel": "output"},
+            ],
+            "input": state.input,
+            "output": match &state.output {
+                None => Value::Null,
+                Some(ActionOutput::Json(value)) => value.clone(),
+                Some(ActionOutput::Blob(blob)) => blob_link(base, &self.id, blob),
+            },
+            "progress": progress,
+            "log": log,
+            "error": state.error,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_status(&self, status: InvocationStatus) {
+        self.status.send_replace(status);
+    }
+}
+
+/// The link a blob output is given in its invocation (the labthings-fastapi shape).
+fn blob_link(base: &str, id: &str, blob: &Blob) -> Value {
+    json!({
+        "href": format!("{base}blob/{id}"),
+        "media_type": blob.media_type,
+        "rel": "output",
+        "description": "The output of this action is not JSON; fetch it from this link.",
+    })
+}
+
+/// The path part of `base` (`http://host:5000/api/` → `/api/`).
+fn base_path(base: &str) -> &str {
+    let without_scheme = base.split_once("://").map_or(base, |(_, rest)| rest);
+    without_scheme
+        .find('/')
+        .map_or("/", |at| &without_scheme[at..])
+}
+
+fn time(time: Option<DateTime<Utc>>) -> Value {
+    time.map_or(Value::Null, |t| {
+        t.to_rfc3339_opts(SecondsFormat::Micros, true).into()
+    })
+}
+
+/// Every invocation the server knows, oldest first; finished ones are kept for a while.
+pub(crate) struct Invocations {
+    list: Mutex<VecDeque<Arc<Invocation>>>,
+    retention: Duration,
+    /// How long a cancelled action may take to notice before it is dropped.
+    grace: Duration,
+}
+
+impl Invocations {
+    pub(crate) fn new(retention: Duration, grace: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            list: Mutex::new(VecDeque::new()),
+            retention,
+            grace,
+        })
+    }
+
+    /// Records an invocation and runs it on the runtime. `make` builds the action's future
+    /// from its context; `lock`, if given, is held while it runs (invocations queue for it).
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        thing: &str,
+        action: &str,
+        input: Value,
+        lock: Option<Arc<tokio::sync::Mutex<()>>>,
+        make: impl FnOnce(ActionContext) -> ActionRun,
+    ) -> Arc<Invocation> {
+        let context = ActionContext::new(CancellationToken::new());
+        let invocation = Arc::new(Invocation {
+            id: new_id(),
+            thing: thing.to_owned(),
+            action: action.to_owned(),
+            context: context.clone(),
+            state: Mutex::new(State {
+                input,
+                time_requested: Utc::now(),
+                time_started: None,
+                time_completed: None,
+                output: None,
+                error: None,
+                finished_at: None,
+            }),
+            status: watch::Sender::new(InvocationStatus::Pending),
+        });
+        self.prune();
+        self.lock_list().push_back(invocation.clone());
+        let run = make(context);
+        let grace = self.grace;
+        tokio::spawn(drive(invocation.clone(), run, lock, grace));
+        invocation
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Invocation>> {
+        self.prune();
+        self.lock_list().iter().find(|i| i.id == id).cloned()
+    }
+
+    /// Every invocation, oldest first, optionally of one action only.
+    pub(crate) fn list(&self, of: Option<(&str, &str)>) -> Vec<Arc<Invocation>> {
+        self.prune();
+        self.lock_list()
+            .iter()
+            .filter(|i| of.is_none_or(|(thing, action)| i.thing == thing && i.action == action))
+            .cloned()
+            .collect()
+    }
+
+    /// Drops finished invocations older than the retention time.
+    fn prune(&self) {
+        let now = Instant::now();
+        self.lock_list().retain(|invocation| {
+            invocation
+                .lock()
+                .finished_at
+                .is_none_or(|finished| now.duration_since(finished) < self.retention)
+        });
+    }
+
+    fn lock_list(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Invocation>>> {
+        self.list
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Runs one invocation to its end and records how it ended.
+async fn drive(
+    invocation: Arc<Invocation>,
+    run: ActionRun,
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    grace: Duration,
+) {
+    let cancel = invocation.context.cancel.clone();
+    let _guard = match lock {
+        Some(lock) => tokio::select! {
+            guard = lock.lock_owned() => Some(guard),
+            () = cancel.cancelled() => {
+                finish(&invocation, Outcome::Cancelled);
+                return;
+            }
+        },
+        None => None,
+    };
+    invocation.lock().time_started = Some(Utc::now());
+    invocation.set_status(InvocationStatus::Running);
+    // A panic in the action becomes an `error` invocation; the server goes on.
+    let run = std::panic::AssertUnwindSafe(run).catch_unwind();
+    tokio::pin!(run);
+    let outcome = tokio::select! {
+        result = &mut run => Outcome::from_result(result, cancel.is_cancelled()),
+        () = cancel.cancelled() => {
+            // Give a cooperative action time to notice and clean up; then drop its future,
+            // which stops an async action at the await point it is waiting at.
+            match tokio::time::timeout(grace, &mut run).await {
+                Ok(result) => Outcome::from_result(result, true),
+                Err(_) => Outcome::Cancelled,
+            }
+        }
+    };
+    finish(&invocation, outcome);
+}
+
+enum Outcome {
+    Completed(ActionOutput),
+    Cancelled,
+    Failed(Problem),
+}
+
+impl Outcome {
+    fn from_result(
+        result: Result<Result<ActionOutput, ActionFailure>, Box<dyn std::any::Any + Send>>,
+        cancel_requested: bool,
+    ) -> Self {
+        match result {
+            Ok(Ok(output)) => Self::Completed(output),
+            Ok(Err(ActionFailure::Cancelled)) => Self::Cancelled,
+            // An action that fails after being asked to stop most likely failed because of it.
+            Ok(Err(ActionFailure::Error { .. })) if cancel_requested => Self::Cancelled,
+            Ok(Err(ActionFailure::Error { kind, message })) => Self::Failed(
+                Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+                    .with_title(kind)
+                    .with_detail(message),
+            ),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                Self::Failed(
+                    Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+                        .with_title("panic")
+                        .with_detail(format!("the action panicked: {message}")),
+                )
+            }
+        }
+    }
+}
+
+fn finish(invocation: &Invocation, outcome: Outcome) {
+    let status = {
+        let mut state = invocation.lock();
+        state.time_completed = Some(Utc::now());
+        state.finished_at = Some(Instant::now());
+        match outcome {
+            Outcome::Completed(output) => {
+                state.output = Some(output);
+                InvocationStatus::Completed
+            }
+            Outcome::Cancelled => {
+                state.error = Some(
+                    Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+                        .with_title("Cancelled")
+                        .with_detail("The action was cancelled."),
+                );
+                InvocationStatus::Cancelled
+            }
+            Outcome::Failed(problem) => {
+                invocation.context.error(problem.detail.clone());
+                state.error = Some(problem);
+                InvocationStatus::Error
+            }
+        }
+    };
+    invocation.set_status(status);
+}
+
+/// A random UUID (version 4), as labthings-fastapi uses for invocation ids.
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
