@@ -112,10 +112,22 @@ pub fn lifecycle<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxErro
 ///
 /// [`InputError`] naming the field that does not fit.
 pub fn parse_input<I: serde::de::DeserializeOwned>(input: Value) -> Result<I, InputError> {
-    let input = if input.is_null() {
-        Value::Object(Default::default())
-    } else {
-        input
+    let input = match input {
+        Value::Null => Value::Object(Default::default()),
+        Value::Object(_) => input,
+        other => {
+            // serde would read a struct from an array too; an action's input is an object.
+            let kind = match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                _ => "a boolean",
+            };
+            return Err(InputError {
+                field: String::new(),
+                reason: format!("the input must be a JSON object of arguments, not {kind}"),
+            });
+        }
     };
     serde_path_to_error::deserialize(input).map_err(|error| {
         let reason = error.inner().to_string();

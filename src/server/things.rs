@@ -229,6 +229,19 @@ impl ThingServerBuilder {
         self
     }
 
+    /// How long finished invocations (and their outputs and blobs) are kept; default 5 min.
+    pub fn invocation_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How long a cancelled action may take to stop by itself before its future is dropped
+    /// (which stops an async action at the `.await` it is waiting at); default 2 s.
+    pub fn cancellation_grace(mut self, grace: std::time::Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
     /// Lets web pages from these origins (`"http://lab-ui.local:8080"`) use the API: reads,
     /// writes and streams, with `Content-Type` and `Authorization` headers, no cookies. Off by
     /// default: only pages served by this server itself can use it. An origin that is not

@@ -10,6 +10,7 @@ mod example_things;
 #[path = "../../examples/support/sim.rs"]
 mod sim;
 
+mod actions;
 mod documents;
 mod examples;
 mod macros;
