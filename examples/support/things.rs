@@ -154,6 +154,22 @@ impl Stage {
         Ok(target)
     }
 
+    /// Move to an absolute position, within the stage's travel of ±100000 steps per axis.
+    #[action(lock)]
+    fn move_to(&self, x: i64, y: i64, z: i64) -> Result<[i64; 3], String> {
+        const TRAVEL: i64 = 100_000;
+        if [x, y, z].iter().any(|axis| axis.abs() > TRAVEL) {
+            return Err(format!(
+                "[{x}, {y}, {z}] is outside the stage's travel of ±{TRAVEL} steps per axis"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        self.position
+            .publish([x, y, z])
+            .map_err(|error| error.to_string())?;
+        Ok([x, y, z])
+    }
+
     /// Return to [0, 0, 0], slowly (about 2 s), unless cancelled.
     #[action(lock)]
     async fn home(&self, ctx: ActionContext) -> Result<[i64; 3], Cancelled> {

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Interop suite: real LabThings and WoT clients against the microscope example.
+#  - labthings-fastapi 0.3.0's ThingClient (PyPI, pinned in bench/requirements.txt)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VENV=bench/.venv
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
+
+cargo build -q --example microscope
+LOG=$(mktemp)
+target/debug/examples/microscope --port 0 >"$LOG" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; rm -f "$LOG"' EXIT
+URL=
+for _ in $(seq 1 100); do
+  URL=$(grep -o 'serving on http://[0-9.:]*' "$LOG" | head -n 1 | sed 's/serving on //') || true
+  [ -n "$URL" ] && break
+  sleep 0.1
+done
+if [ -z "$URL" ]; then
+  echo "the microscope example did not start:" >&2
+  cat "$LOG" >&2
+  exit 1
+fi
+echo "microscope example at $URL"
+
+"$VENV/bin/python" tests/interop/python_client.py "$URL"
