@@ -97,10 +97,33 @@ impl ThingDescription {
         }
     }
 
-    /// This TD with its `base` set.
+    /// This TD with its `base` set, and its WebSocket forms made absolute (`ws://` or
+    /// `wss://`, since relative `href`s would resolve to `http://`).
     pub fn with_base(&self, base: String) -> Self {
+        let ws_base = base
+            .strip_prefix("https://")
+            .map(|rest| format!("wss://{rest}"))
+            .or_else(|| {
+                base.strip_prefix("http://")
+                    .map(|rest| format!("ws://{rest}"))
+            })
+            .unwrap_or_else(|| base.clone());
+        let mut properties = self.properties.clone();
+        for affordance in properties.values_mut() {
+            if let Some(forms) = affordance.get_mut("forms").and_then(Value::as_array_mut) {
+                for form in forms
+                    .iter_mut()
+                    .filter(|form| form["subprotocol"] == "webthingprotocol")
+                {
+                    if let Some(href) = form["href"].as_str() {
+                        form["href"] = format!("{ws_base}{href}").into();
+                    }
+                }
+            }
+        }
         Self {
             base,
+            properties,
             ..self.clone()
         }
     }
@@ -129,14 +152,20 @@ fn property_affordance<T>(thing: &str, property: &PropertyDescriptor<T>) -> Valu
     } else {
         &["readproperty", "writeproperty"]
     };
-    affordance.insert(
-        "forms".to_owned(),
-        serde_json::json!([{
-            "href": format!("{thing}/{}", property.name),
-            "op": ops,
+    let mut forms = vec![serde_json::json!({
+        "href": format!("{thing}/{}", property.name),
+        "op": ops,
+        "contentType": "application/json",
+    })];
+    if property.observable {
+        forms.push(serde_json::json!({
+            "href": format!("{thing}/ws"),
+            "op": ["observeproperty", "unobserveproperty"],
+            "subprotocol": "webthingprotocol",
             "contentType": "application/json",
-        }]),
-    );
+        }));
+    }
+    affordance.insert("forms".to_owned(), Value::Array(forms));
     Value::Object(affordance)
 }
 

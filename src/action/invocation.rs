@@ -93,6 +93,15 @@ impl From<Cancelled> for ActionFailure {
 #[doc(hidden)]
 pub type ActionRun = BoxFuture<'static, Result<ActionOutput, ActionFailure>>;
 
+/// A change of an invocation's status, for websocket observers.
+#[derive(Debug, Clone)]
+pub(crate) struct ActionEvent {
+    pub(crate) thing: String,
+    pub(crate) action: String,
+    pub(crate) id: String,
+    pub(crate) status: InvocationStatus,
+}
+
 /// One invocation.
 pub(crate) struct Invocation {
     pub(crate) id: String,
@@ -102,6 +111,7 @@ pub(crate) struct Invocation {
     state: Mutex<State>,
     /// Changes whenever the status changes; receivers wait for the end.
     status: watch::Sender<InvocationStatus>,
+    events: tokio::sync::broadcast::Sender<ActionEvent>,
 }
 
 struct State {
@@ -184,6 +194,13 @@ impl Invocation {
 
     fn set_status(&self, status: InvocationStatus) {
         self.status.send_replace(status);
+        // No observer is fine; a lagging one loses its oldest events, never blocks this.
+        let _ = self.events.send(ActionEvent {
+            thing: self.thing.clone(),
+            action: self.action.clone(),
+            id: self.id.clone(),
+            status,
+        });
     }
 }
 
@@ -214,6 +231,7 @@ fn time(time: Option<DateTime<Utc>>) -> Value {
 /// Every invocation the server knows, oldest first; finished ones are kept for a while.
 pub(crate) struct Invocations {
     list: Mutex<VecDeque<Arc<Invocation>>>,
+    events: tokio::sync::broadcast::Sender<ActionEvent>,
     retention: Duration,
     /// How long a cancelled action may take to notice before it is dropped.
     grace: Duration,
@@ -223,6 +241,7 @@ impl Invocations {
     pub(crate) fn new(retention: Duration, grace: Duration) -> Arc<Self> {
         Arc::new(Self {
             list: Mutex::new(VecDeque::new()),
+            events: tokio::sync::broadcast::Sender::new(1024),
             retention,
             grace,
         })
@@ -254,13 +273,20 @@ impl Invocations {
                 finished_at: None,
             }),
             status: watch::Sender::new(InvocationStatus::Pending),
+            events: self.events.clone(),
         });
+        invocation.set_status(InvocationStatus::Pending);
         self.prune();
         self.lock_list().push_back(invocation.clone());
         let run = make(context);
         let grace = self.grace;
         tokio::spawn(drive(invocation.clone(), run, lock, grace));
         invocation
+    }
+
+    /// Status changes of every invocation, as they happen.
+    pub(crate) fn events(&self) -> tokio::sync::broadcast::Receiver<ActionEvent> {
+        self.events.subscribe()
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Invocation>> {

@@ -21,8 +21,8 @@ mod context;
 mod invocation;
 
 pub use context::{ActionContext, Cancelled, LogRecord};
+pub(crate) use invocation::{ActionEvent, Invocation, Invocations};
 pub use invocation::{ActionFailure, ActionOutput, ActionRun, Blob, InvocationStatus};
-pub(crate) use invocation::{Invocation, Invocations};
 
 use std::sync::Arc;
 

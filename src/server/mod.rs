@@ -10,6 +10,7 @@ mod config;
 mod problems;
 mod serve;
 mod things;
+mod ws;
 
 pub(crate) use actions::invocation_schema;
 pub use config::{CommandLine, ConfigError, ServerConfig, ThingContext, ThingRegistry, run};

@@ -13,8 +13,8 @@ use axum::routing::{MethodRouter, get};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
-use super::actions;
 use super::problems::{self, not_found};
+use super::{actions, ws};
 use crate::Problem;
 use crate::action::Invocations;
 use crate::openapi::{self, RouteDoc};
@@ -685,6 +685,49 @@ fn attach<T: Thing>(name: String, thing: Arc<T>, context: &Context) -> Result<Pa
         docs.extend(stream_docs(&name, stream.name, stream.description, &path));
         streams.push(handle);
     }
+    let observable = Arc::new(ws::Observable {
+        thing: name.clone(),
+        properties: descriptor
+            .properties
+            .iter()
+            .map(|p| {
+                (
+                    p.name.to_owned(),
+                    p.observable,
+                    ws::subscriber(thing.clone(), p.access),
+                )
+            })
+            .collect(),
+        actions: descriptor
+            .actions
+            .iter()
+            .map(|a| a.name.to_owned())
+            .collect(),
+        invocations: context.invocations.clone(),
+        base: context.base.clone(),
+    });
+    router = router.route(
+        &format!("/{name}/ws"),
+        get(
+            move |upgrade: axum::extract::ws::WebSocketUpgrade, headers: HeaderMap| {
+                ws::upgrade(observable.clone(), upgrade, headers)
+            },
+        ),
+    );
+    docs.push(RouteDoc::get(
+        format!("/{name}/ws"),
+        json!({
+            "operationId": format!("{name}_websocket"),
+            "summary": format!("Observe the properties and actions of {name} (WebSocket)"),
+            "description": "Send `{\"messageType\": \"addPropertyObservation\", \"data\": {\"<property>\": true}}` or `addActionObservation`; receive `propertyStatus` and `actionStatus` messages.",
+            "tags": [name],
+            "responses": {
+                "101": {"description": "Switching to the WebSocket protocol"},
+                "400": openapi::problem("Not a valid WebSocket handshake"),
+                "426": openapi::problem("Not a WebSocket upgrade request"),
+            },
+        }),
+    ));
     docs.push(RouteDoc::get(
         format!("/{name}/"),
         json!({

@@ -16,3 +16,4 @@ mod examples;
 mod macros;
 mod stream_http;
 mod things;
+mod ws;

@@ -1,0 +1,222 @@
+//! `WS /<thing>/ws`: observing properties and actions (the labthings-fastapi protocol).
+//!
+//! Messages in (JSON text):
+//!
+//! - `{"messageType": "addPropertyObservation", "data": {"exposure": true}}`: send the value
+//!   now and on every change;
+//! - `{"messageType": "addActionObservation", "data": {"capture": true}}`: send the status of
+//!   every invocation of the action as it changes;
+//! - `removePropertyObservation` and `removeActionObservation`, with the same `data`: stop.
+//!
+//! Messages out: `{"messageType": "propertyStatus", "data": {"exposure": 42.0}}`,
+//! `{"messageType": "actionStatus", "data": {"action name": "capture", "status": "running",
+//! "id": "...", "href": "..."}}`, and for a bad request `{"messageType": "response",
+//! "operation": "observeproperty", "name": "...", "error": {problem details}}`.
+//!
+//! A client that reads slowly gets the newest value of each property (older ones are skipped,
+//! never queued) and loses only its own oldest action events; it never slows a property write,
+//! an action or another client.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::stream::BoxStream;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::StreamMap;
+
+use super::things::Base;
+use crate::action::{ActionEvent, Invocations};
+use crate::property::DynProperty;
+
+const ERRORS: &str = "https://w3c.github.io/web-thing-protocol/errors";
+
+/// Subscribes to a property's changes.
+pub(crate) type Subscribe = Arc<dyn Fn() -> BoxStream<'static, Value> + Send + Sync>;
+
+/// What a websocket connection may observe on one Thing.
+pub(crate) struct Observable {
+    pub(crate) thing: String,
+    /// Every property: name, observable, and a way to subscribe.
+    pub(crate) properties: Vec<(String, bool, Subscribe)>,
+    pub(crate) actions: Vec<String>,
+    pub(crate) invocations: Arc<Invocations>,
+    pub(crate) base: Base,
+}
+
+/// The handler of `GET /<thing>/ws`.
+pub(crate) async fn upgrade(
+    observable: Arc<Observable>,
+    upgrade: WebSocketUpgrade,
+    headers: HeaderMap,
+) -> Response {
+    let root = observable.base.url(&headers);
+    upgrade.on_upgrade(move |socket| connection(socket, observable, root))
+}
+
+async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String) {
+    let (mut sink, mut incoming) = socket.split();
+    let mut properties: StreamMap<String, BoxStream<'static, Value>> = StreamMap::new();
+    let mut actions: HashSet<String> = HashSet::new();
+    let mut events = observable.invocations.events();
+    loop {
+        let outgoing = tokio::select! {
+            message = incoming.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    handle(&observable, &text, &mut properties, &mut actions)
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => continue,
+            },
+            Some((name, value)) = properties.next() => {
+                vec![json!({"messageType": "propertyStatus", "data": {name: value}})]
+            }
+            event = events.recv() => match event {
+                Ok(event) if event.thing == observable.thing && actions.contains(&event.action) => {
+                    vec![action_status(&event, &root)]
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            },
+        };
+        for message in outgoing {
+            if sink
+                .send(Message::Text(message.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+fn action_status(event: &ActionEvent, root: &str) -> Value {
+    json!({
+        "messageType": "actionStatus",
+        "data": {
+            "action name": event.action,
+            "status": event.status,
+            "id": event.id,
+            "href": format!("{root}action_invocations/{}", event.id),
+        },
+    })
+}
+
+/// Applies one message; returns the replies (errors) to send.
+fn handle(
+    observable: &Observable,
+    text: &str,
+    properties: &mut StreamMap<String, BoxStream<'static, Value>>,
+    actions: &mut HashSet<String>,
+) -> Vec<Value> {
+    let Ok(message) = serde_json::from_str::<Value>(text) else {
+        return vec![bad_request("the message is not JSON")];
+    };
+    let kind = message["messageType"].as_str().unwrap_or_default();
+    let Some(names) = message["data"]
+        .as_object()
+        .map(|data| data.keys().cloned().collect::<Vec<_>>())
+    else {
+        return vec![bad_request(
+            "`data` must be an object whose keys are the names to observe",
+        )];
+    };
+    let mut replies = Vec::new();
+    match kind {
+        "addPropertyObservation" | "removePropertyObservation" => {
+            for name in names {
+                let Some((_, observable_flag, subscribe)) =
+                    observable.properties.iter().find(|(n, _, _)| *n == name)
+                else {
+                    replies.push(error(
+                        "observeproperty",
+                        &name,
+                        "404",
+                        "not-found",
+                        "Not Found",
+                        format!("No property found with the name '{name}'."),
+                    ));
+                    continue;
+                };
+                if !observable_flag {
+                    replies.push(error(
+                        "observeproperty",
+                        &name,
+                        "403",
+                        "not-observable",
+                        "Not Observable",
+                        format!("Property '{name}' is not observable."),
+                    ));
+                    continue;
+                }
+                if kind == "addPropertyObservation" {
+                    properties.insert(name, subscribe());
+                } else {
+                    properties.remove(&name);
+                }
+            }
+        }
+        "addActionObservation" | "removeActionObservation" => {
+            for name in names {
+                if !observable.actions.contains(&name) {
+                    replies.push(error(
+                        "observeaction",
+                        &name,
+                        "404",
+                        "not-found",
+                        "Not Found",
+                        format!("No action found with the name '{name}'."),
+                    ));
+                    continue;
+                }
+                if kind == "addActionObservation" {
+                    actions.insert(name);
+                } else {
+                    actions.remove(&name);
+                }
+            }
+        }
+        other => replies.push(bad_request(&format!(
+            "unknown messageType `{other}`; use addPropertyObservation, removePropertyObservation, \
+             addActionObservation or removeActionObservation"
+        ))),
+    }
+    replies
+}
+
+fn error(
+    operation: &str,
+    name: &str,
+    status: &str,
+    kind: &str,
+    title: &str,
+    detail: String,
+) -> Value {
+    json!({
+        "messageType": "response",
+        "operation": operation,
+        "name": name,
+        "error": {"status": status, "type": format!("{ERRORS}#{kind}"), "title": title, "detail": detail},
+    })
+}
+
+fn bad_request(detail: &str) -> Value {
+    json!({
+        "messageType": "response",
+        "error": {"status": "400", "type": format!("{ERRORS}#bad-request"), "title": "Bad Request",
+            "detail": detail},
+    })
+}
+
+/// A subscription to a property of a Thing held by the server.
+pub(crate) fn subscriber<T: Send + Sync + 'static>(
+    thing: Arc<T>,
+    access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
+) -> Subscribe {
+    Arc::new(move || access(&thing).changes())
+}
