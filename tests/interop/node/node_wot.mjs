@@ -1,0 +1,75 @@
+// The Eclipse node-wot consumer (0.9.2) consumes our Thing Descriptions and reads, writes and
+// invokes, unmodified. Usage: node node_wot.mjs http://127.0.0.1:PORT
+// Prints one line per check and a closing "N passed, N failed" line; exits 1 on any failure.
+import core from "@node-wot/core";
+import bindingHttp from "@node-wot/binding-http";
+
+const { Servient } = core;
+const { HttpClientFactory } = bindingHttp;
+
+const base = process.argv[2].replace(/\/$/, "");
+const results = [];
+
+async function check(name, test) {
+  try {
+    await test();
+    results.push(true);
+    console.log(`ok      ${name}`);
+  } catch (error) {
+    results.push(false);
+    console.log(`FAILED  ${name}\n${error?.stack ?? error}`);
+  }
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const servient = new Servient();
+servient.addClientFactory(new HttpClientFactory(null));
+const WoT = await servient.start();
+const stage = await WoT.consume(await (await fetch(`${base}/stage/`)).json());
+const camera = await WoT.consume(await (await fetch(`${base}/camera/`)).json());
+
+await check("reads a property", async () => {
+  const exposure = await (await camera.readProperty("exposure_ms")).value();
+  assert(typeof exposure === "number" && exposure > 0, `exposure_ms = ${exposure}`);
+});
+
+await check("writes a property and reads it back", async () => {
+  await stage.writeProperty("position", [7, 8, 9]);
+  const position = await (await stage.readProperty("position")).value();
+  assert(JSON.stringify(position) === "[7,8,9]", `position = ${JSON.stringify(position)}`);
+});
+
+await check("a bad value is refused", async () => {
+  let refused = false;
+  try {
+    await camera.writeProperty("exposure_ms", 0.01);
+  } catch (error) {
+    refused = true;
+  }
+  assert(refused, "writing 0.01 succeeded");
+  const exposure = await (await camera.readProperty("exposure_ms")).value();
+  assert(exposure !== 0.01, "the value changed");
+});
+
+await check("invokes an action and follows its invocation to the output", async () => {
+  // Our actions are asynchronous (TD: synchronous false): the response is the invocation.
+  const output = await stage.invokeAction("move_relative", { x: 1, y: 1 });
+  const invocation = JSON.parse(Buffer.from(await output.arrayBuffer()).toString());
+  assert(["pending", "running", "completed"].includes(invocation.status), `status ${invocation.status}`);
+  let state = invocation;
+  for (let i = 0; i < 100 && state.status !== "completed"; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    state = await (await fetch(invocation.href)).json();
+  }
+  assert(state.status === "completed", `ended ${state.status}`);
+  assert(JSON.stringify(state.output) === "[8,9,9]", `output ${JSON.stringify(state.output)}`);
+});
+
+await servient.shutdown();
+const passed = results.filter(Boolean).length;
+const failed = results.length - passed;
+console.log(`node-wot: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
