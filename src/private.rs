@@ -157,6 +157,11 @@ pub async fn blocking<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'stat
 }
 
 /// An action's output: JSON, or a [`Blob`].
+#[diagnostic::on_unimplemented(
+    message = "an action cannot return `{Self}`: outputs are serde `Serialize` + `JsonSchema` values, `()` or a `Blob`",
+    label = "not an action output",
+    note = "for your own type, add `#[labthings::data]` to it"
+)]
 pub trait IntoOutput {
     /// The output, or why there is none.
     fn into_output(self) -> Result<ActionOutput, ActionFailure>;

@@ -77,8 +77,14 @@ pub fn thing_actions(args: TokenStream, item: &mut ItemImpl) -> TokenStream {
         }
     }
     let self_ty = &item.self_ty;
-    let error = errors.finish().err().map(syn::Error::into_compile_error);
-    let descriptors = actions.iter().map(expand);
+    let error = errors.finish().err();
+    // With errors, an impl with no actions keeps the rest of the code compiling, so the user
+    // sees the attribute errors and nothing that follows from them.
+    let descriptors: Vec<TokenStream> = match &error {
+        Some(_) => Vec::new(),
+        None => actions.iter().map(expand).collect(),
+    };
+    let error = error.map(syn::Error::into_compile_error);
     quote! {
         #item
         #error

@@ -1,0 +1,51 @@
+use std::time::Duration;
+
+use labthings::{ActionContext, Blob, Cancelled, Property, Thing, thing_actions};
+
+#[derive(Thing)]
+struct Camera {
+    #[property]
+    exposure: Property<f64>,
+}
+
+#[thing_actions]
+impl Camera {
+    /// Capture.
+    ///
+    /// A longer description.
+    async fn capture(&self, ctx: ActionContext) -> Result<Blob, String> {
+        ctx.info("capturing");
+        Ok(Blob::new(vec![0xFF, 0xD8, 0xFF, 0xD9], "image/jpeg"))
+    }
+
+    /// A blocking action with the context in the middle of its arguments.
+    #[action(lock, rename = "set-exposure")]
+    fn set_exposure(&self, value: f64, ctx: ActionContext, settle_ms: Option<u64>) -> Result<f64, Cancelled> {
+        ctx.check()?;
+        std::thread::sleep(Duration::from_millis(settle_ms.unwrap_or(0)));
+        Ok(value)
+    }
+
+    /// Returns nothing.
+    async fn reset(&self) {}
+
+    #[action(skip)]
+    fn helper(&self) -> u8 {
+        1
+    }
+
+    /// Associated functions are not actions.
+    fn new() -> Self {
+        Camera { exposure: Property::new(1.0) }
+    }
+}
+
+fn main() {
+    let descriptor = <Camera as Thing>::descriptor();
+    let names: Vec<&str> = descriptor.actions.iter().map(|a| a.name).collect();
+    assert_eq!(names, ["capture", "set-exposure", "reset"]);
+    assert!(descriptor.actions[1].lock);
+    let input = (descriptor.actions[1].input_schema)();
+    assert_eq!(input["required"], serde_json::json!(["value"]));
+    assert_eq!(Camera::new().helper(), 1);
+}
