@@ -195,6 +195,7 @@ pub fn registry() -> labthings::ThingRegistry {
                 width: args.width,
                 height: args.height,
                 fps: args.fps,
+                drift: args.drift,
                 ..CameraSettings::default()
             };
             let camera = Camera::new(settings);
@@ -230,6 +231,13 @@ pub struct CameraArgs {
     /// Whether the camera looks through the stage (slot `stage`).
     #[serde(default)]
     stage: bool,
+    /// Whether the test pattern drifts over time (default true).
+    #[serde(default = "default_drift")]
+    drift: bool,
+}
+
+fn default_drift() -> bool {
+    true
 }
 
 fn default_width() -> usize {

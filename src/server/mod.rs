@@ -10,6 +10,7 @@ mod config;
 mod problems;
 mod serve;
 mod things;
+mod ui;
 mod ws;
 
 pub(crate) use actions::invocation_schema;

@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 use super::problems::{self, not_found};
-use super::{actions, ws};
+use super::{actions, ui, ws};
 use crate::Problem;
 use crate::action::Invocations;
 use crate::openapi::{self, RouteDoc};
@@ -115,6 +115,8 @@ pub struct ThingServerBuilder {
     cors: Option<tower_http::cors::CorsLayer>,
     retention: std::time::Duration,
     grace: std::time::Duration,
+    ui: ui::UiSource,
+    folders: Vec<(String, PathBuf)>,
     things: Vec<Pending>,
     errors: Vec<ServerError>,
 }
@@ -229,6 +231,30 @@ impl ThingServerBuilder {
         self
     }
 
+    /// Serves your own web UI instead of the built-in one: `index.html` at `/` and the
+    /// folder's `static/` at `/static/` (the layout of this project's `static/`).
+    pub fn ui_folder(mut self, folder: impl Into<PathBuf>) -> Self {
+        self.ui = ui::UiSource::Folder(folder.into());
+        self
+    }
+
+    /// Serves no web UI at all (an API-only server).
+    pub fn without_ui(mut self) -> Self {
+        self.ui = ui::UiSource::None;
+        self
+    }
+
+    /// Serves the files of `folder` at `url_path` (`/data`), beside the UI and the API.
+    pub fn serve_folder(mut self, url_path: impl Into<String>, folder: impl Into<PathBuf>) -> Self {
+        let path = url_path.into();
+        if !path.starts_with('/') || path.ends_with('/') || path.len() < 2 {
+            self.errors.push(ServerError::InvalidPrefix(path));
+        } else {
+            self.folders.push((path, folder.into()));
+        }
+        self
+    }
+
     /// How long finished invocations (and their outputs and blobs) are kept; default 5 min.
     pub fn invocation_retention(mut self, retention: std::time::Duration) -> Self {
         self.retention = retention;
@@ -320,6 +346,8 @@ impl ThingServerBuilder {
         let mut docs: Vec<RouteDoc> = parts.iter().flat_map(|p| p.docs.clone()).collect();
         docs.extend(openapi::server_routes());
         docs.extend(actions::invocation_docs());
+        let (ui_router, ui_docs) = ui::routes(&self.ui, &self.folders);
+        docs.extend(ui_docs);
         let document = openapi::document(&prefix, &docs).map_err(ServerError::OpenApi)?;
 
         let descriptions: Arc<Vec<(String, ThingDescription)>> = Arc::new(
@@ -329,6 +357,7 @@ impl ThingServerBuilder {
                 .collect(),
         );
         let mut api = actions::invocation_routes(&invocations, &base)
+            .merge(ui_router)
             .route(
                 "/things/",
                 get({
@@ -516,6 +545,8 @@ impl ThingServer {
             cors: None,
             retention: std::time::Duration::from_secs(300),
             grace: std::time::Duration::from_secs(2),
+            ui: ui::UiSource::Embedded,
+            folders: Vec::new(),
             things: Vec::new(),
             errors: Vec::new(),
         }

@@ -1,0 +1,388 @@
+// The LabThings web UI: renders every Thing from its Thing Description, with no per-instrument
+// code. Streams, properties (live over the websocket) and actions (forms from input schemas).
+
+const main = document.getElementById("things");
+
+async function start() {
+  let tds;
+  try {
+    const response = await fetch("thing_descriptions/");
+    tds = await response.json();
+  } catch (error) {
+    main.replaceChildren(element("p", { className: "error", role: "alert" },
+      `Could not load the Things: ${error}`));
+    return;
+  }
+  main.replaceChildren();
+  if (Object.keys(tds).length === 0) {
+    main.append(element("p", { className: "loading" }, "This server has no Things."));
+  }
+  for (const [name, td] of Object.entries(tds)) {
+    main.append(renderThing(name, td));
+  }
+}
+
+/** `document.createElement` with properties and children. */
+function element(tag, properties = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(properties)) {
+    if (key.startsWith("data-") || key.startsWith("aria-") || key === "role" || key === "for") {
+      node.setAttribute(key, value);
+    } else {
+      node[key] = value;
+    }
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+/** The detail of a problem JSON response, or the status line. */
+async function problemDetail(response) {
+  try {
+    const body = await response.json();
+    if (body && typeof body.detail === "string") return body.detail;
+  } catch { /* not JSON */ }
+  return `${response.status} ${response.statusText}`;
+}
+
+function renderThing(name, td) {
+  const section = document.getElementById("thing-template").content.firstElementChild.cloneNode(true);
+  section.dataset.thing = name;
+  section.querySelector("h2").textContent = td.title ?? name;
+  const tdLink = section.querySelector(".td-link");
+  tdLink.href = `${name}/`;
+  section.querySelector(".description").textContent = td.description ?? "";
+  const url = (href) => new URL(href, td.base ?? document.baseURI).href;
+
+  renderStreams(section.querySelector(".streams"), name, td, url);
+
+  const properties = section.querySelector(".properties");
+  const views = new Map();
+  for (const [property, affordance] of Object.entries(td.properties ?? {})) {
+    const view = renderProperty(name, property, affordance, url);
+    views.set(property, view);
+    properties.append(view.node);
+  }
+  if (views.size === 0) properties.append(element("p", { className: "hint" }, "No properties."));
+  observe(td, views, url);
+
+  const actions = section.querySelector(".actions");
+  for (const [action, affordance] of Object.entries(td.actions ?? {})) {
+    actions.append(renderAction(name, action, affordance, url));
+  }
+  if (Object.keys(td.actions ?? {}).length === 0) {
+    actions.append(element("p", { className: "hint" }, "No actions."));
+  }
+  return section;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+function renderStreams(container, thing, td, url) {
+  const streams = (td.links ?? []).filter((link) => link.rel === "alternate"
+    && String(link.type).startsWith("multipart/x-mixed-replace"));
+  if (streams.length === 0) return;
+  const image = element("img", { className: "stream-image", alt: `Live image of ${td.title ?? thing}` });
+  const fps = element("span", { className: "fps", "aria-live": "off" }, "– fps");
+  const snapshot = element("a", { className: "snapshot", download: `${thing}.jpg` }, "Snapshot");
+  snapshot.setAttribute("role", "button");
+  const controls = element("div", { className: "controls" });
+  const choose = (href) => {
+    image.src = url(href);
+    snapshot.href = url(`${href}/snapshot`);
+    image.dataset.stream = href;
+  };
+  if (streams.length > 1) {
+    const id = `${thing}-stream-choice`;
+    const select = element("select", { id });
+    for (const stream of streams) {
+      select.append(element("option", { value: stream.href }, stream.href.split("/").pop()));
+    }
+    select.addEventListener("change", () => choose(select.value));
+    controls.append(element("label", { for: id }, "Stream"), select);
+  }
+  controls.append(snapshot, fps);
+  container.append(element("div", { className: "stream" }, image, controls));
+  choose(streams[0].href);
+  trackFrameRate(image, fps, url);
+}
+
+/** The camera's frame rate, from the frame index of the snapshot, once a second. */
+function trackFrameRate(image, label, url) {
+  let last = null;
+  setInterval(async () => {
+    if (document.hidden || !image.dataset.stream) return;
+    try {
+      const response = await fetch(url(`${image.dataset.stream}/snapshot`), { method: "HEAD", cache: "no-store" });
+      const index = Number(response.headers.get("x-frame-index"));
+      const now = performance.now();
+      if (response.ok && last && last.stream === image.dataset.stream && index >= last.index) {
+        label.textContent = `${((index - last.index) / ((now - last.time) / 1000)).toFixed(1)} fps`;
+      }
+      last = response.ok ? { index, time: now, stream: image.dataset.stream } : null;
+    } catch { /* the server may be restarting */ }
+  }, 1000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Editors generated from DataSchemas
+
+/** The schema without its `null` option (Option<T> is `oneOf [T, null]`). */
+function nonNull(schema) {
+  const options = schema.oneOf ?? schema.anyOf;
+  if (Array.isArray(options)) {
+    const others = options.filter((option) => option.type !== "null");
+    if (others.length === 1) return { ...others[0], nullable: true, title: schema.title, description: schema.description };
+  }
+  return schema;
+}
+
+/** An input for a value of `schema`: `{node, get(), set(value)}`; `get` throws a message. */
+function editorFor(schema, id, label) {
+  const s = nonNull(schema);
+  if (Array.isArray(s.enum)) {
+    const select = element("select", { id });
+    s.enum.forEach((value, index) => select.append(element("option", { value: String(index) }, String(value))));
+    if (s.nullable) select.append(element("option", { value: "null" }, "(none)"));
+    return {
+      node: select,
+      get: () => (select.value === "null" ? null : s.enum[Number(select.value)]),
+      set: (value) => { const i = s.enum.indexOf(value); select.value = i >= 0 ? String(i) : "null"; },
+    };
+  }
+  if (s.type === "boolean") {
+    const box = element("input", { id, type: "checkbox", role: "switch" });
+    return { node: box, get: () => box.checked, set: (value) => { box.checked = Boolean(value); } };
+  }
+  if (s.type === "number" || s.type === "integer") {
+    const input = element("input", { id, type: "number" });
+    const minimum = s.minimum ?? (s.exclusiveMinimum !== undefined ? undefined : undefined);
+    if (minimum !== undefined) input.min = minimum;
+    if (s.maximum !== undefined) input.max = s.maximum;
+    input.step = s.multipleOf ?? (s.type === "integer" ? 1 : "any");
+    return {
+      node: input,
+      get: () => {
+        if (input.value === "") {
+          if (s.nullable) return null;
+          throw new Error(`${label} needs a number`);
+        }
+        return Number(input.value);
+      },
+      set: (value) => { input.value = value ?? ""; },
+    };
+  }
+  if (s.type === "string") {
+    const input = element("input", { id, type: "text" });
+    if (s.maxLength !== undefined) input.maxLength = s.maxLength;
+    return {
+      node: input,
+      get: () => (input.value === "" && s.nullable ? null : input.value),
+      set: (value) => { input.value = value ?? ""; },
+    };
+  }
+  // Arrays, objects and anything else: JSON.
+  const area = element("textarea", { id, spellcheck: false, rows: 2 });
+  return {
+    node: area,
+    get: () => {
+      try {
+        return JSON.parse(area.value);
+      } catch {
+        throw new Error(`${label} is not valid JSON`);
+      }
+    },
+    set: (value) => { area.value = JSON.stringify(value); },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+
+function formHref(affordance, op) {
+  const form = (affordance.forms ?? []).find((f) => [].concat(f.op ?? []).includes(op));
+  return form?.href;
+}
+
+function renderProperty(thing, name, affordance, url) {
+  const id = `${thing}-${name}-property`;
+  const valueView = element("output", { className: "value", "data-property-value": name });
+  const error = element("span", { className: "error", role: "alert" });
+  const node = element("div", { className: "property", "data-property": name });
+  const title = affordance.title && affordance.title !== name ? affordance.title : "";
+  const href = url(formHref(affordance, "readproperty") ?? `${thing}/${name}`);
+  let editor = null;
+  const row = element("div", { className: "row" });
+  if (affordance.readOnly) {
+    node.append(element("span", { className: "name" }, name), row);
+    row.append(valueView, element("span", { className: "hint" }, "read-only"));
+  } else {
+    editor = editorFor(affordance, id, name);
+    const button = element("button", { type: "submit" }, "Set");
+    // The server checks values and says why it refuses one; the browser's own checks would
+    // block the request with a less helpful message.
+    const form = element("form", { className: "row", noValidate: true }, editor.node, button, valueView);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      let value;
+      try {
+        value = editor.get();
+      } catch (problem) {
+        error.textContent = problem.message;
+        return;
+      }
+      const response = await fetch(url(formHref(affordance, "writeproperty") ?? href), {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(value),
+      });
+      if (!response.ok) {
+        error.textContent = await problemDetail(response);
+      } else if (!affordance.observable) {
+        show(await (await fetch(href)).json());
+      }
+    });
+    node.append(element("label", { for: id }, name), form);
+  }
+  if (title) node.append(element("span", { className: "hint" }, title));
+  node.append(error);
+  let edited = false;
+  if (editor) editor.node.addEventListener("input", () => { edited = true; });
+  const show = (value) => {
+    valueView.textContent = JSON.stringify(value);
+    // Keep what the user is typing; otherwise show the live value in the editor too.
+    if (editor && (!edited || document.activeElement !== editor.node)) {
+      editor.set(value);
+      edited = false;
+    }
+  };
+  return { node, show, href, observable: affordance.observable === true };
+}
+
+/** Live values over the websocket; properties that are not observable are read once. */
+function observe(td, views, url) {
+  for (const view of views.values()) {
+    if (!view.observable) {
+      fetch(view.href).then((r) => r.json()).then(view.show).catch(() => {});
+    }
+  }
+  const observable = [...views.entries()].filter(([, view]) => view.observable);
+  if (observable.length === 0) return;
+  const wsHref = formHref(td.properties[observable[0][0]], "observeproperty");
+  if (!wsHref) return;
+  const connect = () => {
+    const socket = new WebSocket(url(wsHref));
+    socket.addEventListener("open", () => {
+      const data = Object.fromEntries(observable.map(([name]) => [name, true]));
+      socket.send(JSON.stringify({ messageType: "addPropertyObservation", data }));
+    });
+    socket.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      if (message.messageType !== "propertyStatus") return;
+      for (const [name, value] of Object.entries(message.data)) views.get(name)?.show(value);
+    });
+    // Reconnect after a server restart.
+    socket.addEventListener("close", () => setTimeout(connect, 2000));
+  };
+  connect();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions
+
+function renderAction(thing, name, affordance, url) {
+  const node = element("div", { className: "action", "data-action": name });
+  const fields = [];
+  const form = element("form", { noValidate: true });
+  const input = affordance.input ?? {};
+  const required = new Set(input.required ?? []);
+  for (const [field, schema] of Object.entries(input.properties ?? {})) {
+    const id = `${thing}-${name}-${field}`;
+    const editor = editorFor(schema, id, field);
+    fields.push({ field, editor, optional: !required.has(field) });
+    const label = element("label", { for: id }, required.has(field) ? field : `${field} (optional)`);
+    form.append(element("div", { className: "field" }, label, editor.node));
+  }
+  const invoke = element("button", { type: "submit", className: "primary" }, `Invoke ${name}`);
+  const error = element("span", { className: "error", role: "alert" });
+  const invocation = element("div", { className: "invocation", "aria-live": "polite" });
+  form.append(element("div", { className: "field" }, invoke), error);
+  const title = affordance.title && affordance.title !== name ? affordance.title : null;
+  node.append(element("span", { className: "name" }, name),
+    title ? element("span", { className: "hint" }, title) : null, form, invocation);
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const body = {};
+    try {
+      for (const { field, editor, optional } of fields) {
+        const value = editor.get();
+        if (!(optional && (value === null || value === ""))) body[field] = value;
+      }
+    } catch (problem) {
+      error.textContent = problem.message;
+      return;
+    }
+    const href = url(formHref(affordance, "invokeaction") ?? `${thing}/${name}`);
+    const response = await fetch(href, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) {
+      error.textContent = await problemDetail(response);
+      return;
+    }
+    follow(await response.json(), invocation);
+  });
+  return node;
+}
+
+/** Shows an invocation and polls it until it ends. */
+async function follow(started, container) {
+  const status = element("span", { className: "status", "data-status": started.status });
+  const cancel = element("button", { type: "button" }, "Cancel");
+  const log = element("ul", { className: "log" });
+  const output = element("div", { className: "output" });
+  const progress = element("progress", { max: 1 });
+  progress.hidden = true;
+  container.replaceChildren(element("div", { className: "field" }, status, progress, cancel), log, output);
+  cancel.addEventListener("click", () => fetch(started.href, { method: "DELETE" }));
+  let current = started;
+  for (;;) {
+    status.textContent = current.status;
+    status.className = `status ${current.status}`;
+    status.dataset.status = current.status;
+    if (typeof current.progress === "number") {
+      progress.hidden = false;
+      progress.value = current.progress;
+    }
+    log.replaceChildren(...(current.log ?? []).map((record) =>
+      element("li", {}, `${record.levelname}: ${record.message}`)));
+    if (!["pending", "running"].includes(current.status)) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const response = await fetch(started.href, { cache: "no-store" });
+    if (!response.ok) break;
+    current = await response.json();
+  }
+  cancel.remove();
+  if (current.status === "completed") {
+    const value = current.output;
+    if (value && typeof value === "object" && value.href && value.media_type) {
+      if (String(value.media_type).startsWith("image/")) {
+        output.append(element("img", { src: value.href, alt: "Action output" }));
+      }
+      output.append(element("a", { href: value.href, download: "" }, `Download (${value.media_type})`));
+    } else {
+      output.append(element("span", { className: "hint" }, "Output: "),
+        element("output", { className: "value" }, JSON.stringify(value)));
+    }
+  } else if (current.error) {
+    output.append(element("span", { className: "error" }, current.error.detail ?? current.status));
+  }
+}
+
+start();

@@ -1,0 +1,172 @@
+// The web UI in headless Chromium (Debian's, driven by playwright-core), against the microscope
+// example. Usage: node ui.test.mjs http://127.0.0.1:PORT SCREENSHOT.png
+// Prints one line per check and "N passed, N failed"; exits 1 on any failure.
+import { chromium } from "playwright-core";
+
+const [base, screenshot] = [process.argv[2].replace(/\/$/, ""), process.argv[3]];
+const results = [];
+async function check(name, test) {
+  try {
+    await test();
+    results.push(true);
+    console.log(`ok      ${name}`);
+  } catch (error) {
+    results.push(false);
+    console.log(`FAILED  ${name}\n${error?.stack ?? error}`);
+  }
+}
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+async function eventually(probe, message, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(message);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+const server = async (path) => (await fetch(`${base}${path}`)).json();
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+const problems = [];
+// The bad-value check provokes one 422 on purpose; Chromium logs it to the console too.
+let expectRejection = false;
+page.on("console", (message) => {
+  if (message.type() !== "error") return;
+  if (expectRejection && message.text().includes("status of 422")) return;
+  problems.push(`console: ${message.text()}`);
+});
+page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+page.on("requestfailed", async (request) => {
+  // A live stream's request is aborted when the page switches streams or closes: not a failure.
+  if (request.failure()?.errorText === "net::ERR_ABORTED" && request.url().includes("mjpeg_stream")) return;
+  // Chromium reports a fetch answered `204 No Content` as aborted although it succeeded
+  // (microsoft/playwright#32752); the response tells the truth.
+  if ((await request.response())?.status() === 204) return;
+  problems.push(`request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText}`);
+});
+page.on("response", (response) => {
+  if (expectRejection && response.status() === 422) return;
+  if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
+});
+
+/** The camera image's pixels below the caption (the caption shows the time). */
+const pixels = () => page.evaluate(() => {
+  const image = document.querySelector('[data-thing="camera"] img.stream-image');
+  const canvas = document.createElement("canvas");
+  canvas.width = image.naturalWidth;
+  canvas.height = image.naturalHeight;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0);
+  const top = Math.ceil(canvas.height * 0.12);
+  return Array.from(context.getImageData(0, top, canvas.width, canvas.height - top).data);
+});
+const wholeImage = () => page.evaluate(() => {
+  const image = document.querySelector('[data-thing="camera"] img.stream-image');
+  const canvas = document.createElement("canvas");
+  canvas.width = image.naturalWidth;
+  canvas.height = image.naturalHeight;
+  canvas.getContext("2d").drawImage(image, 0, 0);
+  return Array.from(canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data);
+});
+const changed = (a, b) => a.filter((value, i) => Math.abs(value - b[i]) > 32).length / a.length;
+
+await check("the page loads every Thing with its stream", async () => {
+  await page.goto(`${base}/`);
+  await page.waitForSelector('[data-thing="stage"]');
+  await page.waitForSelector('[data-thing="camera"] img.stream-image');
+  await eventually(() => page.evaluate(() =>
+    document.querySelector('[data-thing="camera"] img.stream-image').naturalWidth > 0), "no frame shown");
+  const links = await page.$$eval("header nav a", (as) => as.map((a) => a.getAttribute("href")));
+  assert(links.includes("docs/") && links.includes("openapi.json"), `links ${links}`);
+});
+
+await check("the stream image's pixels change over time", async () => {
+  const before = await wholeImage();
+  await page.waitForTimeout(700);
+  const after = await wholeImage();
+  assert(changed(before, after) > 0, "the image did not change");
+});
+
+await check("the live frame rate is shown", async () => {
+  const text = await eventually(async () => {
+    const fps = await page.textContent('[data-thing="camera"] .fps');
+    return /\d+(\.\d)? fps/.test(fps) && fps;
+  }, "no frame rate shown");
+  assert(parseFloat(text) > 5, `frame rate ${text}`);
+});
+
+await check("setting a property in the UI changes it on the server", async () => {
+  const property = page.locator('[data-thing="camera"] [data-property="exposure_ms"]');
+  await property.locator("input").fill("20");
+  await property.locator("button").click();
+  await eventually(async () => (await server("/camera/exposure_ms")) === 20, "exposure_ms is not 20");
+  await eventually(async () => (await property.locator("output").textContent()) === "20", "no live value");
+});
+
+await check("a bad value shows the server's error inline", async () => {
+  expectRejection = true;
+  const property = page.locator('[data-thing="camera"] [data-property="exposure_ms"]');
+  await property.locator("input").fill("0.01");
+  await property.locator("button").click();
+  const error = await eventually(async () => await property.locator(".error").textContent(), "no error shown");
+  assert(error.includes("at least 0.1"), `error: ${error}`);
+  assert((await server("/camera/exposure_ms")) === 20, "the bad value was applied");
+  expectRejection = false;
+});
+
+await check("moving the stage from the UI completes and moves the camera image", async () => {
+  const before = await pixels();
+  const action = page.locator('[data-thing="stage"] [data-action="move_relative"]');
+  await action.locator("#stage-move_relative-x").fill("120");
+  await action.locator("#stage-move_relative-y").fill("40");
+  await action.locator("button[type=submit]").click();
+  await action.locator('.status[data-status="completed"]').waitFor();
+  const output = await action.locator(".output").textContent();
+  assert(output.includes("[120,40,0]"), `output: ${output}`);
+  assert(JSON.stringify(await server("/stage/position")) === "[120,40,0]", "stage did not move");
+  await page.waitForTimeout(500);
+  const after = await pixels();
+  assert(changed(before, after) > 0.05, `only ${changed(before, after)} of the image changed`);
+});
+
+await check("an action with a blob output shows the image", async () => {
+  const action = page.locator('[data-thing="camera"] [data-action="capture"]');
+  await action.locator("button[type=submit]").click();
+  await action.locator('.status[data-status="completed"]').waitFor();
+  await eventually(() => action.locator(".output img").evaluate((img) => img.naturalWidth === 640),
+    "the captured image is not shown");
+});
+
+await check("a running action can be cancelled", async () => {
+  const action = page.locator('[data-thing="stage"] [data-action="home"]');
+  await action.locator("button[type=submit]").click();
+  await action.locator('.status[data-status="running"]').waitFor();
+  await action.getByRole("button", { name: "Cancel" }).click();
+  await action.locator('.status[data-status="cancelled"]').waitFor();
+});
+
+await check("the page is usable by keyboard: every input has a label", async () => {
+  const unlabelled = await page.$$eval("input, select, textarea", (inputs) =>
+    inputs.filter((input) => !(input.labels && input.labels.length)).map((input) => input.outerHTML));
+  assert(unlabelled.length === 0, `unlabelled: ${unlabelled.join(", ")}`);
+});
+
+await page.screenshot({ path: screenshot, fullPage: true });
+console.log(`screenshot saved to ${screenshot}`);
+
+await check("no console errors and no failed requests", async () => {
+  assert(problems.length === 0, problems.join("\n"));
+});
+
+await browser.close();
+const passed = results.filter(Boolean).length;
+console.log(`browser: ${passed} passed, ${results.length - passed} failed`);
+process.exit(results.length === passed ? 0 : 1);
