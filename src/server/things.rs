@@ -346,7 +346,7 @@ impl ThingServerBuilder {
         let mut docs: Vec<RouteDoc> = parts.iter().flat_map(|p| p.docs.clone()).collect();
         docs.extend(openapi::server_routes());
         docs.extend(actions::invocation_docs());
-        let (ui_router, ui_docs) = ui::routes(&self.ui, &self.folders);
+        let (ui_page, ui_router, ui_docs) = ui::routes(&self.ui, &self.folders);
         docs.extend(ui_docs);
         let document = openapi::document(&prefix, &docs).map_err(ServerError::OpenApi)?;
 
@@ -411,10 +411,22 @@ impl ThingServerBuilder {
                 utoipa_swagger_ui::Config::new([format!("{prefix}/openapi.json")])
                     .validator_url("none"),
             );
-        let api = if prefix.is_empty() {
-            api
-        } else {
-            Router::new().nest(&prefix, api)
+        let api = match (prefix.is_empty(), ui_page) {
+            (true, Some(page)) => api.route("/", page),
+            (true, None) => api,
+            // Nested, a root route would answer at `/api`, where the page's relative URLs
+            // would point outside the prefix: serve it at `/api/` and redirect `/api` there.
+            (false, page) => {
+                let mut outer = Router::new().nest(&prefix, api);
+                if let Some(page) = page {
+                    let slash = format!("{prefix}/");
+                    outer = outer.route(&slash, page).route(
+                        &prefix,
+                        get(move || async move { axum::response::Redirect::permanent(&slash) }),
+                    );
+                }
+                outer
+            }
         };
         let routes = api
             .merge(Router::from(swagger))

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, get_service};
 use serde_json::json;
 
 use crate::openapi::RouteDoc;
@@ -27,23 +27,28 @@ pub(crate) enum UiSource {
     None,
 }
 
-/// The UI's routes (relative to the API prefix) and their documentation.
-pub(crate) fn routes(source: &UiSource, extra: &[(String, PathBuf)]) -> (Router, Vec<RouteDoc>) {
+/// The UI: its page (to mount at `<prefix>/`, with the slash, so relative URLs work), its other
+/// routes (relative to the API prefix), and their documentation.
+pub(crate) fn routes(
+    source: &UiSource,
+    extra: &[(String, PathBuf)],
+) -> (Option<MethodRouter>, Router, Vec<RouteDoc>) {
     let mut router = Router::new();
     let mut docs = Vec::new();
+    let asset = |body: &'static str, media_type: &'static str| {
+        get(move || async move {
+            (
+                [(header::CONTENT_TYPE, HeaderValue::from_static(media_type))],
+                body,
+            )
+                .into_response()
+        })
+    };
+    let mut page_route = None;
     match source {
         UiSource::Embedded => {
-            let asset = |body: &'static str, media_type: &'static str| {
-                get(move || async move {
-                    (
-                        [(header::CONTENT_TYPE, HeaderValue::from_static(media_type))],
-                        body,
-                    )
-                        .into_response()
-                })
-            };
+            page_route = Some(asset(INDEX, "text/html; charset=utf-8"));
             router = router
-                .route("/", asset(INDEX, "text/html; charset=utf-8"))
                 .route(
                     "/static/app.js",
                     asset(APP, "text/javascript; charset=utf-8"),
@@ -54,15 +59,12 @@ pub(crate) fn routes(source: &UiSource, extra: &[(String, PathBuf)]) -> (Router,
             docs.push(file("/static/style.css", "ui_style", "text/css"));
         }
         UiSource::Folder(folder) => {
-            router = router
-                .route_service(
-                    "/",
-                    tower_http::services::ServeFile::new(folder.join("index.html")),
-                )
-                .nest_service(
-                    "/static",
-                    tower_http::services::ServeDir::new(folder.join("static")),
-                );
+            let index = tower_http::services::ServeFile::new(folder.join("index.html"));
+            page_route = Some(get_service(index));
+            router = router.nest_service(
+                "/static",
+                tower_http::services::ServeDir::new(folder.join("static")),
+            );
             docs.push(page("/", "ui", "The web UI (from the configured folder)"));
             docs.push(folder_doc("/static", "ui_static"));
         }
@@ -72,7 +74,7 @@ pub(crate) fn routes(source: &UiSource, extra: &[(String, PathBuf)]) -> (Router,
         router = router.nest_service(path, tower_http::services::ServeDir::new(folder));
         docs.push(folder_doc(path, &format!("static_folder_{index}")));
     }
-    (router, docs)
+    (page_route, router, docs)
 }
 
 fn page(path: &str, id: &str, summary: &str) -> RouteDoc {

@@ -612,3 +612,91 @@ async fn without_cors_other_origins_get_no_access_headers() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_web_ui_is_served_from_the_binary_at_the_root_and_under_a_prefix() {
+    let (served, _) = everything().await;
+    let page = served.get("/").await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"src="static/app.js""#), "{html}");
+    for (asset, media_type) in [
+        ("/static/app.js", "text/javascript"),
+        ("/static/style.css", "text/css"),
+    ] {
+        let response = served.get(asset).await;
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(media_type)
+        );
+    }
+
+    let server = ThingServer::builder()
+        .api_prefix("/api")
+        .add_thing("things_test", Everything::new())
+        .build()
+        .unwrap();
+    let prefixed = Served::start(server).await;
+    let response = prefixed.get("/api/").await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the UI is at the prefix with a slash"
+    );
+    assert_eq!(prefixed.get("/api/static/app.js").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_users_own_folders_serve_instead_of_or_beside_the_ui() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(folder.path().join("ui/static")).unwrap();
+    std::fs::write(
+        folder.path().join("ui/index.html"),
+        "<h1>My microscope</h1>",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.path().join("ui/static/app.js"),
+        "console.log('mine')",
+    )
+    .unwrap();
+    std::fs::create_dir_all(folder.path().join("data")).unwrap();
+    std::fs::write(folder.path().join("data/notes.txt"), "calibrated").unwrap();
+    let server = ThingServer::builder()
+        .ui_folder(folder.path().join("ui"))
+        .serve_folder("/data", folder.path().join("data"))
+        .add_thing("things_test", Everything::new())
+        .build()
+        .unwrap();
+    let served = Served::start(server).await;
+    assert_eq!(
+        served.get("/").await.text().await.unwrap(),
+        "<h1>My microscope</h1>"
+    );
+    assert_eq!(
+        served.get("/static/app.js").await.text().await.unwrap(),
+        "console.log('mine')"
+    );
+    assert_eq!(
+        served.get("/data/notes.txt").await.text().await.unwrap(),
+        "calibrated"
+    );
+    problem(served.get("/data/missing.txt").await, 404).await;
+
+    let server = ThingServer::builder()
+        .without_ui()
+        .add_thing("things_test", Everything::new())
+        .build()
+        .unwrap();
+    let api_only = Served::start(server).await;
+    problem(api_only.get("/").await, 404).await;
+}
