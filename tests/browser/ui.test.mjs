@@ -162,6 +162,16 @@ await check("the page is usable by keyboard: every input has a label", async () 
 await page.screenshot({ path: screenshot, fullPage: true });
 console.log(`screenshot saved to ${screenshot}`);
 
+await check("the page fits a tablet's width", async () => {
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await page.waitForTimeout(300);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+  const tablet = screenshot.replace(/\.png$/, "-tablet.png");
+  await page.screenshot({ path: tablet, fullPage: true });
+  console.log(`screenshot saved to ${tablet}`);
+});
+
 await check("no console errors and no failed requests", async () => {
   assert(problems.length === 0, problems.join("\n"));
 });
