@@ -206,6 +206,9 @@ pub fn registry() -> labthings::ThingRegistry {
         })
 }
 
+/// The camera of `examples/camera.rs`, alone.
+pub const CAMERA_CONFIG: &str = r#"{"things": {"camera": "simulated_camera"}}"#;
+
 /// The microscope the README's first command starts: a stage and a camera looking through it.
 pub const MICROSCOPE_CONFIG: &str = r#"{
     "things": {

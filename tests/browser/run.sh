@@ -9,18 +9,8 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
-cargo build -q --example microscope
-LOG=$(mktemp)
-target/debug/examples/microscope --port 0 --config tests/browser/microscope.json >"$LOG" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; rm -f "$LOG"' EXIT
-URL=
-for _ in $(seq 1 100); do
-  URL=$(grep -o 'serving on http://[0-9.:]*' "$LOG" | head -n 1 | sed 's/serving on //') || true
-  [ -n "$URL" ] && break
-  sleep 0.1
-done
-[ -n "$URL" ] || { echo "the microscope example did not start:" >&2; cat "$LOG" >&2; exit 1; }
+# shellcheck source=../support/start-microscope.sh
+source tests/support/start-microscope.sh --config tests/browser/microscope.json
 
 mkdir -p target/browser
 node tests/browser/ui.test.mjs "$URL" target/browser/ui.png

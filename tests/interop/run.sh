@@ -10,23 +10,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
 
-cargo build -q --example microscope
-LOG=$(mktemp)
-target/debug/examples/microscope --port 0 >"$LOG" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; rm -f "$LOG"' EXIT
-URL=
-for _ in $(seq 1 100); do
-  URL=$(grep -o 'serving on http://[0-9.:]*' "$LOG" | head -n 1 | sed 's/serving on //') || true
-  [ -n "$URL" ] && break
-  sleep 0.1
-done
-if [ -z "$URL" ]; then
-  echo "the microscope example did not start:" >&2
-  cat "$LOG" >&2
-  exit 1
-fi
-echo "microscope example at $URL"
+# shellcheck source=../support/start-microscope.sh
+source tests/support/start-microscope.sh
 
 "$VENV/bin/python" tests/interop/python_client.py "$URL"
 
