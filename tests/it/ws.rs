@@ -194,47 +194,55 @@ async fn observing_an_action_sends_each_status_with_the_invocation_id() {
     quiet(&mut socket).await;
 }
 
+/// A Thing whose property values are large, so a client that does not read fills every socket
+/// buffer quickly.
+#[derive(labthings::Thing)]
+struct Chatty {
+    #[property]
+    text: labthings::Property<String>,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_never_blocks_writes_and_then_gets_the_newest_value() {
-    let (address, everything, _stop) = serve().await;
-    let mut slow = connect(address, "things_test").await;
+    let chatty = Arc::new(Chatty {
+        text: labthings::Property::new(String::new()),
+    });
+    let server = ThingServer::builder()
+        .add_thing("chatty", chatty.clone())
+        .build()
+        .unwrap();
+    let (address, _stop, _task) = spawn_thing_server(server).await;
+    let mut slow = connect(address, "chatty").await;
     send(
         &mut slow,
-        json!({"messageType": "addPropertyObservation", "data": {"label": true}}),
+        json!({"messageType": "addPropertyObservation", "data": {"text": true}}),
     )
     .await;
-    assert_eq!(next(&mut slow).await["data"]["label"], "abc");
+    assert_eq!(next(&mut slow).await["data"]["text"], "");
 
-    // 20,000 changes while the client reads nothing. Every write returns at once.
+    // 1,000 values of 64 kB (64 MB) while the client reads nothing: far more than the socket
+    // buffers on both sides hold (about 10 MB), so the server cannot send them all. Every write
+    // still returns at once.
     let started = std::time::Instant::now();
-    let word = |n: u32| -> String {
-        (0..4)
-            .map(|digit| char::from(b'a' + (n / 26u32.pow(digit) % 26) as u8))
-            .collect()
-    };
-    for n in 0..20_000u32 {
-        let text = if n == 19_999 {
-            "final".to_owned()
-        } else {
-            word(n)
-        };
-        everything.label.publish(text).unwrap();
+    let padding = "x".repeat(64 * 1024);
+    for n in 0..1000 {
+        chatty.text.publish(format!("{n:04}{padding}")).unwrap();
     }
+    chatty.text.publish("final".to_owned()).unwrap();
     let writes = started.elapsed();
-    put(address, "/things_test/flag", json!(true)).await;
     assert!(writes < Duration::from_secs(5), "writes took {writes:?}");
 
-    // The client then reads, and ends on the newest value, having skipped most of the others.
+    // Then the client reads: it ends on the newest value, having skipped stale ones.
     let mut received = 0;
     loop {
         let message = next(&mut slow).await;
         received += 1;
-        if message["data"]["label"] == "final" {
+        if message["data"]["text"] == "final" {
             break;
         }
     }
     assert!(
-        received < 20_000,
+        received < 1000,
         "stale values were skipped: {received} messages"
     );
 }
