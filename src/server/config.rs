@@ -31,7 +31,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::things::{ServerError, ThingServer, ThingServerBuilder};
+use super::builder::{ServerError, ThingServerBuilder};
+use super::things::ThingServer;
 use crate::thing::{BoxError, Thing};
 
 /// A server configuration file.

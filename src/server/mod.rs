@@ -6,14 +6,18 @@
 //!   each connection queues so that live streams stay live.
 
 mod actions;
+mod affordances;
+mod builder;
 mod config;
 mod problems;
 mod serve;
+mod settings;
 mod things;
 mod ui;
 mod ws;
 
 pub(crate) use actions::invocation_schema;
+pub use builder::{IntoShared, ServerError, ThingServerBuilder};
 pub use config::{CommandLine, ConfigError, ServerConfig, ThingContext, ThingRegistry, run};
 pub use serve::{ConnectionOptions, Serve, serve};
-pub use things::{IntoShared, ServerError, ThingServer, ThingServerBuilder, shutdown_signal};
+pub use things::{ThingServer, shutdown_signal};
