@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
@@ -373,36 +373,14 @@ impl ThingServerBuilder {
             .merge(ui_router)
             .route(
                 "/things/",
-                get({
-                    let (descriptions, base) = (descriptions.clone(), base.clone());
-                    move |headers: HeaderMap| async move {
-                        let root = base.url(&headers);
-                        let index: Map<String, Value> = descriptions
-                            .iter()
-                            .map(|(name, _)| (name.clone(), Value::from(format!("{root}{name}/"))))
-                            .collect();
-                        axum::Json(index)
-                    }
+                index_route(&descriptions, &base, |root, name, _| {
+                    Value::from(format!("{root}{name}/"))
                 }),
             )
             .route(
                 "/thing_descriptions/",
-                get({
-                    let (descriptions, base) = (descriptions.clone(), base.clone());
-                    move |headers: HeaderMap| async move {
-                        let root = base.url(&headers);
-                        let index: Map<String, Value> = descriptions
-                            .iter()
-                            .map(|(name, td)| {
-                                let td = td.with_base(root.clone());
-                                (
-                                    name.clone(),
-                                    serde_json::to_value(td).unwrap_or(Value::Null),
-                                )
-                            })
-                            .collect();
-                        axum::Json(index)
-                    }
+                index_route(&descriptions, &base, |root, _, td| {
+                    serde_json::to_value(td.with_base(root.to_owned())).unwrap_or(Value::Null)
                 }),
             );
         for part in &parts {
@@ -487,4 +465,22 @@ fn validate_name(name: &str) -> Result<(), String> {
         return Err("the server uses this name for its own routes".to_owned());
     }
     Ok(())
+}
+
+/// A route answering a JSON object with one member per Thing (name to `value`), for the
+/// `/things/` and `/thing_descriptions/` indexes; `value` gets the request's base URL.
+fn index_route(
+    descriptions: &Arc<Vec<(String, ThingDescription)>>,
+    base: &Base,
+    value: fn(&str, &str, &ThingDescription) -> Value,
+) -> MethodRouter {
+    let (descriptions, base) = (descriptions.clone(), base.clone());
+    get(move |headers: HeaderMap| async move {
+        let root = base.url(&headers);
+        let index: Map<String, Value> = descriptions
+            .iter()
+            .map(|(name, td)| (name.clone(), value(&root, name, td)))
+            .collect();
+        axum::Json(index)
+    })
 }

@@ -122,6 +122,23 @@ impl Served {
         format!("http://{}{path}", self.address)
     }
 
+    /// GETs a server path (or a full URL) and parses the JSON body.
+    async fn get_json(&self, path_or_url: &str) -> Value {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            self.url(path_or_url)
+        };
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn invoke(&self, action: &str, body: Option<&str>) -> reqwest::Response {
         let mut request = self.client.post(self.url(&format!("/lab/{action}")));
         if let Some(body) = body {
@@ -152,15 +169,7 @@ impl Served {
             .to_owned();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let now: Value = self
-                .client
-                .get(&href)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let now: Value = self.get_json(&href).await;
             if !["pending", "running"].contains(&now["status"].as_str().unwrap()) {
                 return now;
             }
@@ -314,15 +323,7 @@ async fn bad_inputs_are_422_problems_naming_the_field() {
     problem(response, 415).await;
     problem(served.invoke("add", Some("{\"a\": ")).await, 400).await;
     problem(served.invoke("helper", Some("{}")).await, 404).await;
-    let listed: Value = served
-        .client
-        .get(served.url("/action_invocations"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = served.get_json("/action_invocations").await;
     assert_eq!(listed, json!([]), "refused requests make no invocation");
 }
 
@@ -446,15 +447,7 @@ async fn finished_invocations_expire_after_the_retention_time() {
     assert_eq!(served.client.get(&href).send().await.unwrap().status(), 200);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     problem(served.client.get(&href).send().await.unwrap(), 404).await;
-    let listed: Value = served
-        .client
-        .get(served.url("/lab/zero"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = served.get_json("/lab/zero").await;
     assert_eq!(listed, json!([]));
 }
 
@@ -512,26 +505,10 @@ async fn locked_actions_run_one_at_a_time_and_invocations_are_listed() {
         "queued"
     );
 
-    let of_action: Value = served
-        .client
-        .get(served.url("/lab/exclusive"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let of_action: Value = served.get_json("/lab/exclusive").await;
     assert_eq!(of_action.as_array().unwrap().len(), 2);
     assert_eq!(of_action[0]["id"], first["id"], "oldest first");
-    let all: Value = served
-        .client
-        .get(served.url("/action_invocations"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = served.get_json("/action_invocations").await;
     assert_eq!(all.as_array().unwrap().len(), 2);
 }
 
