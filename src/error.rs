@@ -9,7 +9,7 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The media type of an RFC 9457 problem details body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -35,35 +35,49 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// assert_eq!(json["title"], "Bad Request");
 /// assert_eq!(json["invalid-params"][0]["name"], "fps");
 /// ```
-#[derive(Debug, Clone, Serialize)]
+///
+/// It also deserializes, leniently (missing members take their defaults), so clients can read
+/// the problems a server sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Problem {
     /// A URI reference that identifies the problem type; `about:blank` when the status says it all.
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default = "about_blank")]
     pub type_uri: String,
     /// A short, human-readable summary of the problem type.
+    #[serde(default)]
     pub title: String,
     /// The HTTP status code.
+    #[serde(default)]
     pub status: u16,
     /// A human-readable explanation specific to this occurrence of the problem.
+    #[serde(default)]
     pub detail: String,
     /// A URI reference that identifies this occurrence of the problem.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
     /// The request parameters that were wrong, each with the reason (RFC 9457 §3 example
     /// extension `invalid-params`).
-    #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "invalid-params",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub invalid_params: Vec<InvalidParam>,
     #[serde(skip)]
     headers: HeaderMap,
 }
 
 /// One entry of the `invalid-params` extension member: which parameter was wrong and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvalidParam {
     /// The name of the parameter (query parameter, property or argument).
     pub name: String,
     /// Why its value was rejected.
     pub reason: String,
+}
+
+fn about_blank() -> String {
+    "about:blank".to_owned()
 }
 
 impl Problem {

@@ -18,6 +18,8 @@
 #[path = "private.rs"]
 pub mod __private;
 pub mod action;
+#[cfg(feature = "client")]
+pub mod client;
 mod error;
 mod openapi;
 pub mod property;

@@ -1,0 +1,767 @@
+//! `ThingClient`: a Thing driven through its Thing Description.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Url;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+use super::{ClientError, MjpegClient, MjpegClientBuilder};
+use crate::Problem;
+
+/// The longest `Prefer: wait` the client asks of a server (ours caps it at a minute).
+const MAX_SERVER_WAIT: Duration = Duration::from_secs(30);
+
+/// Configures a [`ThingClient`]; from [`ThingClient::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "call `connect` to fetch the Thing Description"]
+pub struct ThingClientBuilder {
+    url: String,
+    http: Option<reqwest::Client>,
+    headers: HeaderMap,
+    request_timeout: Duration,
+    action_timeout: Duration,
+}
+
+impl ThingClientBuilder {
+    /// Sends this header with every request, websocket and stream.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request, websocket and stream.
+    pub fn bearer_token(self, token: &str) -> Self {
+        match HeaderValue::from_str(&format!("Bearer {token}")) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                self.header(header::AUTHORIZATION, value)
+            }
+            // Not a valid header value: the server will answer 401, which says more than we can.
+            Err(_) => self,
+        }
+    }
+
+    /// Time allowed for each request (not streams or websockets). Default 30 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long [`ThingClient::invoke`] waits for an action before cancelling it. Default
+    /// 5 minutes.
+    pub fn action_timeout(mut self, timeout: Duration) -> Self {
+        self.action_timeout = timeout;
+        self
+    }
+
+    /// Uses this HTTP client (for its proxy, TLS or pool settings).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Fetches the Thing Description and returns the client.
+    pub async fn connect(self) -> Result<ThingClient, ClientError> {
+        let url = Url::parse(&self.url).map_err(|error| ClientError::InvalidUrl {
+            url: self.url.clone(),
+            reason: error.to_string(),
+        })?;
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .connect_timeout(self.request_timeout)
+                .build()
+                .map_err(|error| ClientError::http(&url, error))?,
+        };
+        let response = http
+            .get(url.clone())
+            .headers(self.headers.clone())
+            .header(header::ACCEPT, "application/td+json, application/json")
+            .timeout(self.request_timeout)
+            .send()
+            .await
+            .map_err(|error| ClientError::http(&url, error))?;
+        let td: Value = read_json(response, "the Thing Description").await?;
+        if !td.is_object() || !td["title"].is_string() {
+            return Err(ClientError::protocol(
+                &url,
+                "the answer is not a Thing Description (a JSON object with a `title`)",
+            ));
+        }
+        let base = td["base"]
+            .as_str()
+            .and_then(|base| url.join(base).ok())
+            .unwrap_or_else(|| url.clone());
+        Ok(ThingClient {
+            inner: Arc::new(Inner {
+                http,
+                url,
+                base,
+                td,
+                headers: self.headers,
+                request_timeout: self.request_timeout,
+                action_timeout: self.action_timeout,
+            }),
+        })
+    }
+}
+
+/// A client for one Thing, driven through its Thing Description (TD).
+///
+/// [`connect`](Self::connect) fetches the TD; every other call finds its URL there, so the
+/// client works with any server that describes its Things the way LabThings does (ours, or
+/// labthings-fastapi). Cloning is cheap and shares the connection pool.
+///
+/// - Properties: [`get`](Self::get) and [`set`](Self::set), typed by the caller.
+/// - Actions: [`invoke`](Self::invoke) waits for the output; [`start`](Self::start) returns an
+///   [`Invocation`] to wait for, poll or cancel.
+/// - Observation over the websocket: [`observe_property`](Self::observe_property) and
+///   [`observe_action`](Self::observe_action).
+/// - Streams: [`stream`](Self::stream) gives an [`MjpegClient`] builder.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use labthings::client::ThingClient;
+///
+/// # async fn run() -> Result<(), labthings::client::ClientError> {
+/// let stage = ThingClient::builder("http://127.0.0.1:5000/stage/")
+///     .action_timeout(Duration::from_secs(60))
+///     .connect()
+///     .await?;
+/// let position: serde_json::Value = stage.get("position").await?;
+/// stage.invoke::<()>("move_relative", &serde_json::json!({"x": 100})).await?;
+/// let homing = stage.start("home", &()).await?;
+/// homing.cancel().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ThingClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    url: Url,
+    base: Url,
+    td: Value,
+    headers: HeaderMap,
+    request_timeout: Duration,
+    action_timeout: Duration,
+}
+
+impl ThingClient {
+    /// A builder for a client of the Thing at `url` (the address of its Thing Description,
+    /// e.g. `http://127.0.0.1:5000/camera/`).
+    pub fn builder(url: impl Into<String>) -> ThingClientBuilder {
+        ThingClientBuilder {
+            url: url.into(),
+            http: None,
+            headers: HeaderMap::new(),
+            request_timeout: Duration::from_secs(30),
+            action_timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// Fetches the Thing Description at `url` and returns a client with default settings.
+    pub async fn connect(url: impl Into<String>) -> Result<Self, ClientError> {
+        Self::builder(url).connect().await
+    }
+
+    /// The Thing Description.
+    pub fn description(&self) -> &Value {
+        &self.inner.td
+    }
+
+    /// The Thing's title.
+    pub fn title(&self) -> &str {
+        self.inner.td["title"].as_str().unwrap_or_default()
+    }
+
+    /// The URL the Thing Description was fetched from.
+    pub fn url(&self) -> &Url {
+        &self.inner.url
+    }
+
+    /// The names of the Thing's properties.
+    pub fn properties(&self) -> Vec<String> {
+        self.names("properties")
+    }
+
+    /// The names of the Thing's actions.
+    pub fn actions(&self) -> Vec<String> {
+        self.names("actions")
+    }
+
+    /// The names of the Thing's MJPEG streams (its `alternate` links of type
+    /// `multipart/x-mixed-replace`).
+    pub fn streams(&self) -> Vec<String> {
+        self.stream_links()
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    /// Reads a property as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, property: &str) -> Result<T, ClientError> {
+        let url = self.form("properties", property, "readproperty")?;
+        let response = self.send(self.request(Method::GET, url)).await?;
+        read_json(response, &format!("property `{property}`")).await
+    }
+
+    /// Writes a property.
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        property: &str,
+        value: &T,
+    ) -> Result<(), ClientError> {
+        let url = self.form("properties", property, "writeproperty")?;
+        let method = self.method("properties", property, "writeproperty", Method::PUT);
+        let body = to_json(value, &format!("the value for `{property}`"))?;
+        let response = self.send(self.request(method, url).json(&body)).await?;
+        expect_success(response).await.map(drop)
+    }
+
+    /// Invokes an action and waits for its output, up to the action timeout; an action still
+    /// running then is cancelled and the error is [`ClientError::Timeout`]. Pass `&()` for an
+    /// action without arguments.
+    pub async fn invoke<O: DeserializeOwned>(
+        &self,
+        action: &str,
+        input: &(impl Serialize + ?Sized),
+    ) -> Result<O, ClientError> {
+        let timeout = self.inner.action_timeout;
+        let mut invocation = self.start_waiting(action, input, timeout).await?;
+        let finished = invocation.wait(timeout).await.map(drop);
+        match finished {
+            Ok(()) => invocation.output(),
+            Err(error @ ClientError::Timeout { .. }) => {
+                // Best effort: the timeout is the error to report either way.
+                let _ = invocation.cancel().await;
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Starts an action and returns at once with its [`Invocation`].
+    pub async fn start(
+        &self,
+        action: &str,
+        input: &(impl Serialize + ?Sized),
+    ) -> Result<Invocation, ClientError> {
+        self.start_waiting(action, input, Duration::ZERO).await
+    }
+
+    async fn start_waiting(
+        &self,
+        action: &str,
+        input: &(impl Serialize + ?Sized),
+        wait: Duration,
+    ) -> Result<Invocation, ClientError> {
+        let url = self.form("actions", action, "invokeaction")?;
+        let mut body = to_json(input, &format!("the input of `{action}`"))?;
+        if body.is_null() {
+            body = json!({});
+        }
+        let mut request = self.request(Method::POST, url).json(&body);
+        let wait = wait.min(MAX_SERVER_WAIT);
+        if !wait.is_zero() {
+            // Servers that know RFC 7240 answer once the action is done; others ignore it.
+            request = request
+                .header("prefer", format!("wait={}", wait.as_secs()))
+                .timeout(self.inner.request_timeout + wait);
+        }
+        let response = self.send(request).await?;
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let info: Value = read_json(response, &format!("the invocation of `{action}`")).await?;
+        let href = info["href"]
+            .as_str()
+            .or(location.as_deref())
+            .ok_or_else(|| {
+                ClientError::protocol(&self.inner.base, "the invocation has no `href`")
+            })?;
+        let href = self.resolve(href)?;
+        Ok(Invocation {
+            thing: self.clone(),
+            action: action.to_owned(),
+            href,
+            info,
+        })
+    }
+
+    /// Fetches a blob output (`{"href": ..., "media_type": ...}`) of an action.
+    pub async fn blob(&self, output: &Value) -> Result<Bytes, ClientError> {
+        let href = output["href"].as_str().ok_or_else(|| {
+            ClientError::protocol(&self.inner.base, "a blob output has an `href`")
+        })?;
+        let url = self.resolve(href)?;
+        let response = self.send(self.request(Method::GET, url.clone())).await?;
+        let response = expect_success(response).await?;
+        response
+            .bytes()
+            .await
+            .map_err(|error| ClientError::http(&url, error))
+    }
+
+    /// Observes a property over the Thing's websocket: a stream of its new values as JSON.
+    pub async fn observe_property(
+        &self,
+        property: &str,
+    ) -> Result<BoxStream<'static, Result<Value, ClientError>>, ClientError> {
+        let url = self.form("properties", property, "observeproperty")?;
+        let name = property.to_owned();
+        let stream = self
+            .observe(url, "addPropertyObservation", property)
+            .await?
+            .filter_map(move |message| {
+                let item = match message {
+                    Ok(message) if message["messageType"] == "propertyStatus" => {
+                        message["data"].get(&name).cloned().map(Ok)
+                    }
+                    Ok(_) => None,
+                    Err(error) => Some(Err(error)),
+                };
+                std::future::ready(item)
+            });
+        Ok(stream.boxed())
+    }
+
+    /// Observes an action over the Thing's websocket: a stream of its invocations' status
+    /// changes.
+    pub async fn observe_action(
+        &self,
+        action: &str,
+    ) -> Result<BoxStream<'static, Result<ActionStatus, ClientError>>, ClientError> {
+        let url = self.form("actions", action, "invokeaction")?;
+        // Actions have no observe form of their own: they share the properties' websocket, or
+        // the conventional `<thing>/ws`.
+        let ws = self
+            .properties()
+            .iter()
+            .find_map(|property| self.form("properties", property, "observeproperty").ok())
+            .map_or_else(|| websocket_beside(&url), Ok)?;
+        let name = action.to_owned();
+        let stream = self
+            .observe(ws, "addActionObservation", action)
+            .await?
+            .filter_map(move |message| {
+                let item = match message {
+                    Ok(message) if message["messageType"] == "actionStatus" => {
+                        let data = &message["data"];
+                        (data["action name"] == name.as_str()).then(|| {
+                            Ok(ActionStatus {
+                                action: name.clone(),
+                                status: data["status"].as_str().unwrap_or_default().to_owned(),
+                                id: data["id"].as_str().map(str::to_owned),
+                                href: data["href"].as_str().map(str::to_owned),
+                            })
+                        })
+                    }
+                    Ok(_) => None,
+                    Err(error) => Some(Err(error)),
+                };
+                std::future::ready(item)
+            });
+        Ok(stream.boxed())
+    }
+
+    /// A builder for an [`MjpegClient`] of one of the Thing's streams, with this client's
+    /// headers. Call [`connect`](MjpegClientBuilder::connect) on it.
+    pub fn stream(&self, name: &str) -> Result<MjpegClientBuilder, ClientError> {
+        let href = self
+            .stream_links()
+            .find(|(stream, _)| *stream == name)
+            .map(|(_, href)| href.to_owned())
+            .ok_or_else(|| ClientError::NoSuchAffordance {
+                kind: "stream",
+                name: name.to_owned(),
+                available: self.streams().join(", "),
+            })?;
+        let url = self.resolve(&href)?;
+        let mut builder = MjpegClient::builder(url.as_str()).http_client(self.inner.http.clone());
+        for (name, value) in &self.inner.headers {
+            builder = builder.header(name.clone(), value.clone());
+        }
+        Ok(builder)
+    }
+
+    fn names(&self, kind: &str) -> Vec<String> {
+        self.inner.td[kind]
+            .as_object()
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn stream_links(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.inner.td["links"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|link| {
+                link["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("multipart/x-mixed-replace"))
+            })
+            .filter_map(|link| {
+                let href = link["href"].as_str()?;
+                let name = href.trim_end_matches('/').rsplit('/').next()?;
+                Some((name, href))
+            })
+    }
+
+    /// The URL of the form of affordance `name` that does `op`.
+    fn form(&self, kind: &'static str, name: &str, op: &str) -> Result<Url, ClientError> {
+        let affordance = self.affordance(kind, name)?;
+        let forms = affordance["forms"].as_array().into_iter().flatten();
+        let href = forms
+            .clone()
+            .find(|form| does(form, op))
+            .or_else(|| {
+                // A form without `op` does the kind's default operations.
+                let default = ["readproperty", "writeproperty", "invokeaction"].contains(&op);
+                forms.clone().find(|form| default && form["op"].is_null())
+            })
+            .and_then(|form| form["href"].as_str())
+            .ok_or_else(|| {
+                ClientError::protocol(
+                    &self.inner.url,
+                    format!("{kind} `{name}` has no form for `{op}`"),
+                )
+            })?;
+        self.resolve(href)
+    }
+
+    fn method(&self, kind: &'static str, name: &str, op: &str, default: Method) -> Method {
+        self.affordance(kind, name)
+            .ok()
+            .and_then(|affordance| {
+                affordance["forms"]
+                    .as_array()?
+                    .iter()
+                    .find(|form| does(form, op))?["htv:methodName"]
+                    .as_str()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(default)
+    }
+
+    fn affordance(&self, kind: &'static str, name: &str) -> Result<&Value, ClientError> {
+        self.inner.td[kind]
+            .get(name)
+            .ok_or_else(|| ClientError::NoSuchAffordance {
+                kind: match kind {
+                    "properties" => "property",
+                    _ => "action",
+                },
+                name: name.to_owned(),
+                available: self.names(kind).join(", "),
+            })
+    }
+
+    fn resolve(&self, href: &str) -> Result<Url, ClientError> {
+        self.inner
+            .base
+            .join(href)
+            .map_err(|error| ClientError::InvalidUrl {
+                url: href.to_owned(),
+                reason: error.to_string(),
+            })
+    }
+
+    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        self.inner
+            .http
+            .request(method, url)
+            .headers(self.inner.headers.clone())
+            .timeout(self.inner.request_timeout)
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|error| ClientError::http(&self.inner.url, error))?;
+        let url = request.url().clone();
+        client.execute(request).await.map_err(|error| {
+            if error.is_timeout() {
+                ClientError::Timeout {
+                    what: format!("the request to {url}"),
+                    after: self.inner.request_timeout,
+                }
+            } else {
+                ClientError::http(&url, error)
+            }
+        })
+    }
+
+    /// Opens the websocket at `url`, asks to observe `name`, and yields every JSON message; an
+    /// error reply about `name` ends the stream with that error.
+    async fn observe(
+        &self,
+        url: Url,
+        message_type: &str,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<Value, ClientError>>, ClientError> {
+        let mut url = url;
+        let scheme = match url.scheme() {
+            "http" => "ws",
+            "https" => "wss",
+            other => other,
+        }
+        .to_owned();
+        let _ = url.set_scheme(&scheme);
+        let ws_error = |reason: String| ClientError::WebSocket {
+            url: url.to_string(),
+            reason,
+        };
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|error| ws_error(error.to_string()))?;
+        request.headers_mut().extend(self.inner.headers.clone());
+        let connect = tokio_tungstenite::connect_async(request);
+        let (mut socket, _) = tokio::time::timeout(self.inner.request_timeout, connect)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what: format!("opening the websocket {url}"),
+                after: self.inner.request_timeout,
+            })?
+            .map_err(|error| ws_error(error.to_string()))?;
+        let subscribe = json!({"messageType": message_type, "data": {name: true}});
+        socket
+            .send(tungstenite::Message::text(subscribe.to_string()))
+            .await
+            .map_err(|error| ws_error(error.to_string()))?;
+        let url = url.to_string();
+        let stream = futures_util::stream::unfold(Some(socket), move |socket| {
+            let url = url.clone();
+            async move {
+                let mut socket = socket?;
+                loop {
+                    let message = match socket.next().await {
+                        None | Some(Ok(tungstenite::Message::Close(_))) => return None,
+                        Some(Err(error)) => {
+                            let reason = error.to_string();
+                            return Some((Err(ClientError::WebSocket { url, reason }), None));
+                        }
+                        Some(Ok(tungstenite::Message::Text(text))) => text,
+                        Some(Ok(_)) => continue,
+                    };
+                    let Ok(message) = serde_json::from_str::<Value>(&message) else {
+                        continue;
+                    };
+                    if message["messageType"] == "response" && message["error"].is_object() {
+                        let problem = Box::new(ws_problem(&message["error"]));
+                        return Some((Err(ClientError::Observation { url, problem }), None));
+                    }
+                    return Some((Ok(message), Some(socket)));
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+}
+
+/// A status change of an action invocation, from [`ThingClient::observe_action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActionStatus {
+    /// The action's name.
+    pub action: String,
+    /// `pending`, `running`, `completed`, `error` or `cancelled`.
+    pub status: String,
+    /// The invocation's id, when the server sends it (ours does).
+    pub id: Option<String>,
+    /// The invocation's URL, when the server sends it (ours does).
+    pub href: Option<String>,
+}
+
+/// An action invocation on the server; from [`ThingClient::start`].
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    thing: ThingClient,
+    action: String,
+    href: Url,
+    info: Value,
+}
+
+impl Invocation {
+    /// The invocation's id.
+    pub fn id(&self) -> &str {
+        self.info["id"].as_str().unwrap_or_default()
+    }
+
+    /// The invocation's URL.
+    pub fn href(&self) -> &Url {
+        &self.href
+    }
+
+    /// The status last seen: `pending`, `running`, `completed`, `error` or `cancelled`.
+    pub fn status(&self) -> &str {
+        self.info["status"].as_str().unwrap_or_default()
+    }
+
+    /// The invocation as last seen (the server's JSON).
+    pub fn info(&self) -> &Value {
+        &self.info
+    }
+
+    /// Whether the status last seen is final.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status(), "completed" | "error" | "cancelled")
+    }
+
+    /// Fetches the invocation's current state.
+    pub async fn refresh(&mut self) -> Result<&Value, ClientError> {
+        let request = self.thing.request(Method::GET, self.href.clone());
+        let response = self.thing.send(request).await?;
+        self.info = read_json(response, "the invocation").await?;
+        Ok(&self.info)
+    }
+
+    /// Waits up to `timeout` for the invocation to finish. `Ok` if it completed;
+    /// [`ClientError::ActionFailed`] if it ended as `error` or `cancelled`;
+    /// [`ClientError::Timeout`] if it is still running (it is not cancelled).
+    pub async fn wait(&mut self, timeout: Duration) -> Result<&Value, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut interval = Duration::from_millis(10);
+        while !self.is_finished() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout {
+                    what: format!("action `{}`", self.action),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(interval.min(left)).await;
+            interval = (interval * 2).min(Duration::from_millis(250));
+            self.refresh().await?;
+        }
+        if self.status() == "completed" {
+            return Ok(&self.info);
+        }
+        let problem = self.info["error"].is_object().then(|| {
+            Box::new(
+                serde_json::from_value(self.info["error"].clone())
+                    .unwrap_or_else(|_| ws_problem(&self.info["error"])),
+            )
+        });
+        Err(ClientError::ActionFailed {
+            action: self.action.clone(),
+            status: self.status().to_owned(),
+            problem,
+            invocation: self.info.clone(),
+        })
+    }
+
+    /// The output of a completed invocation as `O` (`()` for none). Blob outputs are
+    /// `{"href", "media_type"}` objects: fetch them with [`ThingClient::blob`].
+    pub fn output<O: DeserializeOwned>(&self) -> Result<O, ClientError> {
+        if self.status() != "completed" {
+            return Err(ClientError::protocol(
+                &self.href,
+                format!("the invocation is `{}`, not completed", self.status()),
+            ));
+        }
+        let output = self.info.get("output").cloned().unwrap_or(Value::Null);
+        serde_json::from_value(output).map_err(|source| ClientError::Json {
+            what: format!("the output of `{}`", self.action),
+            source,
+        })
+    }
+
+    /// Asks the server to cancel the invocation. Cancellation is cooperative: use
+    /// [`wait`](Self::wait) to see it end.
+    pub async fn cancel(&self) -> Result<(), ClientError> {
+        let request = self.thing.request(Method::DELETE, self.href.clone());
+        let response = self.thing.send(request).await?;
+        expect_success(response).await.map(drop)
+    }
+}
+
+/// Whether a TD form does `op` (`op` is a string or an array of strings).
+fn does(form: &Value, op: &str) -> bool {
+    match &form["op"] {
+        Value::String(one) => one == op,
+        Value::Array(ops) => ops.iter().any(|o| o == op),
+        _ => false,
+    }
+}
+
+/// `<thing>/ws` beside an action's URL, the LabThings convention.
+fn websocket_beside(action: &Url) -> Result<Url, ClientError> {
+    action.join("ws").map_err(|error| ClientError::InvalidUrl {
+        url: action.to_string(),
+        reason: error.to_string(),
+    })
+}
+
+/// A websocket error member (`status` may be a string) as a problem.
+fn ws_problem(error: &Value) -> Problem {
+    let status = match &error["status"] {
+        Value::String(text) => text.parse().unwrap_or(500),
+        Value::Number(number) => number.as_u64().unwrap_or(500) as u16,
+        _ => 500,
+    };
+    let status = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut problem = Problem::new(status);
+    if let Some(detail) = error["detail"].as_str() {
+        problem = problem.with_detail(detail);
+    }
+    if let Some(title) = error["title"].as_str() {
+        problem.title = title.to_owned();
+    }
+    if let Some(kind) = error["type"].as_str() {
+        problem.type_uri = kind.to_owned();
+    }
+    problem
+}
+
+fn to_json(value: &(impl Serialize + ?Sized), what: &str) -> Result<Value, ClientError> {
+    serde_json::to_value(value).map_err(|source| ClientError::Json {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+async fn expect_success(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(ClientError::from_response(response).await)
+    }
+}
+
+async fn read_json<T: DeserializeOwned>(
+    response: reqwest::Response,
+    what: &str,
+) -> Result<T, ClientError> {
+    let response = expect_success(response).await?;
+    let url = response.url().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|error| ClientError::http(&url, error))?;
+    serde_json::from_slice(&body).map_err(|source| ClientError::Json {
+        what: format!("{what} from {url}"),
+        source,
+    })
+}
