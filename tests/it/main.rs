@@ -11,6 +11,7 @@ mod example_things;
 mod sim;
 
 mod actions;
+mod client;
 mod documents;
 mod examples;
 mod macros;
