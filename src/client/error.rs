@@ -93,7 +93,7 @@ pub enum ClientError {
         /// The invocation's `error` member, if the server gave one.
         problem: Option<Box<Problem>>,
         /// The whole invocation as the server reported it.
-        invocation: serde_json::Value,
+        invocation: Box<serde_json::Value>,
     },
     /// The websocket failed or was closed.
     #[error("websocket {url}: {reason}")]

@@ -266,6 +266,18 @@ impl MjpegClientBuilder {
         self
     }
 
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn bearer_token(self, token: &str) -> Self {
+        match HeaderValue::from_str(&format!("Bearer {token}")) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                self.header(header::AUTHORIZATION, value)
+            }
+            // Not a valid header value: the server's 401 says more than we could.
+            Err(_) => self,
+        }
+    }
+
     /// Uses this HTTP client (for its proxy, TLS or pool settings). It should have no overall
     /// request timeout: a stream is one long response.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {

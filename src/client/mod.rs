@@ -37,6 +37,7 @@ mod mjpeg;
 mod multipart;
 mod thing;
 
+pub use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 pub use error::ClientError;
 pub use mjpeg::{Frame, MjpegClient, MjpegClientBuilder, MjpegStats, Reconnect};
 pub use multipart::{BoundaryError, DEFAULT_MAX_PART_SIZE, MultipartParser, Part};

@@ -47,6 +47,13 @@ impl Part {
     }
 }
 
+/// What [`MultipartParser::take_line`] found.
+enum Line {
+    Whole(Bytes),
+    Incomplete,
+    TooLong,
+}
+
 /// What the parser is doing with the bytes at the front of its buffer.
 #[derive(Debug)]
 enum State {
@@ -104,6 +111,8 @@ pub struct MultipartParser {
     max_part_size: usize,
     too_large: u64,
     closed: bool,
+    /// Dropping the rest of a line that was too long.
+    skip_line: bool,
 }
 
 impl MultipartParser {
@@ -121,6 +130,7 @@ impl MultipartParser {
             max_part_size: DEFAULT_MAX_PART_SIZE,
             too_large: 0,
             closed: false,
+            skip_line: false,
         })
     }
 
@@ -190,7 +200,11 @@ impl MultipartParser {
         loop {
             match std::mem::replace(&mut self.state, State::Seek) {
                 State::Seek => {
-                    let line = self.take_line(MAX_JUNK_LINE)?;
+                    let line = match self.take_line(MAX_JUNK_LINE) {
+                        Line::Whole(line) => line,
+                        Line::Incomplete => return None,
+                        Line::TooLong => continue,
+                    };
                     if let Some(close) = self.delimiter(&line) {
                         self.closed |= close;
                         if !close {
@@ -204,11 +218,14 @@ impl MultipartParser {
                         self.state = State::Delimited(headers, 0);
                         continue;
                     }
-                    let Some(line) = self.take_line(MAX_HEADER_BYTES) else {
-                        if self.buffer.len() <= MAX_HEADER_BYTES {
+                    let line = match self.take_line(MAX_HEADER_BYTES) {
+                        Line::Whole(line) => line,
+                        Line::Incomplete => {
                             self.state = State::Headers(headers);
+                            return None;
                         }
-                        return None;
+                        // A header line that long is no frame's: drop the part.
+                        Line::TooLong => continue,
                     };
                     let line = trim_end(&line);
                     if line.is_empty() {
@@ -250,7 +267,7 @@ impl MultipartParser {
                         return None;
                     }
                 }
-                State::Delimited(headers, scanned) => match self.find_delimiter(scanned) {
+                State::Delimited(headers, scanned) => match self.find_delimiter(scanned, true) {
                     Ok(end) => {
                         let body = trim_line_break(&self.buffer[..end]);
                         let body = self.buffer.split_to(body).freeze();
@@ -260,7 +277,8 @@ impl MultipartParser {
                             return Some(Part { headers, body });
                         }
                     }
-                    Err(scanned) if scanned > self.max_part_size => {
+                    // (The last byte before a delimiter may be the `\r` of its line break.)
+                    Err(scanned) if scanned > self.max_part_size + 1 => {
                         self.too_large += 1;
                         self.buffer.advance(scanned);
                         self.state = State::SkipDelimited;
@@ -270,7 +288,7 @@ impl MultipartParser {
                         return None;
                     }
                 },
-                State::SkipDelimited => match self.find_delimiter(0) {
+                State::SkipDelimited => match self.find_delimiter(0, false) {
                     Ok(end) => self.buffer.advance(end),
                     Err(scanned) => {
                         self.buffer.advance(scanned);
@@ -282,28 +300,46 @@ impl MultipartParser {
         }
     }
 
-    /// Takes one line (without its `\n`) from the buffer, or `None` if no whole line is in.
-    /// A line longer than `limit` with no end in sight is dropped.
-    fn take_line(&mut self, limit: usize) -> Option<Bytes> {
+    /// Takes one line (without its `\n`) from the buffer. A line longer than `limit` is
+    /// dropped, whether or not its end is in yet, so how the bytes were split does not matter.
+    fn take_line(&mut self, limit: usize) -> Line {
+        if self.skip_line {
+            match memchr::memchr(b'\n', &self.buffer) {
+                Some(end) => {
+                    self.buffer.advance(end + 1);
+                    self.skip_line = false;
+                }
+                None => {
+                    self.buffer.clear();
+                    return Line::Incomplete;
+                }
+            }
+            return Line::TooLong;
+        }
         match memchr::memchr(b'\n', &self.buffer) {
+            Some(end) if end > limit => {
+                self.buffer.advance(end + 1);
+                Line::TooLong
+            }
             Some(end) => {
                 let line = self.buffer.split_to(end + 1).freeze();
-                Some(line.slice(..end))
+                Line::Whole(line.slice(..end))
             }
-            None => {
-                if self.buffer.len() > limit {
-                    // Keep a tail that could be the start of a delimiter.
-                    let keep = self.core.len() + 8;
-                    self.buffer.advance(self.buffer.len() - keep);
-                }
-                None
+            None if self.buffer.len() > limit => {
+                self.buffer.clear();
+                self.skip_line = true;
+                Line::TooLong
             }
+            None => Line::Incomplete,
         }
     }
 
     /// `Some(close)` if `line` is a delimiter line: dashes, the boundary, then `--` for the
     /// closing delimiter, then optional white space.
     fn delimiter(&self, line: &[u8]) -> Option<bool> {
+        if line.len() > self.longest_delimiter() {
+            return None;
+        }
         let line = trim_end(line);
         let rest = line.strip_prefix(b"--")?;
         let start = rest.iter().position(|&b| b != b'-')?;
@@ -315,11 +351,17 @@ impl MultipartParser {
         }
     }
 
+    /// The longest line taken for a delimiter (dashes and white space around the boundary).
+    fn longest_delimiter(&self) -> usize {
+        self.core.len() + 80
+    }
+
     /// Finds the next delimiter line in the buffer from `from`: `Ok(position of its line
-    /// start)`, or `Err(bytes certainly free of one)` if none is in yet.
-    fn find_delimiter(&self, from: usize) -> Result<usize, usize> {
+    /// start)`, or `Err(bytes certainly free of one)` if none is in yet. `line_start` says
+    /// whether the buffer starts at the start of a line.
+    fn find_delimiter(&self, from: usize, line_start: bool) -> Result<usize, usize> {
         // A delimiter may open the buffer (a part with an empty body).
-        if from == 0 && self.buffer.starts_with(b"--") {
+        if from == 0 && line_start && self.buffer.starts_with(b"--") {
             match self.delimiter_at(0) {
                 Some(true) => return Ok(0),
                 None => return Err(0),
@@ -347,7 +389,7 @@ impl MultipartParser {
         match memchr::memchr(b'\n', rest) {
             Some(end) => Some(self.delimiter(&rest[..end]).is_some()),
             // Could still be one if it is no longer than a delimiter line can be.
-            None if rest.len() <= self.core.len() + 80 => {
+            None if rest.len() <= self.longest_delimiter() => {
                 let dashes = rest.iter().take_while(|&&b| b == b'-').count();
                 let after = &rest[dashes..];
                 let n = after.len().min(self.core.len());
@@ -616,7 +658,55 @@ mod tests {
             out
         }
 
+        /// Bytes made of the pieces a multipart parser cares about, in any order.
+        fn soup() -> impl Strategy<Value = Vec<u8>> {
+            let token = prop_oneof![
+                Just(b"--frame".to_vec()),
+                Just(b"--frame--".to_vec()),
+                Just(b"\r\n".to_vec()),
+                Just(b"\n".to_vec()),
+                Just(b"\r".to_vec()),
+                Just(b"-".to_vec()),
+                Just(b"Content-Length: 3".to_vec()),
+                Just(b"Content-Length: 300".to_vec()),
+                Just(b"X-Frame-Index: 1".to_vec()),
+                Just(vec![0xFF, 0xD8]),
+                Just(vec![0xFF, 0xD9]),
+                Just(vec![b' '; 90]),
+                proptest::collection::vec(any::<u8>(), 0..20),
+            ];
+            proptest::collection::vec(token, 0..60).prop_map(|tokens| tokens.concat())
+        }
+
+        fn parse(input: &[u8], cuts: &[proptest::sample::Index]) -> (Vec<Part>, u64, bool) {
+            let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut.index(input.len() + 1)).collect();
+            cuts.push(input.len());
+            cuts.sort_unstable();
+            let mut parser = MultipartParser::new("frame").unwrap().max_part_size(100);
+            let mut parts = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                parser.push(&input[start..cut]);
+                start = cut;
+                while let Some(part) = parser.next_part() {
+                    parts.push(part);
+                }
+            }
+            parts.extend(parser.finish());
+            (parts, parser.too_large(), parser.is_closed())
+        }
+
         proptest! {
+            #[test]
+            fn any_input_parses_the_same_however_it_is_split(
+                input in soup(),
+                cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..30),
+            ) {
+                let whole = parse(&input, &[]);
+                let split = parse(&input, &cuts);
+                prop_assert_eq!(whole, split);
+            }
+
             #[test]
             fn any_chunking_gives_the_same_frames(
                 style in style(),

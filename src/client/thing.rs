@@ -667,7 +667,7 @@ impl Invocation {
             action: self.action.clone(),
             status: self.status().to_owned(),
             problem,
-            invocation: self.info.clone(),
+            invocation: Box::new(self.info.clone()),
         })
     }
 

@@ -684,3 +684,67 @@ async fn next<T>(
         .expect("the observation goes on")
         .unwrap()
 }
+
+/// The `probe` example's binary, built by `cargo test` beside this test binary.
+fn probe_binary() -> std::path::PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let profile = deps.parent().unwrap().parent().unwrap();
+    let probe = profile.join("examples").join("probe");
+    assert!(
+        probe.exists(),
+        "{} is missing: run the tests with `cargo test`",
+        probe.display()
+    );
+    probe
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_records_numbered_jpeg_files_and_prints_live_statistics() {
+    let address = microscope().await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(probe_binary())
+        .arg(format!("http://{address}/camera/lores_mjpeg_stream"))
+        .arg("--save")
+        .arg(dir.path())
+        .args(["--frames", "40"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let expected: Vec<String> = (0..40).map(|i| format!("frame-{i:06}.jpg")).collect();
+    assert_eq!(files, expected);
+    let jpeg = std::fs::read(dir.path().join("frame-000039.jpg")).unwrap();
+    let mut decoder = zune_jpeg::JpegDecoder::new(&jpeg);
+    decoder.decode().expect("a valid JPEG");
+    assert_eq!(decoder.dimensions(), Some((320, 240)));
+    // 40 frames at the camera's 30 fps take over a second: at least one live line.
+    let live = stdout
+        .lines()
+        .find(|line| line.contains(" fps "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        live.contains("Mbit/s") && live.contains("latency") && live.contains("reconnects"),
+        "{live}"
+    );
+    assert!(stdout.contains("saved 40 frames"), "{stdout}");
+
+    // A URL that is not a stream: a clear error and a failing exit status.
+    let output = tokio::process::Command::new(probe_binary())
+        .arg(format!("http://{address}/camera/"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a multipart"), "{stderr}");
+}
