@@ -235,6 +235,8 @@ pub(crate) struct Invocations {
     retention: Duration,
     /// How long a cancelled action may take to notice before it is dropped.
     grace: Duration,
+    /// Invocations started since the server was built.
+    started: std::sync::atomic::AtomicU64,
 }
 
 impl Invocations {
@@ -244,7 +246,33 @@ impl Invocations {
             events: tokio::sync::broadcast::Sender::new(1024),
             retention,
             grace,
+            started: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Invocations started since the server was built.
+    pub(crate) fn started(&self) -> u64 {
+        self.started.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many invocations held now are in each status (every status listed, even at 0).
+    pub(crate) fn status_counts(&self) -> Vec<(&'static str, usize)> {
+        use InvocationStatus::{Cancelled, Completed, Error, Pending, Running};
+        let statuses: Vec<InvocationStatus> = self
+            .lock_list()
+            .iter()
+            .map(|invocation| *invocation.status.borrow())
+            .collect();
+        [
+            (Pending, "pending"),
+            (Running, "running"),
+            (Completed, "completed"),
+            (Cancelled, "cancelled"),
+            (Error, "error"),
+        ]
+        .into_iter()
+        .map(|(status, name)| (name, statuses.iter().filter(|s| **s == status).count()))
+        .collect()
     }
 
     /// Records an invocation and runs it on the runtime. `make` builds the action's future
@@ -276,6 +304,8 @@ impl Invocations {
             events: self.events.clone(),
         });
         invocation.set_status(InvocationStatus::Pending);
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.prune();
         self.lock_list().push_back(invocation.clone());
         let run = make(context);

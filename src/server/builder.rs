@@ -11,6 +11,7 @@ use axum::routing::{MethodRouter, get};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
+use super::metrics::{self, Metrics};
 use super::problems::{self, not_found};
 use super::things::{Base, Running, ThingServer, attach, td_response};
 use super::{actions, ui};
@@ -29,6 +30,7 @@ const RESERVED_NAMES: &[&str] = &[
     "docs",
     "action_invocations",
     "blob",
+    "metrics",
     "static",
 ];
 
@@ -145,6 +147,7 @@ pub(crate) struct Context {
     pub(crate) settings_folder: Option<PathBuf>,
     pub(crate) invocations: Arc<Invocations>,
     pub(crate) base: Base,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// One Thing, assembled.
@@ -347,10 +350,12 @@ impl ThingServerBuilder {
             prefix: prefix.clone(),
         };
         let invocations = Invocations::new(self.retention, self.grace);
+        let metrics = Metrics::new(invocations.clone());
         let context = Context {
             settings_folder: self.settings_folder,
             invocations: invocations.clone(),
             base: base.clone(),
+            metrics: metrics.clone(),
         };
         let mut parts = Vec::new();
         for pending in self.things {
@@ -359,6 +364,7 @@ impl ThingServerBuilder {
         let mut docs: Vec<RouteDoc> = parts.iter().flat_map(|p| p.docs.clone()).collect();
         docs.extend(openapi::server_routes());
         docs.extend(actions::invocation_docs());
+        docs.push(metrics::doc());
         let (ui_page, ui_router, ui_docs) = ui::routes(&self.ui, &self.folders);
         docs.extend(ui_docs);
         let document = openapi::document(&prefix, &docs).map_err(ServerError::OpenApi)?;
@@ -371,6 +377,10 @@ impl ThingServerBuilder {
         );
         let mut api = actions::invocation_routes(&invocations, &base)
             .merge(ui_router)
+            .route(
+                "/metrics",
+                get(metrics::metrics).with_state(metrics.clone()),
+            )
             .route(
                 "/things/",
                 index_route(&descriptions, &base, |root, name, _| {
@@ -432,6 +442,10 @@ impl ThingServerBuilder {
         if let Some(cors) = self.cors {
             router = router.layer(cors);
         }
+        router = router.layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::observe,
+        ));
         let things = parts
             .into_iter()
             .map(|part| Running {

@@ -9,6 +9,7 @@ mod actions;
 mod affordances;
 mod builder;
 mod config;
+mod metrics;
 mod problems;
 mod serve;
 mod settings;

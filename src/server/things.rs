@@ -275,6 +275,9 @@ pub(crate) fn attach<T: Thing>(
             stream.description,
             &path,
         ));
+        context
+            .metrics
+            .add_stream(&name, stream.name, handle.clone());
         streams.push(handle);
     }
     let observable = Arc::new(ws::Observable {

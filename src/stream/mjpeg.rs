@@ -271,7 +271,23 @@ impl MjpegStream {
 
     /// A stream of frames for one viewer, with options such as a frame-rate cap.
     pub fn frames_with(&self, options: ViewerOptions) -> FrameStream {
-        FrameStream::new(self.shared.clone(), self.shared.latest.subscribe(), options)
+        FrameStream::new(
+            self.shared.clone(),
+            self.shared.latest.subscribe(),
+            options,
+            None,
+        )
+    }
+
+    /// A viewer whose connection and disconnection (with its frames sent and skipped) are
+    /// logged under `label`.
+    pub(crate) fn frames_logged(&self, options: ViewerOptions, label: Arc<str>) -> FrameStream {
+        FrameStream::new(
+            self.shared.clone(),
+            self.shared.latest.subscribe(),
+            options,
+            Some(label),
+        )
     }
 
     /// Ends every viewer's stream, cleanly (an HTTP viewer's response ends after its current

@@ -1,6 +1,7 @@
 //! The HTTP routes of one stream, mountable on any axum [`Router`].
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -58,12 +59,20 @@ where
     let name = path.rsplit('/').next().unwrap_or_default();
     let page = Html(VIEWER_PAGE.replace("{{name}}", &escape_html(name)));
     let snapshot_stream = stream.clone();
+    let label: Arc<str> = Arc::from(path);
     Router::new()
         .route(
             path,
             get(move |method: Method, RawQuery(query): RawQuery| {
-                let stream = stream.clone();
-                async move { live(&stream, &method, query.as_deref().unwrap_or_default()) }
+                let (stream, label) = (stream.clone(), label.clone());
+                async move {
+                    live(
+                        &stream,
+                        &label,
+                        &method,
+                        query.as_deref().unwrap_or_default(),
+                    )
+                }
             }),
         )
         .route(
@@ -82,7 +91,7 @@ where
         )
 }
 
-fn live(stream: &MjpegStream, method: &Method, query: &str) -> Response {
+fn live(stream: &MjpegStream, label: &Arc<str>, method: &Method, query: &str) -> Response {
     let options = match ViewerOptions::from_query(query) {
         Ok(options) => options,
         Err(invalid) => {
@@ -101,7 +110,7 @@ fn live(stream: &MjpegStream, method: &Method, query: &str) -> Response {
         insert_stream_headers(response.headers_mut());
         return response;
     }
-    MjpegStreamResponse::new(stream.frames_with(options)).into_response()
+    MjpegStreamResponse::new(stream.frames_logged(options, label.clone())).into_response()
 }
 
 fn snapshot(stream: &MjpegStream) -> Response {

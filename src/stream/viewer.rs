@@ -125,12 +125,29 @@ struct Viewer {
     registration: Registration,
 }
 
-/// Counts a viewer in while it exists.
-struct Registration(Arc<Shared>);
+/// Counts a viewer in while it exists; a labelled one (an HTTP viewer) is logged when it
+/// connects and disconnects.
+struct Registration {
+    shared: Arc<Shared>,
+    label: Option<Arc<str>>,
+    since: Instant,
+    sent: u64,
+    skipped: u64,
+}
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.0.viewers.fetch_sub(1, Ordering::Relaxed);
+        self.shared.viewers.fetch_sub(1, Ordering::Relaxed);
+        if let Some(stream) = &self.label {
+            tracing::info!(
+                target: "labthings::stream",
+                %stream,
+                frames_sent = self.sent,
+                frames_skipped = self.skipped,
+                seconds = self.since.elapsed().as_secs_f64(),
+                "stream viewer disconnected"
+            );
+        }
     }
 }
 
@@ -139,8 +156,12 @@ impl FrameStream {
         shared: Arc<Shared>,
         mut latest: watch::Receiver<Latest>,
         options: ViewerOptions,
+        label: Option<Arc<str>>,
     ) -> Self {
-        shared.viewers.fetch_add(1, Ordering::Relaxed);
+        let viewers = shared.viewers.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(stream) = &label {
+            tracing::info!(target: "labthings::stream", %stream, viewers, "stream viewer connected");
+        }
         let generation = latest.borrow_and_update().generation;
         let viewer = Viewer {
             latest,
@@ -148,7 +169,13 @@ impl FrameStream {
             last_sent: None,
             min_interval: options.min_interval(),
             next_due: None,
-            registration: Registration(shared),
+            registration: Registration {
+                shared,
+                label,
+                since: Instant::now(),
+                sent: 0,
+                skipped: 0,
+            },
         };
         Self {
             inner: Box::pin(stream::unfold(viewer, Viewer::next)),
@@ -199,12 +226,20 @@ impl Viewer {
     }
 
     fn count(&mut self, index: u64) {
-        let shared = &self.registration.0;
-        shared.frames_sent.fetch_add(1, Ordering::Relaxed);
+        let registration = &mut self.registration;
+        registration
+            .shared
+            .frames_sent
+            .fetch_add(1, Ordering::Relaxed);
+        registration.sent += 1;
         if let Some(sent) = self.last_sent {
             let skipped = index - sent - 1;
             if skipped > 0 {
-                shared.frames_skipped.fetch_add(skipped, Ordering::Relaxed);
+                registration
+                    .shared
+                    .frames_skipped
+                    .fetch_add(skipped, Ordering::Relaxed);
+                registration.skipped += skipped;
             }
         }
         self.last_sent = Some(index);

@@ -1,0 +1,201 @@
+//! Request logs and the `/metrics` endpoint (Prometheus text format).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::action::Invocations;
+use crate::openapi::RouteDoc;
+use crate::stream::MjpegStream;
+
+/// The media type of the Prometheus text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What `/metrics` reports.
+pub(crate) struct Metrics {
+    /// Requests answered, by method and status.
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// (thing, stream name, stream).
+    streams: Mutex<Vec<(String, String, MjpegStream)>>,
+    invocations: Arc<Invocations>,
+    started: Instant,
+}
+
+impl Metrics {
+    pub(crate) fn new(invocations: Arc<Invocations>) -> Arc<Self> {
+        Arc::new(Self {
+            requests: Mutex::new(BTreeMap::new()),
+            streams: Mutex::new(Vec::new()),
+            invocations,
+            started: Instant::now(),
+        })
+    }
+
+    pub(crate) fn add_stream(&self, thing: &str, name: &str, stream: MjpegStream) {
+        lock(&self.streams).push((thing.to_owned(), name.to_owned(), stream));
+    }
+
+    fn count(&self, method: &str, status: u16) {
+        *lock(&self.requests)
+            .entry((method.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        family(
+            &mut out,
+            "labthings_uptime_seconds",
+            "gauge",
+            "Seconds since the server was built.",
+        );
+        let _ = writeln!(
+            out,
+            "labthings_uptime_seconds {:.3}",
+            self.started.elapsed().as_secs_f64()
+        );
+        family(
+            &mut out,
+            "labthings_http_requests_total",
+            "counter",
+            "HTTP requests answered, by method and status.",
+        );
+        for ((method, status), count) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "labthings_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {count}"
+            );
+        }
+        let streams = lock(&self.streams).clone();
+        let stats: Vec<_> = streams
+            .iter()
+            .map(|(thing, name, stream)| (thing, name, stream.stats()))
+            .collect();
+        let stream_metrics: [(&str, &str, &str, fn(&crate::stream::StreamStats) -> u64); 4] = [
+            (
+                "labthings_stream_viewers",
+                "gauge",
+                "Viewers reading the stream now.",
+                |s| s.viewers as u64,
+            ),
+            (
+                "labthings_stream_frames_added_total",
+                "counter",
+                "Frames the instrument added to the stream.",
+                |s| s.frames_added,
+            ),
+            (
+                "labthings_stream_frames_sent_total",
+                "counter",
+                "Frames sent to viewers, once per viewer.",
+                |s| s.frames_sent,
+            ),
+            (
+                "labthings_stream_frames_dropped_total",
+                "counter",
+                "Frames viewers skipped (slow link or a frame-rate cap), once per viewer.",
+                |s| s.frames_skipped,
+            ),
+        ];
+        for (name, kind, help, value) in stream_metrics {
+            family(&mut out, name, kind, help);
+            for (thing, stream, stats) in &stats {
+                let _ = writeln!(
+                    out,
+                    "{name}{{thing=\"{thing}\",stream=\"{stream}\"}} {}",
+                    value(stats)
+                );
+            }
+        }
+        family(
+            &mut out,
+            "labthings_invocations",
+            "gauge",
+            "Action invocations held by the server (finished ones for the retention time), by status.",
+        );
+        for (status, count) in self.invocations.status_counts() {
+            let _ = writeln!(out, "labthings_invocations{{status=\"{status}\"}} {count}");
+        }
+        family(
+            &mut out,
+            "labthings_invocations_started_total",
+            "counter",
+            "Action invocations started.",
+        );
+        let _ = writeln!(
+            out,
+            "labthings_invocations_started_total {}",
+            self.invocations.started()
+        );
+        out
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Logs every request (method, path, status, latency to the response head) and counts it.
+/// The query string is not logged: it may hold an access token.
+pub(crate) async fn observe(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    metrics.count(method.as_str(), status);
+    tracing::info!(
+        target: "labthings::http",
+        %method,
+        %path,
+        status,
+        latency_ms = start.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
+    response
+}
+
+/// `GET /metrics`.
+pub(crate) async fn metrics(State(metrics): State<Arc<Metrics>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROMETHEUS_TEXT),
+        )],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+pub(crate) fn doc() -> RouteDoc {
+    RouteDoc::get(
+        "/metrics".to_owned(),
+        json!({
+            "operationId": "metrics",
+            "summary": "Server metrics in the Prometheus text format",
+            "description": "HTTP requests by status; per stream: viewers, frames added, sent and dropped; action invocations by status.",
+            "tags": ["server"],
+            "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
+                "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        }),
+    )
+}
