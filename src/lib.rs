@@ -39,8 +39,9 @@ pub use error::{InvalidParam, PROBLEM_JSON, Problem};
 pub use labthings_macros::{Thing, data, thing_actions};
 pub use property::{Property, PropertyError, SetError};
 pub use server::{
-    CommandLine, ConfigError, ConnectionOptions, IntoShared, Serve, ServerConfig, ServerError,
-    ThingContext, ThingRegistry, ThingServer, ThingServerBuilder, run, serve, shutdown_signal,
+    Auth, CommandLine, ConfigError, ConnectionOptions, IntoShared, Role, Serve, ServerConfig,
+    ServerError, ThingContext, ThingRegistry, ThingServer, ThingServerBuilder, run, serve,
+    shutdown_signal,
 };
 pub use thing::{BoxError, PropertyDescriptor, StreamDescriptor, Thing, ThingDescriptor};
 

@@ -247,3 +247,23 @@ pub(crate) fn server_routes() -> Vec<RouteDoc> {
         ),
     ]
 }
+
+/// Declares the HTTP bearer scheme and requires it everywhere (the API browser then offers an
+/// "Authorize" button to enter a token).
+pub(crate) fn add_bearer_security(document: &mut OpenApi) {
+    use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+    let mut scheme = Http::new(HttpAuthScheme::Bearer);
+    scheme.description = Some(
+        "A token from the server's configuration: read-only tokens may read, read-write \
+         tokens may also write properties and invoke and cancel actions."
+            .to_owned(),
+    );
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    document.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
+}

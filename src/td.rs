@@ -60,6 +60,28 @@ pub struct Link {
 }
 
 impl ThingDescription {
+    /// Advertises the `bearer` security scheme (access control is on) instead of `nosec`.
+    pub(crate) fn use_bearer_security(&mut self, public_read: bool) {
+        let description = if public_read {
+            "A bearer token with the read-write role, in the Authorization header, for writes \
+             and actions; reads are public"
+        } else {
+            "A bearer token in the Authorization header: read-only or read-write (writes and \
+             actions need read-write)"
+        };
+        self.security_definitions = Map::new();
+        self.security_definitions.insert(
+            "bearer_sc".to_owned(),
+            serde_json::json!({
+                "scheme": "bearer",
+                "in": "header",
+                "name": "Authorization",
+                "description": description,
+            }),
+        );
+        self.security = "bearer_sc".to_owned();
+    }
+
     /// The TD of a Thing served at `<base><thing>/`, with `base` still to fill in.
     pub(crate) fn build<T>(thing: &str, descriptor: &ThingDescriptor<T>) -> Self {
         let mut security_definitions = Map::new();

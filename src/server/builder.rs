@@ -11,6 +11,7 @@ use axum::routing::{MethodRouter, get};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
+use super::auth::{self, Auth, Guard};
 use super::metrics::{self, Metrics};
 use super::problems::{self, not_found};
 use super::things::{Base, Running, ThingServer, attach, td_response};
@@ -60,6 +61,9 @@ pub enum ServerError {
         "invalid CORS origin {0:?}: expected scheme://host[:port], such as http://lab-ui.local:8080"
     )]
     InvalidOrigin(String),
+    /// The access control configuration is unusable.
+    #[error("invalid access control configuration: {0}")]
+    InvalidAuth(String),
     /// Two affordances of a Thing (an action and a property, say) have the same name.
     #[error("Thing {thing:?} has two affordances named {affordance:?}")]
     DuplicateAffordance {
@@ -112,6 +116,7 @@ pub struct ThingServerBuilder {
     settings_folder: Option<PathBuf>,
     public_url: Option<String>,
     cors: Option<tower_http::cors::CorsLayer>,
+    auth: Option<Auth>,
     retention: std::time::Duration,
     grace: std::time::Duration,
     ui: ui::UiSource,
@@ -148,6 +153,8 @@ pub(crate) struct Context {
     pub(crate) invocations: Arc<Invocations>,
     pub(crate) base: Base,
     pub(crate) metrics: Arc<Metrics>,
+    /// `Some(reads are public)` when access control is on.
+    pub(crate) security: Option<bool>,
 }
 
 /// One Thing, assembled.
@@ -183,6 +190,7 @@ impl ThingServerBuilder {
             settings_folder: None,
             public_url: None,
             cors: None,
+            auth: None,
             retention: std::time::Duration::from_secs(300),
             grace: std::time::Duration::from_secs(2),
             ui: ui::UiSource::Embedded,
@@ -329,6 +337,12 @@ impl ThingServerBuilder {
         self
     }
 
+    /// Turns on access control with bearer tokens; see [`Auth`]. Off by default.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
     /// Checks names, binds properties, loads settings, and assembles routes, Thing
     /// Descriptions and the OpenAPI document.
     ///
@@ -340,6 +354,9 @@ impl ThingServerBuilder {
     pub fn build(self) -> Result<ThingServer, ServerError> {
         if let Some(error) = self.errors.into_iter().next() {
             return Err(error);
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate().map_err(ServerError::InvalidAuth)?;
         }
         let prefix = self.api_prefix.trim_end_matches('/').to_owned();
         if !prefix.is_empty() && !prefix.starts_with('/') {
@@ -356,6 +373,7 @@ impl ThingServerBuilder {
             invocations: invocations.clone(),
             base: base.clone(),
             metrics: metrics.clone(),
+            security: self.auth.as_ref().map(Auth::reads_are_public),
         };
         let mut parts = Vec::new();
         for pending in self.things {
@@ -367,7 +385,10 @@ impl ThingServerBuilder {
         docs.push(metrics::doc());
         let (ui_page, ui_router, ui_docs) = ui::routes(&self.ui, &self.folders);
         docs.extend(ui_docs);
-        let document = openapi::document(&prefix, &docs).map_err(ServerError::OpenApi)?;
+        let mut document = openapi::document(&prefix, &docs).map_err(ServerError::OpenApi)?;
+        if self.auth.is_some() {
+            openapi::add_bearer_security(&mut document);
+        }
 
         let descriptions: Arc<Vec<(String, ThingDescription)>> = Arc::new(
             parts
@@ -439,6 +460,14 @@ impl ThingServerBuilder {
                 .layer(axum::middleware::map_response(problems::as_problem))
                 .service(routes),
         );
+        if let Some(auth) = self.auth {
+            let guard = Arc::new(Guard {
+                auth,
+                prefix: prefix.clone(),
+            });
+            router = router.layer(axum::middleware::from_fn_with_state(guard, auth::check));
+        }
+        // Outside access control, so that CORS preflights need no token.
         if let Some(cors) = self.cors {
             router = router.layer(cors);
         }

@@ -48,6 +48,13 @@ pub struct ServerConfig {
     /// A prefix for every route, such as `/api/v3`.
     #[serde(default)]
     pub api_prefix: String,
+    /// Access control: `{"tokens": [{"token": "...", "role": "read-write" | "read-only"}],
+    /// "public_read": false}`; none: every request is allowed. See [`Auth`](crate::Auth).
+    #[serde(default)]
+    pub auth: Option<crate::Auth>,
+    /// Web origins (`scheme://host[:port]`) whose pages may call this server (CORS).
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
 }
 
 /// One entry of `things`, in its long form.
@@ -300,6 +307,12 @@ impl ThingRegistry {
         let mut builder = ThingServer::builder().api_prefix(config.api_prefix.clone());
         if let Some(folder) = &config.settings_folder {
             builder = builder.settings_folder(folder);
+        }
+        if let Some(auth) = &config.auth {
+            builder = builder.auth(auth.clone());
+        }
+        if !config.allow_origins.is_empty() {
+            builder = builder.allow_origins(&config.allow_origins);
         }
         let mut made = Vec::new();
         for (name, entry) in &config.things {

@@ -7,6 +7,7 @@
 
 mod actions;
 mod affordances;
+mod auth;
 mod builder;
 mod config;
 mod metrics;
@@ -18,6 +19,7 @@ mod ui;
 mod ws;
 
 pub(crate) use actions::invocation_schema;
+pub use auth::{Auth, Role};
 pub use builder::{IntoShared, ServerError, ThingServerBuilder};
 pub use config::{CommandLine, ConfigError, ServerConfig, ThingContext, ThingRegistry, run};
 pub use serve::{ConnectionOptions, Serve, serve};

@@ -333,7 +333,10 @@ pub(crate) fn attach<T: Thing>(
                 "content": {TD_MEDIA_TYPE: {"schema": {"type": "object"}}}}},
         }),
     ));
-    let description = ThingDescription::build(&name, &descriptor);
+    let mut description = ThingDescription::build(&name, &descriptor);
+    if let Some(public_read) = context.security {
+        description.use_bearer_security(public_read);
+    }
     Ok(Parts {
         name,
         router,

@@ -12,7 +12,7 @@ use crate::{example_things, sim};
 
 const PUBLIC_URL: &str = "http://microscope.local:5000/";
 
-fn td_schema() -> &'static jsonschema::Validator {
+pub fn td_schema() -> &'static jsonschema::Validator {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
     VALIDATOR.get_or_init(|| {
         let schema: Value =

@@ -174,3 +174,231 @@ async fn requests_and_stream_viewers_are_logged_and_counted_in_metrics() {
         "{disconnected}"
     );
 }
+
+const WRITER: &str = "writer-token-0123";
+const READER: &str = "reader-token-4567";
+
+async fn guarded_microscope(public_read: bool) -> SocketAddr {
+    let config = labthings::ServerConfig::from_json(&format!(
+        r#"{{
+            "things": {{
+                "stage": "simulated_stage",
+                "camera": {{"class": "simulated_camera", "kwargs": {{"stage": true}}}}
+            }},
+            "auth": {{
+                "tokens": [
+                    {{"token": "{WRITER}", "role": "read-write"}},
+                    {{"token": "{READER}", "role": "read-only"}}
+                ],
+                "public_read": {public_read}
+            }}
+        }}"#
+    ))
+    .unwrap();
+    let server = things::registry()
+        .builder(&config)
+        .unwrap()
+        .build()
+        .unwrap();
+    let (address, stop, _task) = spawn_thing_server(server).await;
+    std::mem::forget(stop);
+    address
+}
+
+async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn with_tokens_configured_reads_need_a_token_and_writes_a_read_write_one() {
+    let (logs, _guard) = Captured::start();
+    let address = guarded_microscope(false).await;
+    let base = format!("http://{address}");
+    let http = reqwest::Client::new();
+
+    // No token: 401 with a challenge, as problem JSON.
+    let response = send(http.get(format!("{base}/camera/"))).await;
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"labthings\""
+    );
+    let problem = crate::support::problem(response, 401).await;
+    assert!(problem["detail"].as_str().unwrap().contains("bearer token"));
+    // An unknown token: 401 invalid_token.
+    let response = send(
+        http.get(format!("{base}/camera/"))
+            .bearer_auth("not-a-real-token"),
+    )
+    .await;
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    crate::support::problem(response, 401).await;
+
+    // A read-only token reads, and the TD says which scheme is in force.
+    let response = send(http.get(format!("{base}/camera/")).bearer_auth(READER)).await;
+    assert_eq!(response.status(), 200);
+    let td: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(td["security"], "bearer_sc");
+    assert_eq!(td["securityDefinitions"]["bearer_sc"]["scheme"], "bearer");
+    assert_eq!(td["securityDefinitions"]["bearer_sc"]["in"], "header");
+    let errors: Vec<String> = crate::documents::td_schema()
+        .iter_errors(&td)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // ... but may not write: 403.
+    let write = |token: &'static str| {
+        http.put(format!("{base}/camera/exposure_ms"))
+            .bearer_auth(token)
+            .json(&20.0)
+    };
+    let response = send(write(READER)).await;
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    crate::support::problem(response, 403).await;
+    assert_eq!(send(write(WRITER)).await.status(), 204);
+    let invoke = |token: &'static str| {
+        http.post(format!("{base}/stage/move_relative"))
+            .bearer_auth(token)
+            .json(&json!({"x": 1, "y": 1}))
+    };
+    crate::support::problem(send(invoke(READER)).await, 403).await;
+    let started = send(invoke(WRITER)).await;
+    assert_eq!(started.status(), 201);
+    let href = started.headers()["location"].to_str().unwrap().to_owned();
+    let cancel = send(http.delete(&href).bearer_auth(READER)).await;
+    crate::support::problem(cancel, 403).await;
+
+    // Streams and websockets take the token as a query parameter, removed before routing (the
+    // stream route refuses parameters it does not know).
+    let stream = send(http.get(format!(
+        "{base}/camera/mjpeg_stream?fps=5&access_token={READER}"
+    )))
+    .await;
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("multipart/x-mixed-replace")
+    );
+    drop(stream);
+    crate::support::problem(
+        send(http.get(format!("{base}/camera/mjpeg_stream"))).await,
+        401,
+    )
+    .await;
+    let refused = tokio_tungstenite::connect_async(format!("ws://{address}/stage/ws")).await;
+    assert!(refused.is_err());
+    let (socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{address}/stage/ws?access_token={READER}"))
+            .await
+            .unwrap();
+    drop(socket);
+
+    // The API browser and its document stay public, and declare the scheme.
+    assert_eq!(send(http.get(format!("{base}/docs/"))).await.status(), 200);
+    let openapi: serde_json::Value = send(http.get(format!("{base}/openapi.json")))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        openapi["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(openapi["security"][0]["bearer"], json!([]));
+    // So does the web UI's page.
+    assert_eq!(send(http.get(format!("{base}/"))).await.status(), 200);
+
+    // ThingClient sends its token everywhere, and reports the server's refusal.
+    let writer = labthings::client::ThingClient::builder(format!("{base}/camera/"))
+        .bearer_token(WRITER)
+        .connect()
+        .await
+        .unwrap();
+    writer.set("exposure_ms", &30.0).await.unwrap();
+    let mut frames = writer
+        .stream("mjpeg_stream")
+        .unwrap()
+        .reconnect(Reconnect::never())
+        .connect();
+    frames.next_frame().await.unwrap().unwrap();
+    let mut exposures = writer.observe_property("exposure_ms").await.unwrap();
+    futures_util::StreamExt::next(&mut exposures)
+        .await
+        .unwrap()
+        .unwrap();
+    let reader = labthings::client::ThingClient::builder(format!("{base}/camera/"))
+        .bearer_token(READER)
+        .connect()
+        .await
+        .unwrap();
+    let error = reader.set("exposure_ms", &31.0).await.unwrap_err();
+    assert_eq!(error.status(), Some(reqwest::StatusCode::FORBIDDEN));
+    let error = labthings::client::ThingClient::connect(format!("{base}/camera/"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(reqwest::StatusCode::UNAUTHORIZED));
+
+    // Refusals are logged, without the token.
+    let logs = logs.text();
+    assert!(logs.contains("request refused"), "{logs}");
+    assert!(
+        logs.contains("reason=\"read-only token used to write\""),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains(READER) && !logs.contains("not-a-real-token"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn public_reads_still_need_a_read_write_token_to_write() {
+    let address = guarded_microscope(true).await;
+    let base = format!("http://{address}");
+    let http = reqwest::Client::new();
+    assert_eq!(
+        send(http.get(format!("{base}/camera/exposure_ms")))
+            .await
+            .status(),
+        200
+    );
+    let td: serde_json::Value = send(http.get(format!("{base}/camera/")))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(td["security"], "bearer_sc");
+    let write = http.put(format!("{base}/camera/exposure_ms")).json(&20.0);
+    crate::support::problem(send(write).await, 401).await;
+}
+
+#[test]
+fn unusable_access_control_is_refused_at_build() {
+    let config = labthings::ServerConfig::from_json(
+        r#"{"things": {}, "auth": {"tokens": [{"token": "short", "role": "read-write"}]}}"#,
+    )
+    .unwrap();
+    let error = things::registry()
+        .builder(&config)
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("shorter than 8"), "{error}");
+    let error = labthings::ServerConfig::from_json(
+        r#"{"things": {}, "auth": {"tokens": [{"token": "long-enough", "role": "admin"}]}}"#,
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("admin"), "{error}");
+}
