@@ -18,6 +18,9 @@ use crate::stream::MjpegStream;
 /// The media type of the Prometheus text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Reads one number from a stream's counters.
+type StreamValue = fn(&crate::stream::StreamStats) -> u64;
+
 /// What `/metrics` reports.
 pub(crate) struct Metrics {
     /// Requests answered, by method and status.
@@ -79,7 +82,7 @@ impl Metrics {
             .iter()
             .map(|(thing, name, stream)| (thing, name, stream.stats()))
             .collect();
-        let stream_metrics: [(&str, &str, &str, fn(&crate::stream::StreamStats) -> u64); 4] = [
+        let stream_metrics: [(&str, &str, &str, StreamValue); 4] = [
             (
                 "labthings_stream_viewers",
                 "gauge",
