@@ -685,24 +685,11 @@ async fn next<T>(
         .unwrap()
 }
 
-/// The `probe` example's binary, built by `cargo test` beside this test binary.
-fn probe_binary() -> std::path::PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let profile = deps.parent().unwrap().parent().unwrap();
-    let probe = profile.join("examples").join("probe");
-    assert!(
-        probe.exists(),
-        "{} is missing: run the tests with `cargo test`",
-        probe.display()
-    );
-    probe
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_records_numbered_jpeg_files_and_prints_live_statistics() {
     let address = microscope().await;
     let dir = tempfile::tempdir().unwrap();
-    let output = tokio::process::Command::new(probe_binary())
+    let output = tokio::process::Command::new(crate::support::example_binary("probe"))
         .arg(format!("http://{address}/camera/lores_mjpeg_stream"))
         .arg("--save")
         .arg(dir.path())
@@ -739,7 +726,7 @@ async fn the_probe_records_numbered_jpeg_files_and_prints_live_statistics() {
     assert!(stdout.contains("saved 40 frames"), "{stdout}");
 
     // A URL that is not a stream: a clear error and a failing exit status.
-    let output = tokio::process::Command::new(probe_binary())
+    let output = tokio::process::Command::new(crate::support::example_binary("probe"))
         .arg(format!("http://{address}/camera/"))
         .output()
         .await

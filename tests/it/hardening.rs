@@ -402,3 +402,104 @@ fn unusable_access_control_is_refused_at_build() {
     .unwrap_err();
     assert!(error.to_string().contains("admin"), "{error}");
 }
+
+/// Starts the microscope example's binary on a free port; returns it and its address.
+async fn start_microscope_process(config: &std::path::Path) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(crate::support::example_binary("microscope"))
+        .arg("--config")
+        .arg(config)
+        .args(["--port", "0"])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(at) = line.find("serving on http://") {
+                return line[at + "serving on http://".len()..].trim().to_owned();
+            }
+        }
+        panic!("the microscope exited before serving");
+    })
+    .await
+    .expect("the microscope serves within 30 s");
+    // Keep draining its log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, address)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_files_survive_sigkill_during_writes() {
+    let folder = tempfile::tempdir().unwrap();
+    let config = folder.path().join("config.json");
+    std::fs::write(
+        &config,
+        json!({
+            "things": {"camera": {"class": "simulated_camera", "kwargs": {"width": 64, "height": 48}}},
+            "settings_folder": folder.path().join("settings"),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let file = folder
+        .path()
+        .join("settings")
+        .join("camera")
+        .join("settings.json");
+    let http = reqwest::Client::new();
+    let mut last_loaded = None;
+    for round in 0..12u32 {
+        let (mut child, address) = start_microscope_process(&config).await;
+        let gain_url = format!("http://{address}/camera/gain");
+        // What the restarted server loaded is what the file said when it was killed.
+        let loaded: f64 = http
+            .get(&gain_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(expected) = last_loaded {
+            assert_eq!(
+                loaded, expected,
+                "round {round}: the restart loaded the file"
+            );
+        }
+        // Write as fast as possible, and kill the server mid-stream of writes.
+        let writer = {
+            let (http, gain_url) = (http.clone(), gain_url.clone());
+            tokio::spawn(async move {
+                for step in 0u32.. {
+                    let value = 1.0 + f64::from((round * 1000 + step) % 1500) / 100.0;
+                    if http.put(&gain_url).json(&value).send().await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(
+            80 + u64::from(round) * 23 % 200,
+        ))
+        .await;
+        child.start_kill().unwrap(); // SIGKILL: no shutdown hook runs
+        child.wait().await.unwrap();
+        writer.await.unwrap();
+
+        let text = std::fs::read_to_string(&file).expect("the settings file exists");
+        let settings: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("round {round}: a torn settings file: {error}\n{text}"));
+        let gain = settings["gain"].as_f64().expect("gain is saved");
+        assert!((1.0..=16.0).contains(&gain));
+        last_loaded = Some(gain);
+        let kept_aside: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.contains("corrupt") || name.contains("rejected"))
+            .collect();
+        assert!(kept_aside.is_empty(), "round {round}: {kept_aside:?}");
+    }
+}
