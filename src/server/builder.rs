@@ -117,6 +117,7 @@ pub struct ThingServerBuilder {
     public_url: Option<String>,
     cors: Option<tower_http::cors::CorsLayer>,
     auth: Option<Auth>,
+    connection: crate::ConnectionOptions,
     retention: std::time::Duration,
     grace: std::time::Duration,
     ui: ui::UiSource,
@@ -191,6 +192,7 @@ impl ThingServerBuilder {
             public_url: None,
             cors: None,
             auth: None,
+            connection: crate::ConnectionOptions::default(),
             retention: std::time::Duration::from_secs(300),
             grace: std::time::Duration::from_secs(2),
             ui: ui::UiSource::Embedded,
@@ -334,6 +336,13 @@ impl ThingServerBuilder {
     /// credentials (tower-http refuses that configuration).
     pub fn cors(mut self, cors: tower_http::cors::CorsLayer) -> Self {
         self.cors = Some(cors);
+        self
+    }
+
+    /// Limits and timeouts for each connection (buffer sizes, header timeout, the most
+    /// connections at once, the shutdown deadline); see [`ConnectionOptions`](crate::ConnectionOptions).
+    pub fn connection_options(mut self, options: crate::ConnectionOptions) -> Self {
+        self.connection = options;
         self
     }
 
@@ -486,6 +495,7 @@ impl ThingServerBuilder {
             .collect();
         Ok(ThingServer {
             router,
+            options: self.connection,
             things,
             openapi: document,
             routes: docs

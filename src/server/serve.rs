@@ -14,6 +14,8 @@ use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -40,6 +42,10 @@ pub struct ConnectionOptions {
     pub header_read_timeout: Duration,
     /// How long graceful shutdown waits for open connections before closing them. Default 5 s.
     pub shutdown_timeout: Duration,
+    /// The most connections served at once; `None` for no limit. A connection over the limit
+    /// is answered `503 Service Unavailable` (problem JSON, `Retry-After: 1`) and closed, so
+    /// the clients already connected keep their share. Default 1024.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ConnectionOptions {
@@ -49,6 +55,7 @@ impl Default for ConnectionOptions {
             not_sent_low_water: Some(16 * 1024),
             header_read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
+            max_connections: Some(1024),
         }
     }
 }
@@ -140,6 +147,7 @@ impl Serve {
         // Every connection holds a receiver; the sender tells them to shut down and, through
         // `closed`, learns when the last one has gone.
         let (shutting_down, shutdown_rx) = watch::channel(false);
+        let open = Arc::new(AtomicUsize::new(0));
         loop {
             let (tcp, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -151,6 +159,15 @@ impl Serve {
                 },
                 () = &mut shutdown => break,
             };
+            if options
+                .max_connections
+                .is_some_and(|max| open.load(Ordering::Relaxed) >= max)
+            {
+                tracing::warn!(%peer, "connection refused: at the connection limit");
+                tokio::spawn(refuse(tcp, options.max_connections.unwrap_or_default()));
+                continue;
+            }
+            let counted = Counted::new(&open);
             configure_socket(&tcp, &options, peer);
             let service = TowerToHyperService::new(router.clone());
             let connection = http
@@ -170,6 +187,7 @@ impl Serve {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
                 drop(shutdown_rx);
+                drop(counted);
             });
         }
         drop(listener);
@@ -195,6 +213,64 @@ impl IntoFuture for Serve {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
     }
+}
+
+/// Counts a connection as open while it lives.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Answers a connection over the limit with a 503 and closes it. The request head is read
+/// first (briefly), so that closing does not reset the connection before the client reads
+/// the answer.
+async fn refuse(mut tcp: TcpStream, limit: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let patience = Duration::from_secs(1);
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let _ = tokio::time::timeout(patience, async {
+        while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": format!("The server is serving its limit of {limit} connections; try again shortly."),
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(patience, async {
+        let _ = tcp.write_all(response.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+        // Let the client read the answer before the socket goes.
+        while let Ok(n) = tcp.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn configure_socket(tcp: &TcpStream, options: &ConnectionOptions, peer: SocketAddr) {

@@ -81,6 +81,7 @@ pub(crate) fn td_response(td: &ThingDescription) -> Response {
 /// ```
 pub struct ThingServer {
     pub(crate) router: Router,
+    pub(crate) options: crate::ConnectionOptions,
     pub(crate) things: Vec<Running>,
     pub(crate) openapi: utoipa::openapi::OpenApi,
     pub(crate) routes: Vec<(Method, String)>,
@@ -163,6 +164,7 @@ impl ThingServer {
         let streams: Vec<MjpegStream> =
             self.things.iter().flat_map(|t| t.streams.clone()).collect();
         let result = crate::serve(listener, self.router.clone())
+            .with_options(self.options.clone())
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: ending streams");

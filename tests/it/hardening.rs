@@ -503,3 +503,148 @@ async fn settings_files_survive_sigkill_during_writes() {
         assert!(kept_aside.is_empty(), "round {round}: {kept_aside:?}");
     }
 }
+
+/// Sends a raw request and reads until the server closes or `patience` runs out.
+async fn raw_exchange(
+    address: SocketAddr,
+    request: &[u8],
+    patience: std::time::Duration,
+) -> (Vec<u8>, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(patience, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (answer, closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_limits_are_answered_cleanly_without_hurting_other_clients() {
+    use tokio::io::AsyncWriteExt;
+    let mut options = labthings::ConnectionOptions::default();
+    options.header_read_timeout = std::time::Duration::from_millis(500);
+    options.max_connections = Some(6);
+    let config = labthings::ServerConfig::from_json(things::MICROSCOPE_CONFIG).unwrap();
+    let server = things::registry()
+        .builder(&config)
+        .unwrap()
+        .connection_options(options)
+        .build()
+        .unwrap();
+    let (address, stop, _task) = spawn_thing_server(server).await;
+    std::mem::forget(stop);
+    let base = format!("http://{address}");
+    // A viewer that watches throughout: the limits must not hurt it.
+    let mut viewer = MjpegClient::builder(format!("{base}/camera/lores_mjpeg_stream"))
+        .reconnect(Reconnect::never())
+        .connect();
+    viewer.next_frame().await.unwrap().unwrap();
+
+    {
+        let http = reqwest::Client::new();
+        // A body larger than any property value needs: 413.
+        let huge = format!("[{}1]", "1,".repeat(2_000_000));
+        let response = http
+            .put(format!("{base}/camera/exposure_ms"))
+            .header("content-type", "application/json")
+            .body(huge)
+            .send()
+            .await
+            .unwrap();
+        crate::support::problem(response, 413).await;
+    }
+    // A request head larger than the connection's buffer: 431.
+    let request = format!(
+        "GET /camera/ HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(40_000)
+    );
+    let (answer, _) = raw_exchange(
+        address,
+        request.as_bytes(),
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    // A slow-loris client that never finishes its head is cut off at the header timeout.
+    let started = std::time::Instant::now();
+    let (answer, closed) = raw_exchange(
+        address,
+        b"GET /camera/ HTTP/1.1\r\nHost: x\r\n",
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert!(closed, "the server closed the slow connection");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+
+    // Fill the server up with stream viewers over raw TCP: past the limit, 503s.
+    let mut held = Vec::new();
+    let mut refused = None;
+    for _ in 0..10 {
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        socket
+            .write_all(b"GET /camera/lores_mjpeg_stream?fps=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        tokio::io::AsyncReadExt::read_exact(&mut socket, &mut first)
+            .await
+            .unwrap();
+        if first.starts_with(b"HTTP/1.1 503") {
+            let mut rest = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut rest)
+                .await
+                .unwrap();
+            refused = Some(String::from_utf8_lossy(&rest).into_owned());
+            break;
+        }
+        assert!(first.starts_with(b"HTTP/1.1 200"));
+        held.push(socket);
+    }
+    let refused = refused.expect("a connection past the limit is refused");
+    assert!(
+        held.len() <= 5,
+        "at most the limit is served: {}",
+        held.len()
+    );
+    assert!(refused.contains("retry-after: 1"), "{refused}");
+    assert!(refused.contains("application/problem+json"), "{refused}");
+    assert!(refused.contains("\"status\":503"), "{refused}");
+    // The viewer kept its stream through all of it.
+    for _ in 0..3 {
+        viewer.next_frame().await.unwrap().unwrap();
+    }
+    // Room again once viewers leave.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = reqwest::Client::new()
+            .get(format!("{base}/camera/"))
+            .send()
+            .await;
+        if response.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server has room again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
