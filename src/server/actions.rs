@@ -161,7 +161,10 @@ fn requested_wait(
                     .with_invalid_param("wait", "must be a non-negative number of seconds"),
             )
         })?;
-    Ok(Some(Duration::from_secs_f64(seconds).min(MAX_WAIT)))
+    // Capped before conversion: a huge number of seconds does not fit a `Duration`.
+    Ok(Some(Duration::from_secs_f64(
+        seconds.min(MAX_WAIT.as_secs_f64()),
+    )))
 }
 
 /// `/action_invocations`, `/action_invocations/{id}` (GET, DELETE), `.../output`, `/blob/{id}`.

@@ -464,11 +464,16 @@ impl ThingServerBuilder {
             .fallback(|request: Request| async move { not_found(request.uri().path()) });
         // Wrapping the whole router (not each route, as `Router::layer` does) lets the mapper
         // see the `Allow` header axum adds to its 405s.
-        let mut router = Router::new().fallback_service(
-            tower::ServiceBuilder::new()
-                .layer(axum::middleware::map_response(problems::as_problem))
-                .service(routes),
-        );
+        let mut router = Router::new()
+            .fallback_service(
+                tower::ServiceBuilder::new()
+                    .layer(axum::middleware::map_response(problems::as_problem))
+                    .service(routes),
+            )
+            // A bug in a handler is a 500 problem for that request, not a dropped connection.
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                problems::panicked,
+            ));
         if let Some(auth) = self.auth {
             let guard = Arc::new(Guard {
                 auth,

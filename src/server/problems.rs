@@ -101,3 +101,16 @@ pub(crate) async fn as_problem(method: Method, uri: Uri, response: Response) -> 
     let (problem_parts, body) = problem.into_parts();
     Response::from_parts(problem_parts, Body::new(body))
 }
+
+/// The answer to a request whose handler panicked (a bug): a 500 problem, logged.
+pub(crate) fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = message, "a request handler panicked");
+    Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
+        .with_detail("The server failed while answering this request; the failure is logged.")
+        .into_response()
+}

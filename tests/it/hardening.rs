@@ -648,3 +648,52 @@ async fn request_limits_are_answered_cleanly_without_hurting_other_clients() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A Thing whose setter hook has a bug.
+#[derive(labthings::Thing)]
+struct Buggy {
+    /// Panics when set to 7.
+    #[property]
+    value: labthings::Property<i32>,
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_problem_and_the_server_keeps_serving() {
+    let buggy = Buggy {
+        value: labthings::Property::new(0).with_setter(|value: i32| async move {
+            assert_ne!(value, 7, "the driver cannot handle 7");
+            Ok(())
+        }),
+    };
+    let server = labthings::ThingServer::builder()
+        .add_thing("buggy", buggy)
+        .build()
+        .unwrap();
+    let (address, stop, _task) = spawn_thing_server(server).await;
+    std::mem::forget(stop);
+    let http = reqwest::Client::new();
+    let url = format!("http://{address}/buggy/value");
+    let response = http.put(&url).json(&7).send().await.unwrap();
+    let problem = crate::support::problem(response, 500).await;
+    assert!(problem["detail"].as_str().unwrap().contains("logged"));
+    assert_eq!(http.put(&url).json(&8).send().await.unwrap().status(), 204);
+    let value: i32 = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(value, 8);
+}
+
+#[tokio::test]
+async fn an_absurd_wait_is_capped_not_a_crash() {
+    // Found by schemathesis: seconds beyond what a `Duration` holds.
+    let address = microscope().await;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://{address}/stage/move_relative?wait=1.8446744073709552e%2B19"
+        ))
+        .json(&json!({"x": 0, "y": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let invocation: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(invocation["status"], "completed");
+}
