@@ -470,6 +470,8 @@ impl ThingServerBuilder {
                     .layer(axum::middleware::map_response(problems::as_problem))
                     .service(routes),
             )
+            .layer(axum::middleware::from_fn(problems::limit_body))
+            .layer(axum::extract::DefaultBodyLimit::max(problems::MAX_BODY))
             // A bug in a handler is a 500 problem for that request, not a dropped connection.
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 problems::panicked,

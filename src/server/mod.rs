@@ -14,6 +14,7 @@ mod metrics;
 mod problems;
 mod serve;
 mod settings;
+mod stall;
 mod things;
 mod ui;
 mod ws;

@@ -114,3 +114,36 @@ pub(crate) fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Respon
         .with_detail("The server failed while answering this request; the failure is logged.")
         .into_response()
 }
+
+/// The largest request body accepted (property values, action inputs): 2 MiB.
+pub(crate) const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// Refuses a request whose `Content-Length` is over [`MAX_BODY`] at once, before any of the
+/// body is read. (A body without a length is cut off at the limit while it is read.)
+pub(crate) async fn limit_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    match length {
+        Some(length) if length > MAX_BODY as u64 => {
+            let mut response = Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
+                .with_detail(format!(
+                    "The request body is {length} bytes; this server accepts at most {MAX_BODY}."
+                ))
+                .with_invalid_param("Content-Length", "over the limit")
+                .into_response();
+            // The body was not read: the connection cannot be reused.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+        _ => next.run(request).await,
+    }
+}

@@ -25,6 +25,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::stall::StallGuard;
+
 /// How [`serve`] treats each connection.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -46,6 +48,11 @@ pub struct ConnectionOptions {
     /// is answered `503 Service Unavailable` (problem JSON, `Retry-After: 1`) and closed, so
     /// the clients already connected keep their share. Default 1024.
     pub max_connections: Option<usize>,
+    /// How long a write to a client may stay blocked before the connection is closed: a
+    /// stream viewer that stops reading is disconnected after this long, instead of holding
+    /// its connection (and a slot under [`max_connections`](Self::max_connections)) forever.
+    /// Default 30 s.
+    pub write_timeout: Duration,
 }
 
 impl Default for ConnectionOptions {
@@ -56,6 +63,7 @@ impl Default for ConnectionOptions {
             header_read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
             max_connections: Some(1024),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -171,7 +179,10 @@ impl Serve {
             configure_socket(&tcp, &options, peer);
             let service = TowerToHyperService::new(router.clone());
             let connection = http
-                .serve_connection(TokioIo::new(tcp), service)
+                .serve_connection(
+                    TokioIo::new(StallGuard::new(tcp, options.write_timeout)),
+                    service,
+                )
                 .with_upgrades();
             let mut shutdown_rx = shutdown_rx.clone();
             tokio::spawn(async move {

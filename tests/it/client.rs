@@ -623,6 +623,13 @@ async fn thing_client_observes_properties_and_actions_and_reads_blobs_and_stream
 
     let mut positions = stage.observe_property("position").await.unwrap();
     let mut moves = stage.observe_action("move_relative").await.unwrap();
+    // The server takes the observation requests in its own time: once a first move is seen
+    // completing, every status of the next one is observed.
+    let _: [i64; 3] = stage
+        .invoke("move_relative", &json!({"x": 0, "y": 0}))
+        .await
+        .unwrap();
+    while next(&mut moves).await.status != "completed" {}
     let _: [i64; 3] = stage
         .invoke("move_relative", &json!({"x": 7, "y": 8, "z": 9}))
         .await

@@ -202,3 +202,7 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     );
     binary
 }
+
+/// Held by tests that need the machine's cores to themselves (load tests, and the compile
+/// tests that would starve them), so that they do not overlap.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
