@@ -268,13 +268,9 @@ impl MjpegClientBuilder {
 
     /// Sends `Authorization: Bearer <token>` with every request.
     pub fn bearer_token(self, token: &str) -> Self {
-        match HeaderValue::from_str(&format!("Bearer {token}")) {
-            Ok(mut value) => {
-                value.set_sensitive(true);
-                self.header(header::AUTHORIZATION, value)
-            }
-            // Not a valid header value: the server's 401 says more than we could.
-            Err(_) => self,
+        match super::bearer(token) {
+            Some(value) => self.header(header::AUTHORIZATION, value),
+            None => self,
         }
     }
 

@@ -42,3 +42,12 @@ pub use error::ClientError;
 pub use mjpeg::{Frame, MjpegClient, MjpegClientBuilder, MjpegStats, Reconnect};
 pub use multipart::{BoundaryError, DEFAULT_MAX_PART_SIZE, MultipartParser, Part};
 pub use thing::{ActionStatus, Invocation, ThingClient, ThingClientBuilder};
+
+/// `Bearer <token>` as a sensitive header value (kept out of `Debug` output). `None` for a
+/// token that cannot be a header value: the request then goes without one, and the server's
+/// 401 says more than a local error could.
+fn bearer(token: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}

@@ -678,11 +678,15 @@ mod tests {
             proptest::collection::vec(token, 0..60).prop_map(|tokens| tokens.concat())
         }
 
-        fn parse(input: &[u8], cuts: &[proptest::sample::Index]) -> (Vec<Part>, u64, bool) {
+        /// Feeds `input` to `parser` in pieces cut at `cuts`; every part, `finish` included.
+        fn feed(
+            parser: &mut MultipartParser,
+            input: &[u8],
+            cuts: &[proptest::sample::Index],
+        ) -> Vec<Part> {
             let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut.index(input.len() + 1)).collect();
             cuts.push(input.len());
             cuts.sort_unstable();
-            let mut parser = MultipartParser::new("frame").unwrap().max_part_size(100);
             let mut parts = Vec::new();
             let mut start = 0;
             for cut in cuts {
@@ -693,6 +697,12 @@ mod tests {
                 }
             }
             parts.extend(parser.finish());
+            parts
+        }
+
+        fn parse(input: &[u8], cuts: &[proptest::sample::Index]) -> (Vec<Part>, u64, bool) {
+            let mut parser = MultipartParser::new("frame").unwrap().max_part_size(100);
+            let parts = feed(&mut parser, input, cuts);
             (parts, parser.too_large(), parser.is_closed())
         }
 
@@ -714,20 +724,8 @@ mod tests {
                 cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..40),
             ) {
                 let input = encode(&style, &frames);
-                let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut.index(input.len())).collect();
-                cuts.push(input.len());
-                cuts.sort_unstable();
                 let mut parser = MultipartParser::from_content_type(style.boundary.0).unwrap();
-                let mut parts = Vec::new();
-                let mut start = 0;
-                for cut in cuts {
-                    parser.push(&input[start..cut]);
-                    start = cut;
-                    while let Some(part) = parser.next_part() {
-                        parts.push(part);
-                    }
-                }
-                parts.extend(parser.finish());
+                let parts = feed(&mut parser, &input, &cuts);
                 let got: Vec<(Option<&str>, &[u8])> = parts
                     .iter()
                     .map(|part| (part.header("x-frame-index"), &part.body[..]))

@@ -39,13 +39,9 @@ impl ThingClientBuilder {
 
     /// Sends `Authorization: Bearer <token>` with every request, websocket and stream.
     pub fn bearer_token(self, token: &str) -> Self {
-        match HeaderValue::from_str(&format!("Bearer {token}")) {
-            Ok(mut value) => {
-                value.set_sensitive(true);
-                self.header(header::AUTHORIZATION, value)
-            }
-            // Not a valid header value: the server will answer 401, which says more than we can.
-            Err(_) => self,
+        match super::bearer(token) {
+            Some(value) => self.header(header::AUTHORIZATION, value),
+            None => self,
         }
     }
 

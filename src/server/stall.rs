@@ -14,8 +14,10 @@ use tokio::time::{Instant, Sleep};
 pub(crate) struct StallGuard<T> {
     inner: T,
     timeout: Duration,
-    /// Armed while a write is blocked.
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// The deadline of the write now blocked; one timer per connection, reset on each block.
+    deadline: Pin<Box<Sleep>>,
+    /// Whether a write is blocked (the deadline counts).
+    armed: bool,
 }
 
 impl<T> StallGuard<T> {
@@ -23,7 +25,8 @@ impl<T> StallGuard<T> {
         Self {
             inner,
             timeout,
-            deadline: None,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            armed: false,
         }
     }
 
@@ -35,14 +38,15 @@ impl<T> StallGuard<T> {
         result: Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
         if result.is_ready() {
-            self.deadline = None;
+            self.armed = false;
             return result;
         }
         let timeout = self.timeout;
-        let deadline = self
-            .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
-        ready!(deadline.as_mut().poll(cx));
+        if !self.armed {
+            self.armed = true;
+            self.deadline.as_mut().reset(Instant::now() + timeout);
+        }
+        ready!(self.deadline.as_mut().poll(cx));
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("the client took nothing for {timeout:?}"),

@@ -14,8 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::example_things as things;
-use crate::support::{eventually, fake_jpeg, spawn_server, spawn_thing_server};
+use crate::support::{eventually, fake_jpeg, spawn_server};
 
 /// How a test server writes its parts.
 #[derive(Clone, Copy)]
@@ -462,16 +461,7 @@ async fn our_stream_gives_frame_indices_timestamps_and_counts_frames_the_server_
 }
 
 async fn microscope() -> SocketAddr {
-    let config = labthings::ServerConfig::from_json(things::MICROSCOPE_CONFIG).unwrap();
-    let server = things::registry()
-        .builder(&config)
-        .unwrap()
-        .build()
-        .unwrap();
-    let (address, stop, _task) = spawn_thing_server(server).await;
-    // The server lives as long as the test's runtime.
-    std::mem::forget(stop);
-    address
+    crate::support::spawn_microscope(labthings::ConnectionOptions::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

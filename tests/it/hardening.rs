@@ -51,15 +51,7 @@ impl Captured {
 }
 
 async fn microscope() -> SocketAddr {
-    let config = labthings::ServerConfig::from_json(things::MICROSCOPE_CONFIG).unwrap();
-    let server = things::registry()
-        .builder(&config)
-        .unwrap()
-        .build()
-        .unwrap();
-    let (address, stop, _task) = spawn_thing_server(server).await;
-    std::mem::forget(stop);
-    address
+    crate::support::spawn_microscope(labthings::ConnectionOptions::default()).await
 }
 
 /// The value of one sample line of a Prometheus text exposition.
@@ -364,6 +356,15 @@ async fn with_tokens_configured_reads_need_a_token_and_writes_a_read_write_one()
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(reqwest::StatusCode::UNAUTHORIZED));
+    // MjpegClient on its own (as the probe's `--token` uses it).
+    let mut frames = MjpegClient::builder(format!("{base}/camera/lores_mjpeg_stream"))
+        .bearer_token(READER)
+        .reconnect(Reconnect::never())
+        .connect();
+    frames.next_frame().await.unwrap().unwrap();
+    let mut refused = MjpegClient::connect(format!("{base}/camera/lores_mjpeg_stream"));
+    let error = refused.next_frame().await.unwrap().unwrap_err();
+    assert_eq!(error.status(), Some(reqwest::StatusCode::UNAUTHORIZED));
 
     // Refusals are logged, without the token.
     let logs = logs.text();
@@ -549,15 +550,7 @@ async fn request_limits_are_answered_cleanly_without_hurting_other_clients() {
     let mut options = labthings::ConnectionOptions::default();
     options.header_read_timeout = std::time::Duration::from_millis(500);
     options.max_connections = Some(6);
-    let config = labthings::ServerConfig::from_json(things::MICROSCOPE_CONFIG).unwrap();
-    let server = things::registry()
-        .builder(&config)
-        .unwrap()
-        .connection_options(options)
-        .build()
-        .unwrap();
-    let (address, stop, _task) = spawn_thing_server(server).await;
-    std::mem::forget(stop);
+    let address = crate::support::spawn_microscope(options).await;
     let base = format!("http://{address}");
     // A viewer that watches throughout: the limits must not hurt it.
     let mut viewer = MjpegClient::builder(format!("{base}/camera/lores_mjpeg_stream"))
@@ -750,15 +743,7 @@ async fn two_hundred_viewers_keep_up_while_twenty_stalled_ones_are_disconnected(
     let _heavy = crate::support::HEAVY.lock().await;
     let mut options = labthings::ConnectionOptions::default();
     options.write_timeout = std::time::Duration::from_secs(2);
-    let config = labthings::ServerConfig::from_json(things::MICROSCOPE_CONFIG).unwrap();
-    let server = things::registry()
-        .builder(&config)
-        .unwrap()
-        .connection_options(options)
-        .build()
-        .unwrap();
-    let (address, stop, _task) = spawn_thing_server(server).await;
-    std::mem::forget(stop);
+    let address = crate::support::spawn_microscope(options).await;
     let base = format!("http://{address}");
     let http = reqwest::Client::new();
     let stream_url = format!("{base}/camera/lores_mjpeg_stream");
@@ -792,11 +777,7 @@ async fn two_hundred_viewers_keep_up_while_twenty_stalled_ones_are_disconnected(
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut start = None;
     loop {
-        for viewer in &mut viewers {
-            while let Some(frame) = futures_util::FutureExt::now_or_never(viewer.next_frame()) {
-                frame.expect("the stream goes on").unwrap();
-            }
-        }
+        drain(&mut viewers);
         let now = viewers_now(&http, &base).await;
         if now == NORMAL as f64 {
             start.get_or_insert_with(|| viewers.iter().map(|v| v.stats()).collect::<Vec<_>>());
@@ -824,11 +805,7 @@ async fn two_hundred_viewers_keep_up_while_twenty_stalled_ones_are_disconnected(
     let first = start.unwrap();
     let window = std::time::Instant::now() + std::time::Duration::from_secs(2);
     while std::time::Instant::now() < window {
-        for viewer in &mut viewers {
-            while let Some(frame) = futures_util::FutureExt::now_or_never(viewer.next_frame()) {
-                frame.expect("the stream goes on").unwrap();
-            }
-        }
+        drain(&mut viewers);
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let (mut frames, mut skipped, mut discarded) = (0, 0, 0);
@@ -853,4 +830,51 @@ async fn two_hundred_viewers_keep_up_while_twenty_stalled_ones_are_disconnected(
         grown >> 20
     );
     assert!(grown < 200 << 20, "memory grew by {} MB", grown >> 20);
+}
+
+/// Takes every frame the viewers have queued, checking none has ended.
+fn drain(viewers: &mut [MjpegClient]) {
+    for viewer in viewers {
+        while let Some(frame) = futures_util::FutureExt::now_or_never(viewer.next_frame()) {
+            frame.expect("the stream goes on").unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn allowed_origins_come_from_the_configuration_file_and_never_a_wildcard() {
+    let config = labthings::ServerConfig::from_json(
+        r#"{"things": {"stage": "simulated_stage"}, "allow_origins": ["http://lab-ui.local:8080"]}"#,
+    )
+    .unwrap();
+    let server = things::registry()
+        .builder(&config)
+        .unwrap()
+        .build()
+        .unwrap();
+    let (address, stop, _task) = spawn_thing_server(server).await;
+    std::mem::forget(stop);
+    let http = reqwest::Client::new();
+    let url = format!("http://{address}/stage/position");
+    let allowed = send(http.get(&url).header("origin", "http://lab-ui.local:8080")).await;
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://lab-ui.local:8080"
+    );
+    assert!(
+        !allowed
+            .headers()
+            .contains_key("access-control-allow-credentials")
+    );
+    let other = send(http.get(&url).header("origin", "http://elsewhere.example")).await;
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+
+    let wildcard =
+        labthings::ServerConfig::from_json(r#"{"things": {}, "allow_origins": ["*"]}"#).unwrap();
+    let error = things::registry()
+        .builder(&wildcard)
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("invalid CORS origin"), "{error}");
 }

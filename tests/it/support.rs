@@ -206,3 +206,19 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
 /// Held by tests that need the machine's cores to themselves (load tests, and the compile
 /// tests that would starve them), so that they do not overlap.
 pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Serves the microscope example's built-in configuration (stage + camera) with these
+/// connection options for the rest of the test's runtime; returns its address.
+pub async fn spawn_microscope(options: labthings::ConnectionOptions) -> SocketAddr {
+    let config =
+        labthings::ServerConfig::from_json(crate::example_things::MICROSCOPE_CONFIG).unwrap();
+    let server = crate::example_things::registry()
+        .builder(&config)
+        .unwrap()
+        .connection_options(options)
+        .build()
+        .unwrap();
+    let (address, stop, _task) = spawn_thing_server(server).await;
+    std::mem::forget(stop);
+    address
+}
