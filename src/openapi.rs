@@ -248,6 +248,23 @@ pub(crate) fn server_routes() -> Vec<RouteDoc> {
     ]
 }
 
+/// Documents access control on each operation: public reads say so (`security: []`), every
+/// other operation can answer 401, and writes also 403 (a read-only token).
+pub(crate) fn document_access(routes: &mut [RouteDoc], public_read: bool) {
+    for route in routes {
+        let writes = crate::server::auth::is_write(&route.method);
+        if !writes && (public_read || crate::server::auth::is_always_public(&route.path)) {
+            route.operation["security"] = json!([]);
+            continue;
+        }
+        let responses = &mut route.operation["responses"];
+        responses["401"] = problem("No bearer token, or one this server does not know");
+        if writes {
+            responses["403"] = problem("A read-only token: this needs a read-write one");
+        }
+    }
+}
+
 /// Declares the HTTP bearer scheme and requires it everywhere (the API browser then offers an
 /// "Authorize" button to enter a token).
 pub(crate) fn add_bearer_security(document: &mut OpenApi) {

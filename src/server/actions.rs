@@ -247,9 +247,12 @@ fn output_response(invocation: &Invocation) -> Response {
         }
         (InvocationStatus::Completed, Some(ActionOutput::Blob(blob))) => blob_response(&blob),
         (status @ (InvocationStatus::Pending | InvocationStatus::Running), _) => {
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+            // 409, not 503: the server is fine, the invocation is simply not done. A 5xx here
+            // would read as a server fault to monitoring and to contract checkers.
+            Problem::new(StatusCode::CONFLICT)
                 .with_detail(format!(
-                    "The invocation has not finished (status {}); try again later.",
+                    "The invocation has not finished (status {}); poll the invocation and \
+                     fetch the output once its status is `completed`.",
                     status_name(status)
                 ))
                 .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
@@ -360,11 +363,10 @@ pub(crate) fn invocation_docs() -> Vec<RouteDoc> {
             json!({"operationId": "get_invocation_output", "summary": "The output of a completed invocation",
             "tags": ["actions"], "parameters": id.clone(),
             "responses": {
-                "200": {"description": "The output: JSON, or the blob's bytes",
-                    "content": {"application/json": {}, "application/octet-stream": {}}},
+                "200": {"description": "The output: JSON, or a blob's bytes with the media type the action gave them",
+                    "content": {"application/json": {}, "*/*": {"schema": {"type": "string", "format": "binary"}}}},
                 "404": missing.clone(),
-                "409": openapi::problem("It ended without output (error or cancelled)"),
-                "503": openapi::problem("It has not finished yet"),
+                "409": openapi::problem("No output: the invocation has not finished yet (with `Retry-After`), or it ended with an error or was cancelled"),
             }}),
         ),
         RouteDoc::get(
@@ -372,7 +374,8 @@ pub(crate) fn invocation_docs() -> Vec<RouteDoc> {
             json!({"operationId": "get_blob", "summary": "A binary action output", "tags": ["actions"],
             "parameters": id,
             "responses": {
-                "200": {"description": "The bytes, with their media type", "content": {"application/octet-stream": {}}},
+                "200": {"description": "The bytes, with the media type the action gave them",
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
                 "404": openapi::problem("No such blob (or its invocation has expired)"),
             }}),
         ),

@@ -164,16 +164,25 @@ pub(crate) struct Guard {
 
 impl Guard {
     fn is_public_path(&self, path: &str) -> bool {
-        let Some(rest) = path.strip_prefix(&self.prefix) else {
-            return false;
-        };
-        rest.is_empty()
-            || rest == "/"
-            || rest == "/openapi.json"
-            || rest == "/docs"
-            || rest.starts_with("/docs/")
-            || rest.starts_with("/static/")
+        path.strip_prefix(&self.prefix)
+            .is_some_and(is_always_public)
     }
+}
+
+/// Whether a path (without the API prefix) stays readable without a token: the web UI's page
+/// and static files, the OpenAPI document and the API browser.
+pub(crate) fn is_always_public(path: &str) -> bool {
+    path.is_empty()
+        || path == "/"
+        || path == "/openapi.json"
+        || path == "/docs"
+        || path.starts_with("/docs/")
+        || path.starts_with("/static/")
+}
+
+/// Whether a request with this method writes (and so needs a read-write token).
+pub(crate) fn is_write(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// Checks the request's token against what its method needs.
@@ -196,7 +205,7 @@ pub(crate) async fn check(
     });
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let writes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let writes = is_write(&method);
     if !writes && (guard.auth.public_read || guard.is_public_path(&path)) {
         return next.run(request).await;
     }

@@ -394,6 +394,9 @@ impl ThingServerBuilder {
         docs.push(metrics::doc());
         let (ui_page, ui_router, ui_docs) = ui::routes(&self.ui, &self.folders);
         docs.extend(ui_docs);
+        if let Some(auth) = &self.auth {
+            openapi::document_access(&mut docs, auth.reads_are_public());
+        }
         let mut document = openapi::document(&prefix, &docs).map_err(ServerError::OpenApi)?;
         if self.auth.is_some() {
             openapi::add_bearer_security(&mut document);

@@ -7,7 +7,7 @@
 
 mod actions;
 mod affordances;
-mod auth;
+pub(crate) mod auth;
 mod builder;
 mod config;
 mod metrics;

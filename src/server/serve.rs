@@ -40,7 +40,10 @@ pub struct ConnectionOptions {
     /// (`TCP_NOTSENT_LOWAT`); `None` leaves the system default (unbounded: megabytes).
     /// Default 16 KiB.
     pub not_sent_low_water: Option<u32>,
-    /// How long a client may take to send a request head. Default 30 s.
+    /// How long a client may take to send a request head, from its first byte: past it, the
+    /// client gets `408 Request Timeout` (problem JSON) and the connection is closed, so
+    /// slow-loris clients cannot hold connections. A keep-alive connection that sends no new
+    /// request for twice this long is closed without an answer. Default 30 s.
     pub header_read_timeout: Duration,
     /// How long graceful shutdown waits for open connections before closing them. Default 5 s.
     pub shutdown_timeout: Duration,
@@ -151,7 +154,10 @@ impl Serve {
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .max_buf_size(options.max_buf_size.max(8192))
-            .header_read_timeout(options.header_read_timeout);
+            // The wrapper answers slow heads with a 408 after `header_read_timeout` from their
+            // first byte; hyper's own timer (which closes without an answer, and also counts
+            // time idle before the first byte) is the backstop for idle connections.
+            .header_read_timeout(options.header_read_timeout.saturating_mul(2));
         // Every connection holds a receiver; the sender tells them to shut down and, through
         // `closed`, learns when the last one has gone.
         let (shutting_down, shutdown_rx) = watch::channel(false);
@@ -180,7 +186,11 @@ impl Serve {
             let service = TowerToHyperService::new(router.clone());
             let connection = http
                 .serve_connection(
-                    TokioIo::new(StallGuard::new(tcp, options.write_timeout)),
+                    TokioIo::new(StallGuard::new(
+                        tcp,
+                        options.write_timeout,
+                        options.header_read_timeout,
+                    )),
                     service,
                 )
                 .with_upgrades();

@@ -99,7 +99,8 @@ fn folder_doc(path: &str, id: &str) -> RouteDoc {
         json!({"operationId": id, "summary": "A file from a served folder", "tags": ["ui"],
         "parameters": [{"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}],
         "responses": {
-            "200": {"description": "The file", "content": {"application/octet-stream": {}}},
+            "200": {"description": "The file, with its media type (HTML, CSS, JavaScript, images)",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
             "404": crate::openapi::problem("No such file"),
         }}),
     )

@@ -360,6 +360,22 @@ async fn an_action_that_ignores_cancellation_is_stopped_at_its_await_point() {
     let served = Served::default().await;
     let started = served.start_action("stubborn", r#"{"seconds": 30}"#).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
+    // No output yet: a 409 with a hint to retry, not a 5xx (the server is not at fault).
+    let early = served
+        .client
+        .get(format!("{}/output", started["href"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.headers()["retry-after"], "1");
+    let early = problem(early, 409).await;
+    assert!(
+        early["detail"]
+            .as_str()
+            .unwrap()
+            .contains("has not finished"),
+        "{early}"
+    );
     let response = served
         .client
         .delete(started["href"].as_str().unwrap())
