@@ -237,6 +237,8 @@ pub(crate) struct Invocations {
     grace: Duration,
     /// Invocations started since the server was built.
     started: std::sync::atomic::AtomicU64,
+    /// Set when the server shuts down: invocations started after it are cancelled at once.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Invocations {
@@ -247,7 +249,36 @@ impl Invocations {
             retention,
             grace,
             started: std::sync::atomic::AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Shutting down: asks every unfinished invocation to stop (and any started from now on),
+    /// then waits until they have ended, at most the cancellation grace period and a second.
+    /// Cooperative actions end as `cancelled` after cleaning up; others are dropped at the
+    /// await point they are waiting at.
+    pub(crate) async fn shut_down(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let unfinished: Vec<Arc<Invocation>> = self
+            .lock_list()
+            .iter()
+            .filter(|invocation| invocation.cancel())
+            .cloned()
+            .collect();
+        if unfinished.is_empty() {
+            return;
+        }
+        tracing::info!(
+            actions = unfinished.len(),
+            "shutting down: cancelling running actions"
+        );
+        let bound = self.grace + Duration::from_secs(1);
+        let all = futures_util::future::join_all(
+            unfinished.iter().map(|invocation| invocation.wait(bound)),
+        );
+        if !all.await.into_iter().all(|finished| finished) {
+            tracing::warn!("shutting down: an action did not end within the grace period");
+        }
     }
 
     /// Invocations started since the server was built.
@@ -308,6 +339,10 @@ impl Invocations {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.prune();
         self.lock_list().push_back(invocation.clone());
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            // The server is going away: the action ends as cancelled without running.
+            invocation.context.cancel.cancel();
+        }
         let run = make(context);
         let grace = self.grace;
         tokio::spawn(drive(invocation.clone(), run, lock, grace));

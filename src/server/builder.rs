@@ -156,6 +156,8 @@ pub(crate) struct Context {
     pub(crate) metrics: Arc<Metrics>,
     /// `Some(reads are public)` when access control is on.
     pub(crate) security: Option<bool>,
+    /// Cancelled when the server shuts down (websockets close with it).
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// One Thing, assembled.
@@ -383,6 +385,7 @@ impl ThingServerBuilder {
             base: base.clone(),
             metrics: metrics.clone(),
             security: self.auth.as_ref().map(Auth::reads_are_public),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         };
         let mut parts = Vec::new();
         for pending in self.things {
@@ -505,6 +508,9 @@ impl ThingServerBuilder {
             .collect();
         Ok(ThingServer {
             router,
+            shutdown: context.shutdown.clone(),
+            invocations,
+            metrics: context.metrics.clone(),
             options: self.connection,
             things,
             openapi: document,

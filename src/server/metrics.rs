@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,7 +29,18 @@ pub(crate) struct Metrics {
     /// (thing, stream name, stream).
     streams: Mutex<Vec<(String, String, MjpegStream)>>,
     invocations: Arc<Invocations>,
+    /// Websocket observers connected now.
+    websockets: AtomicUsize,
     started: Instant,
+}
+
+/// Counts a websocket connection as open while it lives.
+pub(crate) struct OpenWebsocket(Arc<Metrics>);
+
+impl Drop for OpenWebsocket {
+    fn drop(&mut self) {
+        self.0.websockets.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -37,8 +49,27 @@ impl Metrics {
             requests: Mutex::new(BTreeMap::new()),
             streams: Mutex::new(Vec::new()),
             invocations,
+            websockets: AtomicUsize::new(0),
             started: Instant::now(),
         })
+    }
+
+    /// Waits until every websocket has closed, at most `bound`; false if some are still open.
+    pub(crate) async fn websockets_closed(&self, bound: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + bound;
+        while self.websockets.load(Ordering::Relaxed) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Counts a websocket connection until the returned guard is dropped.
+    pub(crate) fn websocket_opened(self: &Arc<Self>) -> OpenWebsocket {
+        self.websockets.fetch_add(1, Ordering::Relaxed);
+        OpenWebsocket(self.clone())
     }
 
     pub(crate) fn add_stream(&self, thing: &str, name: &str, stream: MjpegStream) {
@@ -77,6 +108,31 @@ impl Metrics {
                 "labthings_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {count}"
             );
         }
+        family(
+            &mut out,
+            "labthings_websockets",
+            "gauge",
+            "Websocket observers connected now.",
+        );
+        let _ = writeln!(
+            out,
+            "labthings_websockets {}",
+            self.websockets.load(Ordering::Relaxed)
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            family(
+                &mut out,
+                "labthings_tasks",
+                "gauge",
+                "Tokio tasks alive in the server's runtime (connections, viewers, actions...).",
+            );
+            let _ = writeln!(
+                out,
+                "labthings_tasks {}",
+                runtime.metrics().num_alive_tasks()
+            );
+        }
+        process_metrics(&mut out);
         let streams = lock(&self.streams).clone();
         let stats: Vec<_> = streams
             .iter()
@@ -142,6 +198,29 @@ impl Metrics {
     }
 }
 
+/// The standard process metrics, where the system has them (Linux's `/proc`).
+fn process_metrics(out: &mut String) {
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        family(out, "process_open_fds", "gauge", "Open file descriptors.");
+        let _ = writeln!(out, "process_open_fds {}", fds.count());
+    }
+    let resident_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+    if let Some(kib) = resident_kib {
+        family(
+            out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+        );
+        let _ = writeln!(out, "process_resident_memory_bytes {}", kib * 1024);
+    }
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -195,7 +274,7 @@ pub(crate) fn doc() -> RouteDoc {
         json!({
             "operationId": "metrics",
             "summary": "Server metrics in the Prometheus text format",
-            "description": "HTTP requests by status; per stream: viewers, frames added, sent and dropped; action invocations by status.",
+            "description": "HTTP requests by status; websocket observers; per stream: viewers, frames added, sent and dropped; action invocations by status; tasks, open file descriptors and resident memory.",
             "tags": ["server"],
             "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
                 "content": {"text/plain": {"schema": {"type": "string"}}}}},

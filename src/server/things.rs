@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -81,6 +82,10 @@ pub(crate) fn td_response(td: &ThingDescription) -> Response {
 /// ```
 pub struct ThingServer {
     pub(crate) router: Router,
+    /// Cancelled on shutdown: websockets close with it.
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
+    pub(crate) invocations: Arc<crate::action::Invocations>,
+    pub(crate) metrics: Arc<super::metrics::Metrics>,
     pub(crate) options: crate::ConnectionOptions,
     pub(crate) things: Vec<Running>,
     pub(crate) openapi: utoipa::openapi::OpenApi,
@@ -163,16 +168,31 @@ impl ThingServer {
         }
         let streams: Vec<MjpegStream> =
             self.things.iter().flat_map(|t| t.streams.clone()).collect();
+        let (closing, invocations) = (self.shutdown.clone(), self.invocations.clone());
+        // Actions are cancelled as soon as the signal comes, so that requests waiting on them
+        // (`?wait=`) end while connections are drained; they get the grace period to end.
+        let (actions_tx, actions_rx) = tokio::sync::oneshot::channel();
         let result = crate::serve(listener, self.router.clone())
             .with_options(self.options.clone())
             .with_graceful_shutdown(async move {
                 shutdown.await;
-                tracing::info!("shutting down: ending streams");
+                tracing::info!("shutting down: ending streams, websockets and actions");
                 for stream in &streams {
                     stream.stop();
                 }
+                closing.cancel();
+                let _ = actions_tx.send(tokio::spawn(async move {
+                    invocations.shut_down().await;
+                }));
             })
             .await;
+        if let Ok(actions) = actions_rx.await {
+            let _ = actions.await;
+        }
+        // Websockets were handed off by the HTTP connections: give them time to close.
+        if !self.metrics.websockets_closed(Duration::from_secs(2)).await {
+            tracing::warn!("shutting down: websockets still open are dropped");
+        }
         for thing in self.things.iter().rev() {
             thing.lifecycle.stop().await;
             if let Some(settings) = &thing.settings {
@@ -302,6 +322,8 @@ pub(crate) fn attach<T: Thing>(
             .collect(),
         invocations: context.invocations.clone(),
         base: context.base.clone(),
+        metrics: context.metrics.clone(),
+        shutdown: context.shutdown.clone(),
     });
     router = router.route(
         &format!("/{name}/ws"),

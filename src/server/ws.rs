@@ -19,8 +19,9 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::stream::BoxStream;
@@ -46,6 +47,9 @@ pub(crate) struct Observable {
     pub(crate) actions: Vec<String>,
     pub(crate) invocations: Arc<Invocations>,
     pub(crate) base: Base,
+    pub(crate) metrics: Arc<super::metrics::Metrics>,
+    /// Cancelled when the server shuts down.
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The handler of `GET /<thing>/ws`.
@@ -59,6 +63,7 @@ pub(crate) async fn upgrade(
 }
 
 async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String) {
+    let _open = observable.metrics.websocket_opened();
     let (mut sink, mut incoming) = socket.split();
     let mut properties: StreamMap<String, BoxStream<'static, Value>> = StreamMap::new();
     let mut actions: HashSet<String> = HashSet::new();
@@ -82,6 +87,25 @@ async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String
                 Ok(_) | Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return,
             },
+            () = observable.shutdown.cancelled() => {
+                // A clean end: the client learns why (1001 Going Away) rather than seeing the
+                // connection drop.
+                let close = CloseFrame {
+                    code: close_code::AWAY,
+                    reason: "the server is shutting down".into(),
+                };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    // Wait for the client's answering close frame, briefly.
+                    while let Some(Ok(message)) = incoming.next().await {
+                        if matches!(message, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                return;
+            }
         };
         for message in outgoing {
             if sink

@@ -451,34 +451,6 @@ fn unusable_access_control_is_refused_at_build() {
     assert!(error.to_string().contains("admin"), "{error}");
 }
 
-/// Starts the microscope example's binary on a free port; returns it and its address.
-async fn start_microscope_process(config: &std::path::Path) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(crate::support::example_binary("microscope"))
-        .arg("--config")
-        .arg(config)
-        .args(["--port", "0"])
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(at) = line.find("serving on http://") {
-                return line[at + "serving on http://".len()..].trim().to_owned();
-            }
-        }
-        panic!("the microscope exited before serving");
-    })
-    .await
-    .expect("the microscope serves within 30 s");
-    // Keep draining its log so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, address)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_files_survive_sigkill_during_writes() {
     let folder = tempfile::tempdir().unwrap();
@@ -500,7 +472,9 @@ async fn settings_files_survive_sigkill_during_writes() {
     let http = reqwest::Client::new();
     let mut last_loaded = None;
     for round in 0..12u32 {
-        let (mut child, address) = start_microscope_process(&config).await;
+        let crate::support::MicroscopeProcess {
+            mut child, address, ..
+        } = crate::support::MicroscopeProcess::start(&config).await;
         let gain_url = format!("http://{address}/camera/gain");
         // What the restarted server loaded is what the file said when it was killed.
         let loaded: f64 = http

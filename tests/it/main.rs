@@ -14,6 +14,7 @@ mod actions;
 mod client;
 mod documents;
 mod examples;
+mod faults;
 mod hardening;
 mod macros;
 mod stream_http;

@@ -317,3 +317,121 @@ async fn a_viewer_that_disconnects_is_counted_out() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The size of the test frame tagged `tag`: varied, so that a torn or mixed-up frame shows.
+fn frame_size(tag: u64) -> usize {
+    1000 + (tag % 97) as usize * 31
+}
+
+/// Checks that a part is exactly the frame its index was given to, and returns its index.
+fn intact(part: &crate::support::Part, tags: &std::collections::HashMap<u64, u64>) -> u64 {
+    let index = part.index();
+    let tag = tags[&index];
+    assert_eq!(
+        &part.body[..],
+        &fake_jpeg(tag, frame_size(tag))[..],
+        "frame {index}"
+    );
+    index
+}
+
+/// Reads parts until one with index `last` (or later) arrived; returns the parts.
+async fn read_through(
+    mut reader: MjpegReader,
+    last: u64,
+) -> (MjpegReader, Vec<crate::support::Part>) {
+    let mut parts = Vec::new();
+    loop {
+        let part = reader
+            .next_part(PATIENCE)
+            .await
+            .expect("the stream goes on");
+        let index = part.index();
+        parts.push(part);
+        if index >= last {
+            return (reader, parts);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_on_several_threads_a_pause_a_stop_and_a_restart_reach_viewers_intact() {
+    let stream = MjpegStream::new();
+    let address = serve_stream(&stream).await;
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        readers.push(MjpegReader::connect(&url(address, PATH)).await);
+    }
+    wait_for_viewers(&stream, 3).await;
+    let mut tags = std::collections::HashMap::new();
+
+    // Four camera threads adding frames at once.
+    let producers: Vec<_> = (0..4u64)
+        .map(|thread| {
+            let stream = stream.clone();
+            std::thread::spawn(move || {
+                (0..100)
+                    .map(|n| {
+                        let tag = thread * 1000 + n;
+                        let index = stream.add_frame(fake_jpeg(tag, frame_size(tag))).unwrap();
+                        std::thread::sleep(Duration::from_millis(2));
+                        (index, tag)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for producer in producers {
+        tags.extend(producer.join().unwrap());
+    }
+    assert_eq!(tags.len(), 400, "every frame got its own index");
+    let last = stream.frames_added() - 1;
+    let mut kept = Vec::new();
+    for reader in readers {
+        let (reader, parts) = read_through(reader, last).await;
+        let indices: Vec<u64> = parts.iter().map(|part| intact(part, &tags)).collect();
+        assert!(indices.windows(2).all(|w| w[0] < w[1]), "{indices:?}");
+        assert_eq!(indices.last(), Some(&last), "the newest frame arrives");
+        kept.push(reader);
+    }
+
+    // The camera pauses: viewers stay connected and wait; then it goes on, indices too.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(stream.viewers(), 3);
+    for n in 0..5 {
+        let tag = 9000 + n;
+        tags.insert(
+            stream.add_frame(fake_jpeg(tag, frame_size(tag))).unwrap(),
+            tag,
+        );
+    }
+    let resumed_last = stream.frames_added() - 1;
+    let mut resumed = Vec::new();
+    for reader in kept {
+        let (reader, parts) = read_through(reader, resumed_last).await;
+        assert!(parts.iter().all(|part| intact(part, &tags) > last));
+        resumed.push(reader);
+    }
+
+    // The camera stops: every viewer's stream ends cleanly. It starts again: new viewers get
+    // its new frames, with indices that go on from before (never reused).
+    stream.stop();
+    for mut reader in resumed {
+        assert!(reader.next_part(PATIENCE).await.is_none(), "a clean end");
+    }
+    wait_for_viewers(&stream, 0).await;
+    let reader = MjpegReader::connect(&url(address, PATH)).await;
+    for n in 0..5 {
+        let tag = 9100 + n;
+        tags.insert(
+            stream.add_frame(fake_jpeg(tag, frame_size(tag))).unwrap(),
+            tag,
+        );
+    }
+    let (_, parts) = read_through(reader, stream.frames_added() - 1).await;
+    let indices: Vec<u64> = parts.iter().map(|part| intact(part, &tags)).collect();
+    // A new viewer starts with the newest frame there is, here the last one before the stop.
+    assert!(indices[0] >= resumed_last, "{indices:?}");
+    assert!(indices.windows(2).all(|w| w[0] < w[1]), "{indices:?}");
+    assert_eq!(indices.last(), Some(&(resumed_last + 5)));
+}

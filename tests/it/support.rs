@@ -222,3 +222,58 @@ pub async fn spawn_microscope(options: labthings::ConnectionOptions) -> SocketAd
     std::mem::forget(stop);
     address
 }
+
+/// The microscope example's binary, serving on a free port.
+pub struct MicroscopeProcess {
+    pub child: tokio::process::Child,
+    /// `host:port`.
+    pub address: String,
+    /// Everything it has logged so far.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl MicroscopeProcess {
+    /// Starts it with a configuration file and waits until it serves.
+    pub async fn start(config: &std::path::Path) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(example_binary("microscope"))
+            .arg("--config")
+            .arg(config)
+            .args(["--port", "0"])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let address = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                log.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(at) = line.find("serving on http://") {
+                    return line[at + "serving on http://".len()..].trim().to_owned();
+                }
+            }
+            panic!("the microscope exited before serving");
+        })
+        .await
+        .expect("the microscope serves within 30 s");
+        // Keep reading its log so that it never blocks on a full pipe.
+        let kept = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        Self {
+            child,
+            address,
+            log,
+        }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
