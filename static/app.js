@@ -3,10 +3,72 @@
 
 const main = document.getElementById("things");
 
+// ---------------------------------------------------------------------------------------------
+// Access tokens: when the server asks for one (401), the page asks the user, keeps the token
+// for this tab only (sessionStorage) and sends it with every request: `Authorization: Bearer`
+// on fetches, the `access_token` query parameter where a browser cannot set headers (images,
+// websockets, download links). A link may carry `?access_token=`; it is then taken out of the
+// address bar, so it is not copied on by accident.
+
+const TOKEN_KEY = "labthings-access-token";
+
+function takeTokenFromAddress() {
+  const address = new URL(location.href);
+  const given = address.searchParams.get("access_token");
+  if (!given) return;
+  sessionStorage.setItem(TOKEN_KEY, given);
+  address.searchParams.delete("access_token");
+  history.replaceState(null, "", address.href);
+}
+
+const token = () => sessionStorage.getItem(TOKEN_KEY);
+
+/** `fetch`, with the token if there is one. */
+function api(input, init = {}) {
+  const current = token();
+  if (!current) return fetch(input, init);
+  const headers = new Headers(init.headers ?? {});
+  headers.set("authorization", `Bearer ${current}`);
+  return fetch(input, { ...init, headers });
+}
+
+/** A URL with the token in its query, for requests that cannot carry headers. */
+function withToken(href) {
+  const current = token();
+  if (!current) return href;
+  const address = new URL(href, document.baseURI);
+  address.searchParams.set("access_token", current);
+  return address.href;
+}
+
+/** Asks for a token, saying why; starts again with it. */
+function askForToken(reason) {
+  const id = "access-token";
+  const input = element("input", { id, type: "password", autocomplete: "current-password", required: true });
+  const form = element("form", { className: "token-form" },
+    element("p", { role: "alert" }, reason),
+    element("label", { for: id }, "Access token"), input,
+    element("button", { type: "submit", className: "primary" }, "Use token"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    start();
+  });
+  main.replaceChildren(form);
+  input.focus();
+}
+
 async function start() {
   let tds;
   try {
-    const response = await fetch("thing_descriptions/");
+    const response = await api("thing_descriptions/");
+    if (response.status === 401) {
+      askForToken(token()
+        ? "This token is not accepted here. Enter another."
+        : "This server needs an access token to show its Things.");
+      return;
+    }
+    if (!response.ok) throw new Error(await problemDetail(response));
     tds = await response.json();
   } catch (error) {
     main.replaceChildren(element("p", { className: "error", role: "alert" },
@@ -89,8 +151,8 @@ function renderStreams(container, thing, td, url) {
   snapshot.setAttribute("role", "button");
   const controls = element("div", { className: "controls" });
   const choose = (href) => {
-    image.src = url(href);
-    snapshot.href = url(`${href}/snapshot`);
+    image.src = withToken(url(href));
+    snapshot.href = withToken(url(`${href}/snapshot`));
     image.dataset.stream = href;
   };
   if (streams.length > 1) {
@@ -114,7 +176,7 @@ function trackFrameRate(image, label, url) {
   setInterval(async () => {
     if (document.hidden || !image.dataset.stream) return;
     try {
-      const response = await fetch(url(`${image.dataset.stream}/snapshot`), { method: "HEAD", cache: "no-store" });
+      const response = await api(url(`${image.dataset.stream}/snapshot`), { method: "HEAD", cache: "no-store" });
       const index = Number(response.headers.get("x-frame-index"));
       const now = performance.now();
       if (response.ok && last && last.stream === image.dataset.stream && index >= last.index) {
@@ -233,7 +295,7 @@ function renderProperty(thing, name, affordance, url) {
         error.textContent = problem.message;
         return;
       }
-      const response = await fetch(url(formHref(affordance, "writeproperty") ?? href), {
+      const response = await api(url(formHref(affordance, "writeproperty") ?? href), {
         method: "PUT",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(value),
@@ -241,7 +303,7 @@ function renderProperty(thing, name, affordance, url) {
       if (!response.ok) {
         error.textContent = await problemDetail(response);
       } else if (!affordance.observable) {
-        show(await (await fetch(href)).json());
+        show(await (await api(href)).json());
       }
     });
     node.append(element("label", { for: id }, name), form);
@@ -265,7 +327,7 @@ function renderProperty(thing, name, affordance, url) {
 function observe(td, views, url) {
   for (const view of views.values()) {
     if (!view.observable) {
-      fetch(view.href).then((r) => r.json()).then(view.show).catch(() => {});
+      api(view.href).then((r) => r.json()).then(view.show).catch(() => {});
     }
   }
   const observable = [...views.entries()].filter(([, view]) => view.observable);
@@ -273,7 +335,7 @@ function observe(td, views, url) {
   const wsHref = formHref(td.properties[observable[0][0]], "observeproperty");
   if (!wsHref) return;
   const connect = () => {
-    const socket = new WebSocket(url(wsHref));
+    const socket = new WebSocket(withToken(url(wsHref)));
     socket.addEventListener("open", () => {
       const data = Object.fromEntries(observable.map(([name]) => [name, true]));
       socket.send(JSON.stringify({ messageType: "addPropertyObservation", data }));
@@ -327,7 +389,7 @@ function renderAction(thing, name, affordance, url) {
       return;
     }
     const href = url(formHref(affordance, "invokeaction") ?? `${thing}/${name}`);
-    const response = await fetch(href, {
+    const response = await api(href, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
@@ -350,7 +412,7 @@ async function follow(started, container) {
   const progress = element("progress", { max: 1 });
   progress.hidden = true;
   container.replaceChildren(element("div", { className: "field" }, status, progress, cancel), log, output);
-  cancel.addEventListener("click", () => fetch(started.href, { method: "DELETE" }));
+  cancel.addEventListener("click", () => api(started.href, { method: "DELETE" }));
   let current = started;
   for (;;) {
     status.textContent = current.status;
@@ -364,7 +426,7 @@ async function follow(started, container) {
       element("li", {}, `${record.levelname}: ${record.message}`)));
     if (!["pending", "running"].includes(current.status)) break;
     await new Promise((resolve) => setTimeout(resolve, 250));
-    const response = await fetch(started.href, { cache: "no-store" });
+    const response = await api(started.href, { cache: "no-store" });
     if (!response.ok) break;
     current = await response.json();
   }
@@ -373,9 +435,9 @@ async function follow(started, container) {
     const value = current.output;
     if (value && typeof value === "object" && value.href && value.media_type) {
       if (String(value.media_type).startsWith("image/")) {
-        output.append(element("img", { src: value.href, alt: "Action output" }));
+        output.append(element("img", { src: withToken(value.href), alt: "Action output" }));
       }
-      output.append(element("a", { href: value.href, download: "" }, `Download (${value.media_type})`));
+      output.append(element("a", { href: withToken(value.href), download: "" }, `Download (${value.media_type})`));
     } else {
       output.append(element("span", { className: "hint" }, "Output: "),
         element("output", { className: "value" }, JSON.stringify(value)));
@@ -385,4 +447,5 @@ async function follow(started, container) {
   }
 }
 
+takeTokenFromAddress();
 start();
