@@ -73,7 +73,11 @@ pub(crate) fn document(prefix: &str, routes: &[RouteDoc]) -> Result<OpenApi, Str
         "info": {
             "title": "labthings",
             "description": "Laboratory instruments (Things) served by labthings. Each Thing's \
-                W3C Thing Description is at `/<thing>/`.",
+                W3C Thing Description is at `/<thing>/`.\n\nBesides the statuses listed per \
+                operation, the connection itself may be answered, before any route is reached: \
+                `408` (the request head took too long), `431` (the request head is too large) \
+                and `503` with `Retry-After` (the server is at its connection limit). Errors are \
+                RFC 9457 problem JSON.",
             "version": env!("CARGO_PKG_VERSION"),
         },
         "paths": paths,
