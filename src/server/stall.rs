@@ -87,6 +87,8 @@ impl<T> StallGuard<T> {
         match self.head {
             Head::Upgraded => {}
             Head::Handling if first.starts_with(b"HTTP/1.1 101") => self.head = Head::Upgraded,
+            // An interim answer (`100 Continue`): the request's body comes next, not a head.
+            Head::Handling if first.starts_with(b"HTTP/1.1 1") => {}
             _ => self.head = Head::Idle,
         }
     }
@@ -249,6 +251,13 @@ mod tests {
         guard.on_read(b"\r\n\r\n more");
         assert_eq!(guard.head, Head::Handling);
         guard.on_write(b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(guard.head, Head::Idle);
+        // `100 Continue` is not the response: what follows is the body, not a new head.
+        guard.on_read(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+        guard.on_write(b"HTTP/1.1 100 Continue\r\n\r\n");
+        guard.on_read(b"{\"a\": 1}");
+        assert_eq!(guard.head, Head::Handling);
+        guard.on_write(b"HTTP/1.1 201 Created\r\n");
         assert_eq!(guard.head, Head::Idle);
         // A bare-LF head, and a line break that is not the end.
         guard.on_read(b"GET / HTTP/1.1\nHost: x\r\r\n");

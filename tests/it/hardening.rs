@@ -526,6 +526,33 @@ async fn settings_files_survive_sigkill_during_writes() {
     }
 }
 
+#[tokio::test]
+async fn time_idle_between_requests_is_not_head_time() {
+    use tokio::io::AsyncWriteExt;
+    // Long enough that scheduling delays on a busy machine do not blur the bounds: a pause of
+    // 3 s is past the head timeout (2 s) and well within the idle limit (4 s).
+    let mut options = labthings::ConnectionOptions::default();
+    options.header_read_timeout = std::time::Duration::from_secs(2);
+    let address = crate::support::spawn_microscope(options).await;
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = b"GET /camera/exposure_ms HTTP/1.1\r\nHost: x\r\n\r\n";
+    for round in 0..2 {
+        if round > 0 {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        }
+        socket.write_all(request).await.unwrap();
+        let mut answer = [0u8; 512];
+        let n = tokio::io::AsyncReadExt::read(&mut socket, &mut answer)
+            .await
+            .unwrap();
+        assert!(
+            answer[..n].starts_with(b"HTTP/1.1 200"),
+            "round {round}: {:?}",
+            String::from_utf8_lossy(&answer[..n])
+        );
+    }
+}
+
 /// Sends a raw request and reads until the server closes or `patience` runs out.
 async fn raw_exchange(
     address: SocketAddr,
@@ -623,24 +650,8 @@ async fn request_limits_are_answered_cleanly_without_hurting_other_clients() {
             .is_ok(),
         "the dribbling client was cut off"
     );
-    // Time idle between requests is not head time: a keep-alive client that pauses longer
-    // than the header timeout goes on.
-    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = b"GET /camera/exposure_ms HTTP/1.1\r\nHost: x\r\n\r\n";
-    for _ in 0..2 {
-        socket.write_all(request).await.unwrap();
-        let mut answer = [0u8; 512];
-        let n = tokio::io::AsyncReadExt::read(&mut socket, &mut answer)
-            .await
-            .unwrap();
-        assert!(
-            answer[..n].starts_with(b"HTTP/1.1 200"),
-            "{:?}",
-            &answer[..n]
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    }
-    // Nor is a websocket's traffic: a frame followed by a quiet spell is not a slow head.
+    // A websocket's traffic is not a request head: a frame followed by a quiet spell longer
+    // than the header timeout is not a slow head.
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/stage/ws"))
         .await
         .unwrap();
