@@ -56,6 +56,12 @@ pub struct ConnectionOptions {
     /// its connection (and a slot under [`max_connections`](Self::max_connections)) forever.
     /// Default 30 s.
     pub write_timeout: Duration,
+    /// TCP keepalive: after this long without traffic the system probes the client (every
+    /// 10 s, 5 times), so a connection whose client vanished without closing it (a laptop put
+    /// to sleep, a pulled cable) is ended even when the server has nothing to write on it, as
+    /// with an idle websocket or a paused camera's viewers. `None` leaves the system default
+    /// (usually off). Default 60 s.
+    pub tcp_keepalive: Option<Duration>,
 }
 
 impl Default for ConnectionOptions {
@@ -67,6 +73,7 @@ impl Default for ConnectionOptions {
             shutdown_timeout: Duration::from_secs(5),
             max_connections: Some(1024),
             write_timeout: Duration::from_secs(30),
+            tcp_keepalive: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -300,14 +307,22 @@ fn configure_socket(tcp: &TcpStream, options: &ConnectionOptions, peer: SocketAd
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
     }
+    if let Some(idle) = options.tcp_keepalive {
+        let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+        #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+        let keepalive = keepalive.with_interval(Duration::from_secs(10));
+        #[cfg(any(target_os = "linux", target_os = "macos"))]
+        let keepalive = keepalive.with_retries(5);
+        if let Err(error) = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive) {
+            tracing::debug!(%peer, %error, "could not set TCP keepalive");
+        }
+    }
     #[cfg(target_os = "linux")]
     if let Some(low_water) = options.not_sent_low_water {
         if let Err(error) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(low_water) {
             tracing::debug!(%peer, %error, "could not set TCP_NOTSENT_LOWAT");
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = options;
 }
 
 /// Errors from `accept` that concern one connection are skipped; others (such as running out
@@ -322,4 +337,33 @@ async fn accept_failed(error: io::Error) {
     }
     tracing::error!(%error, "accepting a connection failed; retrying in 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_get_keepalive_and_no_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(address).await.unwrap();
+        let (accepted, peer) = listener.accept().await.unwrap();
+        configure_socket(&accepted, &ConnectionOptions::default(), peer);
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(socket.tcp_nodelay().unwrap());
+        assert!(socket.keepalive().unwrap());
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(
+                socket.tcp_keepalive_time().unwrap(),
+                Duration::from_secs(60)
+            );
+            assert_eq!(
+                socket.tcp_keepalive_interval().unwrap(),
+                Duration::from_secs(10)
+            );
+            assert_eq!(socket.tcp_keepalive_retries().unwrap(), 5);
+        }
+    }
 }
