@@ -139,6 +139,31 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// The whole HTTP/1.1 response, bytes ready for a socket, ending the connection: for
+    /// answers given below the router (a connection over the limit, a request head too slow).
+    pub(crate) fn to_http1_close(&self) -> Vec<u8> {
+        let body = serde_json::to_string(self).unwrap_or_default();
+        let status = self.status();
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: {PROBLEM_JSON}\r\nconnection: close\r\n\
+             content-length: {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        for (name, value) in &self.headers {
+            if let Ok(value) = value.to_str() {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body.as_bytes());
+        bytes
+    }
+}
+
 impl IntoResponse for Box<Problem> {
     fn into_response(self) -> Response {
         (*self).into_response()
@@ -167,6 +192,33 @@ impl IntoResponse for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_http1_answer_has_the_status_line_headers_length_and_body() {
+        let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+            .with_detail("full")
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let bytes = problem.to_http1_close();
+        let text = String::from_utf8(bytes).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{head}"
+        );
+        assert!(head.contains("connection: close"), "{head}");
+        assert!(head.contains("retry-after: 1"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["status"], 503);
+        assert_eq!(json["detail"], "full");
+    }
 
     #[test]
     fn detail_defaults_to_title_so_python_clients_always_find_it() {

@@ -253,25 +253,32 @@ impl Invocations {
         })
     }
 
-    /// Shutting down: asks every unfinished invocation to stop (and any started from now on),
-    /// then waits until they have ended, at most the cancellation grace period and a second.
-    /// Cooperative actions end as `cancelled` after cleaning up; others are dropped at the
-    /// await point they are waiting at.
-    pub(crate) async fn shut_down(&self) {
+    /// Shutting down: asks every unfinished invocation to stop, and any started from now on.
+    pub(crate) fn close(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
-        let unfinished: Vec<Arc<Invocation>> = self
+        let cancelled = self
             .lock_list()
             .iter()
             .filter(|invocation| invocation.cancel())
+            .count();
+        if cancelled > 0 {
+            tracing::info!(
+                actions = cancelled,
+                "shutting down: cancelling running actions"
+            );
+        }
+    }
+
+    /// After [`close`](Self::close): waits until every invocation has ended, at most the
+    /// cancellation grace period and a second. Cooperative actions end as `cancelled` after
+    /// cleaning up; others are dropped at the await point they are waiting at.
+    pub(crate) async fn drained(&self) {
+        let unfinished: Vec<Arc<Invocation>> = self
+            .lock_list()
+            .iter()
+            .filter(|invocation| !invocation.status().is_finished())
             .cloned()
             .collect();
-        if unfinished.is_empty() {
-            return;
-        }
-        tracing::info!(
-            actions = unfinished.len(),
-            "shutting down: cancelling running actions"
-        );
         let bound = self.grace + Duration::from_secs(1);
         let all = futures_util::future::join_all(
             unfinished.iter().map(|invocation| invocation.wait(bound)),
@@ -492,4 +499,31 @@ fn finish(invocation: &Invocation, outcome: Outcome) {
 /// A random UUID (version 4), as labthings-fastapi uses for invocation ids.
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slow_action(_: ActionContext) -> ActionRun {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(ActionOutput::Json(Value::Null))
+        })
+    }
+
+    #[tokio::test]
+    async fn closing_cancels_running_actions_and_any_started_later() {
+        let invocations = Invocations::new(Duration::from_secs(60), Duration::from_millis(50));
+        let running = invocations.start("stage", "home", json!({}), None, slow_action);
+        tokio::task::yield_now().await;
+        invocations.close();
+        // Started while the server shuts down: it never gets to run.
+        let late = invocations.start("stage", "home", json!({}), None, slow_action);
+        let started = Instant::now();
+        invocations.drained().await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(running.status(), InvocationStatus::Cancelled);
+        assert_eq!(late.status(), InvocationStatus::Cancelled);
+    }
 }

@@ -276,20 +276,17 @@ async fn refuse(mut tcp: TcpStream, limit: usize) {
         }
     })
     .await;
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Service Unavailable",
-        "status": 503,
-        "detail": format!("The server is serving its limit of {limit} connections; try again shortly."),
-    })
-    .to_string();
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
-         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let response = crate::Problem::new(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+        .with_detail(format!(
+            "The server is serving its limit of {limit} connections; try again shortly."
+        ))
+        .with_header(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        )
+        .to_http1_close();
     let _ = tokio::time::timeout(patience, async {
-        let _ = tcp.write_all(response.as_bytes()).await;
+        let _ = tcp.write_all(&response).await;
         let _ = tcp.shutdown().await;
         // Let the client read the answer before the socket goes.
         while let Ok(n) = tcp.read(&mut buffer).await {

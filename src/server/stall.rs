@@ -136,19 +136,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> StallGuard<T> {
             timeout_s = seconds,
             "request head not complete in time: 408, connection closed"
         );
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": "Request Timeout",
-            "status": 408,
-            "detail": format!("The request head was not complete within {seconds} s of its first byte."),
-        })
-        .to_string();
-        let response = format!(
-            "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n\
-             connection: close\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = Pin::new(&mut self.inner).poll_write(cx, response.as_bytes());
+        let response = crate::Problem::new(axum::http::StatusCode::REQUEST_TIMEOUT)
+            .with_detail(format!(
+                "The request head was not complete within {seconds} s of its first byte."
+            ))
+            .to_http1_close();
+        let _ = Pin::new(&mut self.inner).poll_write(cx, &response);
         let _ = Pin::new(&mut self.inner).poll_flush(cx);
         self.head = Head::Handling;
         io::Error::new(

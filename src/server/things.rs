@@ -169,9 +169,6 @@ impl ThingServer {
         let streams: Vec<MjpegStream> =
             self.things.iter().flat_map(|t| t.streams.clone()).collect();
         let (closing, invocations) = (self.shutdown.clone(), self.invocations.clone());
-        // Actions are cancelled as soon as the signal comes, so that requests waiting on them
-        // (`?wait=`) end while connections are drained; they get the grace period to end.
-        let (actions_tx, actions_rx) = tokio::sync::oneshot::channel();
         let result = crate::serve(listener, self.router.clone())
             .with_options(self.options.clone())
             .with_graceful_shutdown(async move {
@@ -181,14 +178,12 @@ impl ThingServer {
                     stream.stop();
                 }
                 closing.cancel();
-                let _ = actions_tx.send(tokio::spawn(async move {
-                    invocations.shut_down().await;
-                }));
+                // At once, so that requests waiting on actions (`?wait=`) end while
+                // connections are drained.
+                invocations.close();
             })
             .await;
-        if let Ok(actions) = actions_rx.await {
-            let _ = actions.await;
-        }
+        self.invocations.drained().await;
         // Websockets were handed off by the HTTP connections: give them time to close.
         if !self.metrics.websockets_closed(Duration::from_secs(2)).await {
             tracing::warn!("shutting down: websockets still open are dropped");

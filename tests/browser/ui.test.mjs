@@ -2,31 +2,9 @@
 // example. Usage: node ui.test.mjs http://127.0.0.1:PORT SCREENSHOT.png
 // Prints one line per check and "N passed, N failed"; exits 1 on any failure.
 import { chromium } from "playwright-core";
+import { assert, check, eventually, finish } from "../support/checks.mjs";
 
 const [base, screenshot] = [process.argv[2].replace(/\/$/, ""), process.argv[3]];
-const results = [];
-async function check(name, test) {
-  try {
-    await test();
-    results.push(true);
-    console.log(`ok      ${name}`);
-  } catch (error) {
-    results.push(false);
-    console.log(`FAILED  ${name}\n${error?.stack ?? error}`);
-  }
-}
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
-async function eventually(probe, message, timeout = 10000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(message);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 const server = async (path) => (await fetch(`${base}${path}`)).json();
 
 const browser = await chromium.launch({
@@ -177,6 +155,4 @@ await check("no console errors and no failed requests", async () => {
 });
 
 await browser.close();
-const passed = results.filter(Boolean).length;
-console.log(`browser: ${passed} passed, ${results.length - passed} failed`);
-process.exit(results.length === passed ? 0 : 1);
+finish("browser");

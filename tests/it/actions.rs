@@ -122,21 +122,28 @@ impl Served {
         format!("http://{}{path}", self.address)
     }
 
-    /// GETs a server path (or a full URL) and parses the JSON body.
-    async fn get_json(&self, path_or_url: &str) -> Value {
-        let url = if path_or_url.starts_with("http") {
+    /// A path on this server, or a URL the server gave.
+    fn resolve(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http") {
             path_or_url.to_owned()
         } else {
             self.url(path_or_url)
-        };
-        self.client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        }
+    }
+
+    async fn get(&self, path_or_url: impl AsRef<str>) -> reqwest::Response {
+        let url = self.resolve(path_or_url.as_ref());
+        self.client.get(url).send().await.unwrap()
+    }
+
+    async fn delete(&self, path_or_url: impl AsRef<str>) -> reqwest::Response {
+        let url = self.resolve(path_or_url.as_ref());
+        self.client.delete(url).send().await.unwrap()
+    }
+
+    /// GETs a server path (or a full URL) and parses the JSON body.
+    async fn get_json(&self, path_or_url: &str) -> Value {
+        self.get(path_or_url).await.json().await.unwrap()
     }
 
     async fn invoke(&self, action: &str, body: Option<&str>) -> reqwest::Response {
@@ -240,11 +247,8 @@ async fn falsy_outputs_are_outputs() {
         assert_eq!(done["status"], "completed");
         assert_eq!(done["output"], expected);
         let output = served
-            .client
             .get(format!("{}/output", done["href"].as_str().unwrap()))
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(output.status(), 200);
         assert_eq!(output.json::<Value>().await.unwrap(), expected);
     }
@@ -337,12 +341,7 @@ async fn a_cooperative_action_is_cancelled_promptly() {
         .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let cancelled_at = Instant::now();
-    let response = served
-        .client
-        .delete(started["href"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let response = served.delete(started["href"].as_str().unwrap()).await;
     assert_eq!(response.status(), 204);
     let done = served.finished(&started).await;
     assert!(
@@ -362,11 +361,8 @@ async fn an_action_that_ignores_cancellation_is_stopped_at_its_await_point() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     // No output yet: a 409 with a hint to retry, not a 5xx (the server is not at fault).
     let early = served
-        .client
         .get(format!("{}/output", started["href"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(early.headers()["retry-after"], "1");
     let early = problem(early, 409).await;
     assert!(
@@ -376,12 +372,7 @@ async fn an_action_that_ignores_cancellation_is_stopped_at_its_await_point() {
             .contains("has not finished"),
         "{early}"
     );
-    let response = served
-        .client
-        .delete(started["href"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let response = served.delete(started["href"].as_str().unwrap()).await;
     assert_eq!(response.status(), 204);
     let done = served.finished(&started).await;
     assert_eq!(done["status"], "cancelled");
@@ -392,19 +383,11 @@ async fn an_action_that_ignores_cancellation_is_stopped_at_its_await_point() {
             .contains("cancelled")
     );
     // Cancelling again, or something unknown, is a clear error.
-    let again = served
-        .client
-        .delete(started["href"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let again = served.delete(started["href"].as_str().unwrap()).await;
     problem(again, 409).await;
     let unknown = served
-        .client
         .delete(served.url("/action_invocations/00000000-0000-4000-8000-000000000000"))
-        .send()
-        .await
-        .unwrap();
+        .await;
     problem(unknown, 404).await;
 }
 
@@ -420,11 +403,8 @@ async fn errors_and_panics_end_as_error_and_the_server_keeps_serving() {
     let last_log = failed["log"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last_log["levelname"], "ERROR");
     let output = served
-        .client
         .get(format!("{}/output", failed["href"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap();
+        .await;
     problem(output, 409).await;
 
     let exploded = served
@@ -438,12 +418,7 @@ async fn errors_and_panics_end_as_error_and_the_server_keeps_serving() {
             .contains("the hardware exploded")
     );
 
-    let response = served
-        .client
-        .get(served.url("/lab/counter"))
-        .send()
-        .await
-        .unwrap();
+    let response = served.get(served.url("/lab/counter")).await;
     assert_eq!(response.status(), 200, "still serving");
     let done = served
         .finished(&served.start_action("increment", "{}").await)
@@ -460,9 +435,9 @@ async fn finished_invocations_expire_after_the_retention_time() {
         .finished(&served.start_action("zero", "{}").await)
         .await;
     let href = done["href"].as_str().unwrap().to_owned();
-    assert_eq!(served.client.get(&href).send().await.unwrap().status(), 200);
+    assert_eq!(served.get(&href).await.status(), 200);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    problem(served.client.get(&href).send().await.unwrap(), 404).await;
+    problem(served.get(&href).await, 404).await;
     let listed: Value = served.get_json("/lab/zero").await;
     assert_eq!(listed, json!([]));
 }
@@ -475,32 +450,15 @@ async fn a_blob_output_round_trips() {
         .await;
     assert_eq!(done["output"]["media_type"], "image/jpeg");
     assert_eq!(done["output"]["rel"], "output");
-    let blob = served
-        .client
-        .get(done["output"]["href"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let blob = served.get(done["output"]["href"].as_str().unwrap()).await;
     assert_eq!(blob.status(), 200);
     assert_eq!(blob.headers()["content-type"], "image/jpeg");
     assert_eq!(&blob.bytes().await.unwrap()[..], &[0xFF, 0xD8, 0xFF, 0xD9]);
     let output = served
-        .client
         .get(format!("{}/output", done["href"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(output.headers()["content-type"], "image/jpeg");
-    problem(
-        served
-            .client
-            .get(served.url("/blob/nope"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
+    problem(served.get(served.url("/blob/nope")).await, 404).await;
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::MicroscopeProcess;
+use crate::support::{MicroscopeProcess, metrics_text, sample, sum_of};
 
 /// What the server reports about itself in `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,31 +22,16 @@ struct Usage {
     websockets: f64,
 }
 
-fn sum_of(text: &str, family: &str) -> f64 {
-    text.lines()
-        .filter(|line| {
-            line.strip_prefix(family)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
-}
-
 async fn usage(http: &reqwest::Client, base: &str) -> Usage {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(http, base).await;
+    // `sample` fails on a missing series, so none of these can read as a silent 0.
+    assert!(text.contains("labthings_stream_viewers{"), "{text}");
     Usage {
-        fds: sum_of(&text, "process_open_fds"),
-        tasks: sum_of(&text, "labthings_tasks"),
-        resident_mib: sum_of(&text, "process_resident_memory_bytes") / (1024.0 * 1024.0),
+        fds: sample(&text, "process_open_fds"),
+        tasks: sample(&text, "labthings_tasks"),
+        resident_mib: sample(&text, "process_resident_memory_bytes") / (1024.0 * 1024.0),
         viewers: sum_of(&text, "labthings_stream_viewers"),
-        websockets: sum_of(&text, "labthings_websockets"),
+        websockets: sample(&text, "labthings_websockets"),
     }
 }
 
@@ -91,6 +76,12 @@ async fn viewer_cycle(address: &str, polite: bool) {
     }
 }
 
+/// The websocket message that observes the stage's position.
+fn observe_position() -> Message {
+    let observe = json!({"messageType": "addPropertyObservation", "data": {"position": true}});
+    Message::Text(observe.to_string().into())
+}
+
 /// One websocket observer: connects, observes the stage's position, and leaves, either with a
 /// close handshake or by dropping the connection.
 async fn websocket_cycle(address: &str, polite: bool) {
@@ -99,11 +90,7 @@ async fn websocket_cycle(address: &str, polite: bool) {
             .await
             .unwrap();
     assert_eq!(response.status(), 101);
-    let observe = json!({"messageType": "addPropertyObservation", "data": {"position": true}});
-    socket
-        .send(Message::Text(observe.to_string().into()))
-        .await
-        .unwrap();
+    socket.send(observe_position()).await.unwrap();
     if polite {
         socket.close(None).await.unwrap();
         while let Some(Ok(_)) = socket.next().await {}
@@ -158,14 +145,7 @@ async fn five_thousand_viewers_and_websockets_come_and_go_and_leave_nothing_behi
         after.resident_mib <= before.resident_mib + 32.0,
         "{before:?} -> {after:?}"
     );
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&http, &base).await;
     assert!(
         sum_of(&text, "labthings_http_requests_total") >= 5_200.0,
         "every cycle was a request"
@@ -194,11 +174,7 @@ async fn graceful_shutdown_ends_viewers_websockets_and_actions_cleanly_and_saves
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/stage/ws"))
         .await
         .unwrap();
-    let observe = json!({"messageType": "addPropertyObservation", "data": {"position": true}});
-    socket
-        .send(Message::Text(observe.to_string().into()))
-        .await
-        .unwrap();
+    socket.send(observe_position()).await.unwrap();
     let waiting = tokio::spawn({
         let (http, base) = (http.clone(), base.clone());
         async move {
@@ -233,6 +209,10 @@ async fn graceful_shutdown_ends_viewers_websockets_and_actions_cleanly_and_saves
         assert!(Instant::now() < deadline, "the action started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The server counts what it is serving.
+    let serving = usage(&http, &base).await;
+    assert_eq!(serving.websockets, 1.0, "{serving:?}");
+    assert!(serving.viewers >= 1.0, "{serving:?}");
     // A setting written just before the end.
     let written = http
         .put(format!("{base}/camera/gain"))

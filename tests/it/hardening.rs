@@ -8,7 +8,7 @@ use labthings::client::{MjpegClient, Reconnect};
 use serde_json::json;
 
 use crate::example_things as things;
-use crate::support::spawn_thing_server;
+use crate::support::{sample, spawn_thing_server};
 
 /// Log lines written by the server's `tracing` events.
 #[derive(Clone, Default)]
@@ -53,15 +53,6 @@ impl Captured {
 
 async fn microscope() -> SocketAddr {
     crate::support::spawn_microscope(labthings::ConnectionOptions::default()).await
-}
-
-/// The value of one sample line of a Prometheus text exposition.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no `{series}` in\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -187,7 +178,7 @@ const WRITER: &str = "writer-token-0123";
 const READER: &str = "reader-token-4567";
 
 async fn guarded_microscope(public_read: bool) -> SocketAddr {
-    let config = labthings::ServerConfig::from_json(&format!(
+    let config = format!(
         r#"{{
             "things": {{
                 "stage": "simulated_stage",
@@ -201,16 +192,8 @@ async fn guarded_microscope(public_read: bool) -> SocketAddr {
                 "public_read": {public_read}
             }}
         }}"#
-    ))
-    .unwrap();
-    let server = things::registry()
-        .builder(&config)
-        .unwrap()
-        .build()
-        .unwrap();
-    let (address, stop, _task) = spawn_thing_server(server).await;
-    std::mem::forget(stop);
-    address
+    );
+    crate::support::spawn_configured(&config, Default::default()).await
 }
 
 async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
@@ -791,14 +774,7 @@ async fn viewers_now(http: &reqwest::Client, base: &str) -> f64 {
 }
 
 async fn viewers_of(http: &reqwest::Client, base: &str, stream: &str) -> f64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::support::metrics_text(http, base).await;
     sample(
         &text,
         &format!(r#"labthings_stream_viewers{{thing="camera",stream="{stream}"}}"#),
@@ -913,17 +889,11 @@ fn drain(viewers: &mut [MjpegClient]) {
 
 #[tokio::test]
 async fn allowed_origins_come_from_the_configuration_file_and_never_a_wildcard() {
-    let config = labthings::ServerConfig::from_json(
+    let address = crate::support::spawn_configured(
         r#"{"things": {"stage": "simulated_stage"}, "allow_origins": ["http://lab-ui.local:8080"]}"#,
+        Default::default(),
     )
-    .unwrap();
-    let server = things::registry()
-        .builder(&config)
-        .unwrap()
-        .build()
-        .unwrap();
-    let (address, stop, _task) = spawn_thing_server(server).await;
-    std::mem::forget(stop);
+    .await;
     let http = reqwest::Client::new();
     let url = format!("http://{address}/stage/position");
     let allowed = send(http.get(&url).header("origin", "http://lab-ui.local:8080")).await;

@@ -210,8 +210,12 @@ pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Serves the microscope example's built-in configuration (stage + camera) with these
 /// connection options for the rest of the test's runtime; returns its address.
 pub async fn spawn_microscope(options: labthings::ConnectionOptions) -> SocketAddr {
-    let config =
-        labthings::ServerConfig::from_json(crate::example_things::MICROSCOPE_CONFIG).unwrap();
+    spawn_configured(crate::example_things::MICROSCOPE_CONFIG, options).await
+}
+
+/// Serves the example Things a configuration file (JSON) names, until the test ends.
+pub async fn spawn_configured(config: &str, options: labthings::ConnectionOptions) -> SocketAddr {
+    let config = labthings::ServerConfig::from_json(config).unwrap();
     let server = crate::example_things::registry()
         .builder(&config)
         .unwrap()
@@ -221,6 +225,37 @@ pub async fn spawn_microscope(options: labthings::ConnectionOptions) -> SocketAd
     let (address, stop, _task) = spawn_thing_server(server).await;
     std::mem::forget(stop);
     address
+}
+
+/// A server's `/metrics` text.
+pub async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of one sample line of a Prometheus text exposition.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no `{series}` in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The sum of every sample of a metric family (all its label sets).
+pub fn sum_of(text: &str, family: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
 }
 
 /// The microscope example's binary, serving on a free port.

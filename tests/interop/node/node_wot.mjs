@@ -3,28 +3,12 @@
 // Prints one line per check and a closing "N passed, N failed" line; exits 1 on any failure.
 import core from "@node-wot/core";
 import bindingHttp from "@node-wot/binding-http";
+import { assert, check, finish } from "../../support/checks.mjs";
 
 const { Servient } = core;
 const { HttpClientFactory } = bindingHttp;
 
 const base = process.argv[2].replace(/\/$/, "");
-const results = [];
-
-async function check(name, test) {
-  try {
-    await test();
-    results.push(true);
-    console.log(`ok      ${name}`);
-  } catch (error) {
-    results.push(false);
-    console.log(`FAILED  ${name}\n${error?.stack ?? error}`);
-  }
-}
-
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
 const servient = new Servient();
 servient.addClientFactory(new HttpClientFactory(null));
 const WoT = await servient.start();
@@ -69,7 +53,4 @@ await check("invokes an action and follows its invocation to the output", async 
 });
 
 await servient.shutdown();
-const passed = results.filter(Boolean).length;
-const failed = results.length - passed;
-console.log(`node-wot: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish("node-wot");
