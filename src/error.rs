@@ -38,9 +38,10 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 ///
 /// It also deserializes, leniently (missing members take their defaults), so clients can read
 /// the problems a server sends.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(description = "RFC 9457 problem details.")]
 pub struct Problem {
-    /// A URI reference that identifies the problem type; `about:blank` when the status says it all.
+    /// A URI identifying the problem type; `about:blank` when the status says it all.
     #[serde(rename = "type", default = "about_blank")]
     pub type_uri: String,
     /// A short, human-readable summary of the problem type.
@@ -68,7 +69,7 @@ pub struct Problem {
 }
 
 /// One entry of the `invalid-params` extension member: which parameter was wrong and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InvalidParam {
     /// The name of the parameter (query parameter, property or argument).
     pub name: String,

@@ -21,6 +21,7 @@ pub mod action;
 #[cfg(feature = "client")]
 pub mod client;
 mod error;
+mod layout;
 mod openapi;
 pub mod property;
 mod schema;

@@ -6,9 +6,12 @@
 //! describe the same values.
 
 use axum::http::Method;
-use serde_json::{Value, json};
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value, json};
 use utoipa::openapi::OpenApi;
 
+use crate::action::InvocationBody;
+use crate::error::{PROBLEM_JSON, Problem};
 use crate::property::Constraints;
 
 /// One route of the server, documented.
@@ -81,10 +84,7 @@ pub(crate) fn document(prefix: &str, routes: &[RouteDoc]) -> Result<OpenApi, Str
             "version": env!("CARGO_PKG_VERSION"),
         },
         "paths": paths,
-        "components": {"schemas": {
-            "Problem": problem_schema(),
-            "Invocation": crate::server::invocation_schema(),
-        }},
+        "components": {"schemas": components()},
     });
     let document = adapt_schemas(document);
     serde_json::from_value(document.clone()).map_err(|error| {
@@ -170,103 +170,33 @@ pub(crate) fn value_schema(schema: Value, constraints: &Constraints) -> Value {
     }
 }
 
-fn problem_schema() -> Value {
-    json!({
-        "type": "object",
-        "description": "RFC 9457 problem details.",
-        "properties": {
-            "type": {"type": "string", "description": "A URI identifying the problem type."},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string", "description": "What went wrong, for a person."},
-            "instance": {"type": "string"},
-            "invalid-params": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
-                    "required": ["name", "reason"],
-                },
-            },
-        },
-        "required": ["type", "title", "status", "detail"],
-    })
+/// The shared schemas, each generated from the Rust type that serialises the shape (so the
+/// document describes exactly what is sent): `Invocation`, `Problem`, and what they use.
+fn components() -> Map<String, Value> {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|settings| settings.definitions_path = "/components/schemas".into())
+        .for_serialize()
+        .into_generator();
+    generator.subschema_for::<InvocationBody>();
+    generator.subschema_for::<Problem>();
+    generator.take_definitions(true)
+}
+
+/// A reference to a shared schema of [`components`].
+pub(crate) fn component(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
 /// A response whose body is problem JSON.
 pub(crate) fn problem(description: &str) -> Value {
     json!({
         "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {PROBLEM_JSON: {"schema": component("Problem")}},
     })
 }
 
 pub(crate) fn json_response(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
-}
-
-/// Operations for the routes every server has.
-pub(crate) fn server_routes() -> Vec<RouteDoc> {
-    let object = json!({"type": "object"});
-    vec![
-        RouteDoc::get(
-            "/things/".to_owned(),
-            json!({
-                "operationId": "list_things",
-                "summary": "The Things on this server, each with the URL of its Thing Description",
-                "tags": ["server"],
-                "responses": {"200": json_response("Thing name to TD URL", json!({
-                    "type": "object", "additionalProperties": {"type": "string"}
-                }))},
-            }),
-        ),
-        RouteDoc::get(
-            "/thing_descriptions/".to_owned(),
-            json!({
-                "operationId": "list_thing_descriptions",
-                "summary": "Every Thing's Thing Description",
-                "tags": ["server"],
-                "responses": {"200": json_response("Thing name to TD", json!({
-                    "type": "object", "additionalProperties": object
-                }))},
-            }),
-        ),
-        RouteDoc::get(
-            "/openapi.json".to_owned(),
-            json!({
-                "operationId": "openapi",
-                "summary": "This document",
-                "tags": ["server"],
-                "responses": {"200": json_response("OpenAPI 3.1", object)},
-            }),
-        ),
-        RouteDoc::get(
-            "/docs/".to_owned(),
-            json!({
-                "operationId": "docs",
-                "summary": "An API browser for this document (works offline)",
-                "tags": ["server"],
-                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
-            }),
-        ),
-    ]
-}
-
-/// Documents access control on each operation: public reads say so (`security: []`), every
-/// other operation can answer 401, and writes also 403 (a read-only token).
-pub(crate) fn document_access(routes: &mut [RouteDoc], public_read: bool) {
-    for route in routes {
-        let writes = crate::server::auth::is_write(&route.method);
-        if !writes && (public_read || crate::server::auth::is_always_public(&route.path)) {
-            route.operation["security"] = json!([]);
-            continue;
-        }
-        let responses = &mut route.operation["responses"];
-        responses["401"] = problem("No bearer token, or one this server does not know");
-        if writes {
-            responses["403"] = problem("A read-only token: this needs a read-write one");
-        }
-    }
 }
 
 /// Declares the HTTP bearer scheme and requires it everywhere (the API browser then offers an

@@ -1,18 +1,18 @@
-//! Support for the code `#[derive(Thing)]` generates. Not public API: it may change in any
-//! release.
+//! Support for the code `#[derive(Thing)]` and `#[thing_actions]` generate: re-exports, and
+//! the traits and functions that check a Thing's field and method types at compile time (their
+//! `on_unimplemented` messages are what a user sees for a wrong type). Runtime logic lives in
+//! the module it serves. Not public API: it may change in any release.
 
+pub use core::convert::Infallible;
 pub use schemars;
 pub use serde;
 pub use serde_json::Value;
 
-pub use crate::schema::json_schema_of;
-
-use crate::action::{
-    ActionDescriptor, ActionFailure, ActionOutput, Blob, Cancelled, InputError, ThingActions,
-};
-
+pub use crate::action::{ActionContext, ActionDescriptor, IntoOutput, ThingActions};
 pub use crate::property::{Constraints, DynProperty};
-pub use crate::thing::{BoxError, PropertyDescriptor, StreamDescriptor, ThingDescriptor};
+pub use crate::thing::{
+    BoxError, PropertyDescriptor, StreamDescriptor, ThingDescriptor, lifecycle_result,
+};
 
 use crate::property::{Property, PropertyValue};
 use crate::stream::MjpegStream;
@@ -101,139 +101,13 @@ where
 {
 }
 
-/// Used by the derive: turns a lifecycle hook's result into the trait's.
-pub fn lifecycle<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
-    result.map_err(Into::into)
-}
+/// Used by `#[thing_actions]`: checks at compile time, at the method's return type, that the
+/// output is one an action can have.
+pub fn assert_output<T: IntoOutput>() {}
 
-/// Used by `#[thing_actions]`: the input object (`null` counts as `{}`).
-///
-/// # Errors
-///
-/// [`InputError`] naming the field that does not fit.
-pub fn parse_input<I: serde::de::DeserializeOwned>(input: Value) -> Result<I, InputError> {
-    let input = match input {
-        Value::Null => Value::Object(Default::default()),
-        Value::Object(_) => input,
-        other => {
-            // serde would read a struct from an array too; an action's input is an object.
-            let kind = match other {
-                Value::Array(_) => "an array",
-                Value::String(_) => "a string",
-                Value::Number(_) => "a number",
-                _ => "a boolean",
-            };
-            return Err(InputError {
-                field: String::new(),
-                reason: format!("the input must be a JSON object of arguments, not {kind}"),
-            });
-        }
-    };
-    serde_path_to_error::deserialize(input).map_err(|error| {
-        let reason = error.inner().to_string();
-        let field = match error.path().to_string() {
-            // serde reports a missing field at the object that lacks it; name the field.
-            path if path == "." => reason
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split('`').next())
-                .unwrap_or_default()
-                .to_owned(),
-            path => path,
-        };
-        InputError { field, reason }
-    })
-}
-
-/// Used by `#[thing_actions]`: runs a blocking action on a blocking thread. A panic in it is
-/// passed on, to end the invocation as `error`.
-pub async fn blocking<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result,
-        Err(error) => match error.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(_) => panic!("the runtime shut down while a blocking action ran"),
-        },
-    }
-}
-
-/// An action's output: JSON, or a [`Blob`].
-#[diagnostic::on_unimplemented(
-    message = "an action cannot return `{Self}`: outputs are serde `Serialize` + `JsonSchema` values, `()` or a `Blob`",
-    label = "not an action output",
-    note = "for your own type, add `#[labthings::data]` to it"
-)]
-pub trait IntoOutput {
-    /// The output, or why there is none.
-    fn into_output(self) -> Result<ActionOutput, ActionFailure>;
-    /// The JSON Schema of the output.
-    fn schema() -> Value;
-}
-
-impl<T: serde::Serialize + schemars::JsonSchema> IntoOutput for T {
-    fn into_output(self) -> Result<ActionOutput, ActionFailure> {
-        serde_json::to_value(self)
-            .map(ActionOutput::Json)
-            .map_err(|error| ActionFailure::Error {
-                kind: "SerializationError".to_owned(),
-                message: format!("the output cannot be represented as JSON: {error}"),
-            })
-    }
-    fn schema() -> Value {
-        json_schema_of::<T>()
-    }
-}
-
-impl IntoOutput for Blob {
-    fn into_output(self) -> Result<ActionOutput, ActionFailure> {
-        Ok(ActionOutput::Blob(self))
-    }
-    fn schema() -> Value {
-        serde_json::json!({
-            "title": "Blob",
-            "description": "Binary output, fetched from `href`.",
-            "type": "object",
-            "properties": {
-                "href": {"type": "string"},
-                "media_type": {"type": "string"},
-                "rel": {"type": "string"},
-                "description": {"type": "string"},
-            },
-            "required": ["href", "media_type"],
-        })
-    }
-}
-
-/// Used by `#[thing_actions]`.
-pub fn output<T: IntoOutput>(value: T) -> Result<ActionOutput, ActionFailure> {
-    value.into_output()
-}
-
-/// Used by `#[thing_actions]`.
-pub fn output_schema<T: IntoOutput>() -> Value {
-    T::schema()
-}
-
-/// Used by `#[thing_actions]`: an action that returned `Result<T, E>`.
-pub fn result_output<T: IntoOutput, E: std::fmt::Display + 'static>(
-    result: Result<T, E>,
-) -> Result<ActionOutput, ActionFailure> {
-    match result {
-        Ok(value) => value.into_output(),
-        Err(error) if (&error as &dyn std::any::Any).is::<Cancelled>() => {
-            Err(ActionFailure::Cancelled)
-        }
-        Err(error) => Err(ActionFailure::Error {
-            kind: short_type_name::<E>(),
-            message: error.to_string(),
-        }),
-    }
-}
-
-fn short_type_name<E>() -> String {
-    let full = std::any::type_name::<E>();
-    let base = full.split('<').next().unwrap_or(full);
-    base.rsplit("::").next().unwrap_or(base).to_owned()
-}
+/// Used by `#[thing_actions]`: checks at compile time, at the argument, that an input field
+/// comes from JSON and has a schema.
+pub fn assert_input<T: serde::de::DeserializeOwned + schemars::JsonSchema>() {}
 
 /// Used by `#[derive(Thing)]` to find a Thing's actions, if it has any (autoref
 /// specialisation: the impl for `ActionsProbe<T>` wins when `T: ThingActions`).

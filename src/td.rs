@@ -2,15 +2,15 @@
 //!
 //! Types follow [W3C WoT TD 1.1](https://www.w3.org/TR/wot-thing-description11/) and are
 //! serialised with its camelCase names. A TD is built once per Thing from the same descriptors
-//! as its routes; only `base` is filled in per request (from the configured public URL, or the
+//! as its routes (each affordance kind's module in the server adds its entries); only `base` is
+//! filled in per request (from the configured public URL, or the
 //! request's `Host`). Form `href`s are relative to `base`, so a server behind a reverse proxy at
 //! a sub-path stays reachable.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::stream::STREAM_CONTENT_TYPE;
-use crate::thing::{PropertyDescriptor, StreamDescriptor, ThingDescriptor};
+use crate::thing::ThingDescriptor;
 
 /// The TD 1.1 context URI.
 pub const TD_CONTEXT: &str = "https://www.w3.org/2022/wot/td/v1.1";
@@ -39,7 +39,7 @@ pub struct ThingDescription {
     pub security: String,
     /// Property affordances, by name, in declaration order.
     pub properties: Map<String, Value>,
-    /// Action affordances, by name (none yet).
+    /// Action affordances, by name, in declaration order.
     pub actions: Map<String, Value>,
     /// Links: the live streams and their snapshots.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -82,8 +82,9 @@ impl ThingDescription {
         self.security = "bearer_sc".to_owned();
     }
 
-    /// The TD of a Thing served at `<base><thing>/`, with `base` still to fill in.
-    pub(crate) fn build<T>(thing: &str, descriptor: &ThingDescriptor<T>) -> Self {
+    /// The TD of a Thing with its title and description and no affordances yet, and `base`
+    /// still to fill in; the server's affordance modules add the affordances.
+    pub(crate) fn new<T>(descriptor: &ThingDescriptor<T>) -> Self {
         let mut security_definitions = Map::new();
         security_definitions.insert(
             "no_security".to_owned(),
@@ -96,26 +97,9 @@ impl ThingDescription {
             base: String::new(),
             security_definitions,
             security: "no_security".to_owned(),
-            properties: descriptor
-                .properties
-                .iter()
-                .map(|property| {
-                    (
-                        property.name.to_owned(),
-                        property_affordance(thing, property),
-                    )
-                })
-                .collect(),
-            actions: descriptor
-                .actions
-                .iter()
-                .map(|action| (action.name.to_owned(), action_affordance(thing, action)))
-                .collect(),
-            links: descriptor
-                .streams
-                .iter()
-                .flat_map(|stream| stream_links(thing, stream))
-                .collect(),
+            properties: Map::new(),
+            actions: Map::new(),
+            links: Vec::new(),
         }
     }
 
@@ -149,96 +133,4 @@ impl ThingDescription {
             ..self.clone()
         }
     }
-}
-
-/// A property affordance: the value's DataSchema with constraints, plus docs, access and forms.
-fn property_affordance<T>(thing: &str, property: &PropertyDescriptor<T>) -> Value {
-    let mut affordance = match crate::schema::to_td(&(property.schema)()) {
-        Value::Object(schema) => schema,
-        _ => Map::new(),
-    };
-    // The type's own title (a Rust type name) is not the property's.
-    affordance.remove("title");
-    property.constraints.write_into(&mut affordance);
-    if let Some(title) = property.title {
-        affordance.insert("title".to_owned(), title.into());
-    }
-    if let Some(description) = property.description {
-        affordance.insert("description".to_owned(), description.into());
-    }
-    affordance.insert("readOnly".to_owned(), property.read_only.into());
-    affordance.insert("writeOnly".to_owned(), false.into());
-    affordance.insert("observable".to_owned(), property.observable.into());
-    let ops: &[&str] = if property.read_only {
-        &["readproperty"]
-    } else {
-        &["readproperty", "writeproperty"]
-    };
-    let mut forms = vec![serde_json::json!({
-        "href": format!("{thing}/{}", property.name),
-        "op": ops,
-        "contentType": "application/json",
-    })];
-    if property.observable {
-        forms.push(serde_json::json!({
-            "href": format!("{thing}/ws"),
-            "op": ["observeproperty", "unobserveproperty"],
-            "subprotocol": "webthingprotocol",
-            "contentType": "application/json",
-        }));
-    }
-    affordance.insert("forms".to_owned(), Value::Array(forms));
-    Value::Object(affordance)
-}
-
-/// An action affordance: input and output DataSchemas, and forms to invoke, query and cancel.
-fn action_affordance<T>(thing: &str, action: &crate::action::ActionDescriptor<T>) -> Value {
-    let mut affordance = Map::new();
-    if let Some(title) = action.title {
-        affordance.insert("title".to_owned(), title.into());
-    }
-    if let Some(description) = action.description {
-        affordance.insert("description".to_owned(), description.into());
-    }
-    affordance.insert(
-        "input".to_owned(),
-        crate::schema::to_td(&(action.input_schema)()),
-    );
-    affordance.insert(
-        "output".to_owned(),
-        crate::schema::to_td(&(action.output_schema)()),
-    );
-    affordance.insert("safe".to_owned(), false.into());
-    affordance.insert("idempotent".to_owned(), false.into());
-    affordance.insert("synchronous".to_owned(), false.into());
-    affordance.insert(
-        "uriVariables".to_owned(),
-        serde_json::json!({"id": {"type": "string", "description": "An invocation id"}}),
-    );
-    affordance.insert(
-        "forms".to_owned(),
-        serde_json::json!([
-            {"href": format!("{thing}/{}", action.name), "op": ["invokeaction"],
-             "htv:methodName": "POST", "contentType": "application/json"},
-            {"href": "action_invocations/{id}", "op": ["queryaction"], "htv:methodName": "GET"},
-            {"href": "action_invocations/{id}", "op": ["cancelaction"], "htv:methodName": "DELETE"},
-        ]),
-    );
-    Value::Object(affordance)
-}
-
-fn stream_links<T>(thing: &str, stream: &StreamDescriptor<T>) -> [Link; 2] {
-    let href = format!("{thing}/{}", stream.name);
-    [
-        Link {
-            href: href.clone(),
-            media_type: STREAM_CONTENT_TYPE.to_owned(),
-            rel: "alternate".to_owned(),
-        },
-        Link {
-            href: format!("{href}/snapshot"),
-            media_type: "image/jpeg".to_owned(),
-            rel: "preview".to_owned(),
-        },
-    ]
 }

@@ -127,3 +127,10 @@ impl<T> StreamDescriptor<T> {
         }
     }
 }
+
+/// A lifecycle hook's result as the trait's (any error type boxed). Used by the code
+/// `#[thing(on_start = ...)]` generates.
+#[doc(hidden)]
+pub fn lifecycle_result<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
+    result.map_err(Into::into)
+}

@@ -52,7 +52,7 @@ pub(crate) struct Progress {
 pub struct Cancelled;
 
 /// One line of an invocation's log, in the shape LabThings clients read (Python `logging`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LogRecord {
     /// The text.
     pub message: String,

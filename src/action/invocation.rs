@@ -4,20 +4,22 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::context::{ActionContext, Cancelled};
+use super::body::{InvocationBody, InvocationLink};
+use super::context::ActionContext;
+use super::descriptor::ActionRun;
+use super::output::{ActionFailure, ActionOutput, BlobLink};
 use crate::Problem;
+use crate::layout;
 
 /// Where an invocation is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InvocationStatus {
     /// Accepted, not started (waiting for the action's lock, if it has one).
@@ -33,65 +35,37 @@ pub enum InvocationStatus {
 }
 
 impl InvocationStatus {
+    /// Every status, in the order of an invocation's life.
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Running,
+        Self::Completed,
+        Self::Cancelled,
+        Self::Error,
+    ];
+
     /// Whether the invocation has finished.
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Cancelled | Self::Error)
     }
-}
 
-/// A binary action output (a captured image), served at `/blob/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blob {
-    /// The bytes.
-    pub data: Bytes,
-    /// Their media type, such as `image/jpeg`.
-    pub media_type: String,
-}
-
-impl Blob {
-    /// A blob of `data` with the given media type.
-    pub fn new(data: impl Into<Bytes>, media_type: impl Into<String>) -> Self {
-        Self {
-            data: data.into(),
-            media_type: media_type.into(),
+    /// The name on the wire: `pending`, `running`, `completed`, `cancelled` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Error => "error",
         }
     }
 }
 
-/// What an action produced.
-#[derive(Debug, Clone)]
-#[doc(hidden)]
-pub enum ActionOutput {
-    /// A JSON value (`null` for actions that return nothing).
-    Json(Value),
-    /// Binary data.
-    Blob(Blob),
-}
-
-/// Why an action did not produce an output.
-#[derive(Debug, Clone)]
-#[doc(hidden)]
-pub enum ActionFailure {
-    /// It returned an error: the error's type name and message.
-    Error {
-        /// The Rust type of the error, shown as the problem's title.
-        kind: String,
-        /// Its message.
-        message: String,
-    },
-    /// It returned [`Cancelled`].
-    Cancelled,
-}
-
-impl From<Cancelled> for ActionFailure {
-    fn from(_: Cancelled) -> Self {
-        Self::Cancelled
+impl std::fmt::Display for InvocationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
-
-/// The future of one run of an action.
-#[doc(hidden)]
-pub type ActionRun = BoxFuture<'static, Result<ActionOutput, ActionFailure>>;
 
 /// A change of an invocation's status, for websocket observers.
 #[derive(Debug, Clone)]
@@ -150,40 +124,55 @@ impl Invocation {
         self.lock().output.clone()
     }
 
-    /// The invocation as JSON, with URLs under `base` (ending in `/`).
-    pub(crate) fn to_json(&self, base: &str) -> Value {
+    /// The invocation's body, with URLs under `base` (ending in `/`).
+    pub(crate) fn body(&self, base: &str) -> InvocationBody {
         let state = self.lock();
-        let href = format!("{base}action_invocations/{}", self.id);
+        let href = format!("{base}{}", layout::relative(&layout::invocation(&self.id)));
         let progress = self
             .context
             .shared
             .lock()
             .map(|p| p.progress)
             .unwrap_or_default();
-        let log = self.context.log();
-        json!({
-            "status": self.status(),
-            "id": self.id,
-            "action": format!("{}{}/{}", base_path(base), self.thing, self.action),
-            "thing": self.thing,
-            "href": href,
-            "timeRequested": time(Some(state.time_requested)),
-            "timeStarted": time(state.time_started),
-            "timeCompleted": time(state.time_completed),
-            "links": [
-                {"href": href, "rel": "self"},
-                {"href": format!("{href}/output"), "rel": "output"},
+        InvocationBody {
+            status: self.status(),
+            id: self.id.clone(),
+            action: format!(
+                "{}{}",
+                base_path(base),
+                layout::relative(&layout::affordance(&self.thing, &self.action))
+            ),
+            thing: self.thing.clone(),
+            links: vec![
+                InvocationLink {
+                    href: href.clone(),
+                    rel: "self",
+                },
+                InvocationLink {
+                    href: format!(
+                        "{base}{}",
+                        layout::relative(&layout::invocation_output(&self.id))
+                    ),
+                    rel: "output",
+                },
             ],
-            "input": state.input,
-            "output": match &state.output {
+            href,
+            time_requested: time(state.time_requested),
+            time_started: state.time_started.map(time),
+            time_completed: state.time_completed.map(time),
+            input: state.input.clone(),
+            output: match &state.output {
                 None => Value::Null,
                 Some(ActionOutput::Json(value)) => value.clone(),
-                Some(ActionOutput::Blob(blob)) => blob_link(base, &self.id, blob),
+                Some(ActionOutput::Blob(blob)) => {
+                    let href = format!("{base}{}", layout::relative(&layout::blob(&self.id)));
+                    serde_json::to_value(BlobLink::new(href, blob)).unwrap_or(Value::Null)
+                }
             },
-            "progress": progress,
-            "log": log,
-            "error": state.error,
-        })
+            progress,
+            log: self.context.log(),
+            error: state.error.clone(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -204,16 +193,6 @@ impl Invocation {
     }
 }
 
-/// The link a blob output is given in its invocation (the labthings-fastapi shape).
-fn blob_link(base: &str, id: &str, blob: &Blob) -> Value {
-    json!({
-        "href": format!("{base}blob/{id}"),
-        "media_type": blob.media_type,
-        "rel": "output",
-        "description": "The output of this action is not JSON; fetch it from this link.",
-    })
-}
-
 /// The path part of `base` (`http://host:5000/api/` → `/api/`).
 fn base_path(base: &str) -> &str {
     let without_scheme = base.split_once("://").map_or(base, |(_, rest)| rest);
@@ -222,10 +201,9 @@ fn base_path(base: &str) -> &str {
         .map_or("/", |at| &without_scheme[at..])
 }
 
-fn time(time: Option<DateTime<Utc>>) -> Value {
-    time.map_or(Value::Null, |t| {
-        t.to_rfc3339_opts(SecondsFormat::Micros, true).into()
-    })
+/// RFC 3339 in UTC with microseconds, as labthings-fastapi sends.
+fn time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// Every invocation the server knows, oldest first; finished ones are kept for a while.
@@ -294,23 +272,16 @@ impl Invocations {
     }
 
     /// How many invocations held now are in each status (every status listed, even at 0).
-    pub(crate) fn status_counts(&self) -> Vec<(&'static str, usize)> {
-        use InvocationStatus::{Cancelled, Completed, Error, Pending, Running};
+    pub(crate) fn status_counts(&self) -> Vec<(InvocationStatus, usize)> {
         let statuses: Vec<InvocationStatus> = self
             .lock_list()
             .iter()
             .map(|invocation| *invocation.status.borrow())
             .collect();
-        [
-            (Pending, "pending"),
-            (Running, "running"),
-            (Completed, "completed"),
-            (Cancelled, "cancelled"),
-            (Error, "error"),
-        ]
-        .into_iter()
-        .map(|(status, name)| (name, statuses.iter().filter(|s| **s == status).count()))
-        .collect()
+        InvocationStatus::ALL
+            .into_iter()
+            .map(|status| (status, statuses.iter().filter(|s| **s == status).count()))
+            .collect()
     }
 
     /// Records an invocation and runs it on the runtime. `make` builds the action's future
@@ -445,7 +416,8 @@ impl Outcome {
         match result {
             Ok(Ok(output)) => Self::Completed(output),
             Ok(Err(ActionFailure::Cancelled)) => Self::Cancelled,
-            // An action that fails after being asked to stop most likely failed because of it.
+            // An action that fails after being asked to stop failed because of it (it returned
+            // `Cancelled` from `ctx.check()` or `ctx.sleep()`, or its own error on the way out).
             Ok(Err(ActionFailure::Error { .. })) if cancel_requested => Self::Cancelled,
             Ok(Err(ActionFailure::Error { kind, message })) => Self::Failed(
                 Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
@@ -504,6 +476,7 @@ fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn slow_action(_: ActionContext) -> ActionRun {
         Box::pin(async {

@@ -8,7 +8,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use serde_json::json;
+
 use crate::Problem;
+use crate::layout;
+use crate::openapi::{self, RouteDoc};
 
 /// What a token allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -165,24 +169,30 @@ pub(crate) struct Guard {
 impl Guard {
     fn is_public_path(&self, path: &str) -> bool {
         path.strip_prefix(&self.prefix)
-            .is_some_and(is_always_public)
+            .is_some_and(layout::is_always_public)
     }
 }
 
-/// Whether a path (without the API prefix) stays readable without a token: the web UI's page
-/// and static files, the OpenAPI document and the API browser.
-pub(crate) fn is_always_public(path: &str) -> bool {
-    path.is_empty()
-        || path == "/"
-        || path == "/openapi.json"
-        || path == "/docs"
-        || path.starts_with("/docs/")
-        || path.starts_with("/static/")
+/// Whether a request with this method writes (and so needs a read-write token).
+fn is_write(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Whether a request with this method writes (and so needs a read-write token).
-pub(crate) fn is_write(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+/// Documents access control on each operation: public reads say so (`security: []`), every
+/// other operation can answer 401, and writes also 403 (a read-only token).
+pub(crate) fn document(routes: &mut [RouteDoc], public_read: bool) {
+    for route in routes {
+        let writes = is_write(&route.method);
+        if !writes && (public_read || layout::is_always_public(&route.path)) {
+            route.operation["security"] = json!([]);
+            continue;
+        }
+        let responses = &mut route.operation["responses"];
+        responses["401"] = openapi::problem("No bearer token, or one this server does not know");
+        if writes {
+            responses["403"] = openapi::problem("A read-only token: this needs a read-write one");
+        }
+    }
 }
 
 /// Checks the request's token against what its method needs.

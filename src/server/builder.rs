@@ -1,95 +1,31 @@
-//! [`ThingServerBuilder`]: names, settings folder, prefix, UI and CORS; `build()` assembles
-//! the routes, Thing Descriptions and the OpenAPI document.
+//! [`ThingServerBuilder`]: names, settings folder, prefix, UI, CORS and access control;
+//! [`build`](ThingServerBuilder::build) assembles every Thing and the server's own routes into
+//! a [`ThingServer`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::routing::{MethodRouter, get};
-use futures_util::future::BoxFuture;
-use serde_json::{Map, Value};
 
+use super::affordance::Context;
+use super::assemble::{self, Assemble, Assembled};
 use super::auth::{self, Auth, Guard};
+use super::base::Base;
+use super::error::ServerError;
+use super::index::{self, Descriptions};
+use super::lifecycle::{Running, ThingServer};
 use super::metrics::{self, Metrics};
 use super::problems::{self, not_found};
-use super::things::{Base, Running, ThingServer, attach, td_response};
-use super::{actions, ui};
+use super::route_table::RouteTable;
+use super::serve::ConnectionOptions;
+use super::{api_docs, invocations, ui};
 use crate::action::Invocations;
-use crate::openapi::{self, RouteDoc};
-use crate::property::settings::SettingsFile;
-use crate::stream::MjpegStream;
-use crate::td::ThingDescription;
-use crate::thing::{BoxError, Thing};
-
-/// Names a Thing cannot have: the server's own routes.
-const RESERVED_NAMES: &[&str] = &[
-    "things",
-    "thing_descriptions",
-    "openapi.json",
-    "docs",
-    "action_invocations",
-    "blob",
-    "metrics",
-    "static",
-];
-
-/// Why a server could not be built or started.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServerError {
-    /// A Thing name is not a valid URL segment or is reserved.
-    #[error("invalid Thing name {name:?}: {reason}")]
-    InvalidName {
-        /// The name given.
-        name: String,
-        /// Why it is not allowed.
-        reason: String,
-    },
-    /// Two Things were given the same name.
-    #[error("two Things are named {0:?}")]
-    DuplicateName(String),
-    /// A Thing (or one of its properties) was added to a server twice.
-    #[error("a property of Thing {thing:?} already belongs to a server; each Thing is added once")]
-    AlreadyAdded {
-        /// The Thing.
-        thing: String,
-    },
-    /// An allowed origin is not `scheme://host[:port]`.
-    #[error(
-        "invalid CORS origin {0:?}: expected scheme://host[:port], such as http://lab-ui.local:8080"
-    )]
-    InvalidOrigin(String),
-    /// The access control configuration is unusable.
-    #[error("invalid access control configuration: {0}")]
-    InvalidAuth(String),
-    /// Two affordances of a Thing (an action and a property, say) have the same name.
-    #[error("Thing {thing:?} has two affordances named {affordance:?}")]
-    DuplicateAffordance {
-        /// The Thing.
-        thing: String,
-        /// The name used twice.
-        affordance: String,
-    },
-    /// The API prefix is not of the form `/segment/...`.
-    #[error("invalid API prefix {0:?}: it must start with `/` and not end with one")]
-    InvalidPrefix(String),
-    /// The OpenAPI document could not be built.
-    #[error("{0}")]
-    OpenApi(String),
-    /// A Thing's start hook failed.
-    #[error("Thing {thing:?} failed to start: {error}")]
-    Start {
-        /// The Thing.
-        thing: String,
-        /// What its start hook said.
-        error: BoxError,
-    },
-    /// Binding or serving failed.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
+use crate::layout;
+use crate::openapi;
+use crate::thing::Thing;
 
 /// A Thing, or an `Arc` of one: what [`ThingServerBuilder::add_thing`] takes.
 pub trait IntoShared<T> {
@@ -117,7 +53,7 @@ pub struct ThingServerBuilder {
     public_url: Option<String>,
     cors: Option<tower_http::cors::CorsLayer>,
     auth: Option<Auth>,
-    connection: crate::ConnectionOptions,
+    connection: ConnectionOptions,
     retention: std::time::Duration,
     grace: std::time::Duration,
     ui: ui::UiSource,
@@ -141,47 +77,16 @@ impl std::fmt::Debug for ThingServerBuilder {
     }
 }
 
-pub(crate) type Attach = Box<dyn FnOnce(&Context) -> Result<Parts, ServerError> + Send>;
-
-pub(crate) struct Pending {
+/// A Thing added to the builder, assembled by `build`.
+struct Pending {
     name: String,
-    attach: Attach,
+    assemble: Assemble,
 }
 
-/// What a Thing's routes need to know about the server.
-pub(crate) struct Context {
-    pub(crate) settings_folder: Option<PathBuf>,
-    pub(crate) invocations: Arc<Invocations>,
-    pub(crate) base: Base,
-    pub(crate) metrics: Arc<Metrics>,
-    /// `Some(reads are public)` when access control is on.
-    pub(crate) security: Option<bool>,
-    /// Cancelled when the server shuts down (websockets close with it).
-    pub(crate) shutdown: tokio_util::sync::CancellationToken,
-}
-
-/// One Thing, assembled.
-pub(crate) struct Parts {
-    pub(crate) name: String,
-    pub(crate) router: Router,
-    pub(crate) docs: Vec<RouteDoc>,
-    pub(crate) description: ThingDescription,
-    pub(crate) lifecycle: Arc<dyn Lifecycle>,
-    pub(crate) streams: Vec<MjpegStream>,
-    pub(crate) settings: Option<Arc<SettingsFile>>,
-}
-
-pub(crate) trait Lifecycle: Send + Sync {
-    fn start(&self) -> BoxFuture<'_, Result<(), BoxError>>;
-    fn stop(&self) -> BoxFuture<'_, ()>;
-}
-
-impl<T: Thing> Lifecycle for T {
-    fn start(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(Thing::start(self))
-    }
-    fn stop(&self) -> BoxFuture<'_, ()> {
-        Box::pin(Thing::stop(self))
+impl ThingServer {
+    /// A builder with no Things, no prefix and no settings folder.
+    pub fn builder() -> ThingServerBuilder {
+        ThingServerBuilder::new()
     }
 }
 
@@ -194,7 +99,7 @@ impl ThingServerBuilder {
             public_url: None,
             cors: None,
             auth: None,
-            connection: crate::ConnectionOptions::default(),
+            connection: ConnectionOptions::default(),
             retention: std::time::Duration::from_secs(300),
             grace: std::time::Duration::from_secs(2),
             ui: ui::UiSource::Embedded,
@@ -226,12 +131,8 @@ impl ThingServerBuilder {
             self.errors.push(ServerError::DuplicateName(name));
             return self;
         }
-        let thing: Arc<T> = thing.into_shared();
-        let attach_name = name.clone();
-        self.things.push(Pending {
-            name,
-            attach: Box::new(move |context| attach(attach_name, thing, context)),
-        });
+        let assemble = assemble::later(name.clone(), thing.into_shared());
+        self.things.push(Pending { name, assemble });
         self
     }
 
@@ -343,7 +244,7 @@ impl ThingServerBuilder {
 
     /// Limits and timeouts for each connection (buffer sizes, header timeout, the most
     /// connections at once, the shutdown deadline); see [`ConnectionOptions`](crate::ConnectionOptions).
-    pub fn connection_options(mut self, options: crate::ConnectionOptions) -> Self {
+    pub fn connection_options(mut self, options: ConnectionOptions) -> Self {
         self.connection = options;
         self
     }
@@ -362,112 +263,131 @@ impl ThingServerBuilder {
     /// The first problem found: a bad or duplicate name, a bad prefix, a Thing added twice, or
     /// a schema the OpenAPI document cannot hold. Problems with settings files are not errors:
     /// they are logged and the file is kept aside (see [`Property`](crate::Property)).
-    pub fn build(self) -> Result<ThingServer, ServerError> {
-        if let Some(error) = self.errors.into_iter().next() {
-            return Err(error);
+    pub fn build(mut self) -> Result<ThingServer, ServerError> {
+        let prefix = self.check()?;
+        let base = Base {
+            public_url: self.public_url.take(),
+            prefix: prefix.clone(),
+        };
+        let invocations = Invocations::new(self.retention, self.grace);
+        let context = Context {
+            metrics: Metrics::new(invocations.clone()),
+            invocations,
+            base,
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        };
+        let things = self.assemble_things(&context)?;
+        let mut routes = RouteTable::default();
+        let things = self.serve_things(things, &context, &mut routes);
+        self.serve_own_routes(&context, &mut routes);
+        let page = ui::serve(&self.ui, &self.folders, &mut routes);
+        let document = self.document(&prefix, &mut routes)?;
+        let (api, served, docs) = routes.into_parts();
+        let api = api.merge(api_docs::document_route(&document));
+        let router = self.layers(mount(api, &prefix, page), &prefix, &context.metrics);
+        Ok(ThingServer {
+            router,
+            shutdown: context.shutdown.clone(),
+            invocations: context.invocations.clone(),
+            metrics: context.metrics.clone(),
+            options: self.connection,
+            things,
+            openapi: document,
+            routes: docs
+                .into_iter()
+                .map(|doc| (doc.method, format!("{prefix}{}", doc.path)))
+                .collect(),
+            served_paths: served
+                .into_iter()
+                .map(|path| format!("{prefix}{path}"))
+                .collect(),
+        })
+    }
+
+    /// The first problem the builder noted, a bad access control configuration or a bad
+    /// prefix; otherwise the prefix without a trailing `/`.
+    fn check(&mut self) -> Result<String, ServerError> {
+        if !self.errors.is_empty() {
+            return Err(self.errors.remove(0));
         }
         if let Some(auth) = &self.auth {
             auth.validate().map_err(ServerError::InvalidAuth)?;
         }
         let prefix = self.api_prefix.trim_end_matches('/').to_owned();
         if !prefix.is_empty() && !prefix.starts_with('/') {
-            return Err(ServerError::InvalidPrefix(self.api_prefix));
+            return Err(ServerError::InvalidPrefix(self.api_prefix.clone()));
         }
-        let base = Base {
-            public_url: self.public_url,
-            prefix: prefix.clone(),
-        };
-        let invocations = Invocations::new(self.retention, self.grace);
-        let metrics = Metrics::new(invocations.clone());
-        let context = Context {
-            settings_folder: self.settings_folder,
-            invocations: invocations.clone(),
-            base: base.clone(),
-            metrics: metrics.clone(),
-            security: self.auth.as_ref().map(Auth::reads_are_public),
-            shutdown: tokio_util::sync::CancellationToken::new(),
-        };
-        let mut parts = Vec::new();
-        for pending in self.things {
-            parts.push((pending.attach)(&context)?);
+        Ok(prefix)
+    }
+
+    /// Binds, loads settings of, and serves the affordances of every Thing, in the order added.
+    fn assemble_things(&mut self, context: &Context) -> Result<Vec<Assembled>, ServerError> {
+        std::mem::take(&mut self.things)
+            .into_iter()
+            .map(|pending| (pending.assemble)(context, self.settings_folder.as_deref()))
+            .collect()
+    }
+
+    /// Adds each Thing's routes and its TD route (the TD advertising the security in force),
+    /// and the indexes of Things; returns what the server's life needs of each Thing.
+    fn serve_things(
+        &self,
+        things: Vec<Assembled>,
+        context: &Context,
+        routes: &mut RouteTable,
+    ) -> Vec<Running> {
+        let mut descriptions = Vec::new();
+        let mut running = Vec::new();
+        for mut thing in things {
+            if let Some(auth) = &self.auth {
+                thing.description.use_bearer_security(auth.reads_are_public());
+            }
+            let description = Arc::new(thing.description);
+            routes.merge(thing.routes);
+            index::serve_thing(&thing.name, &description, &context.base, routes);
+            descriptions.push((thing.name.clone(), description));
+            running.push(Running {
+                name: thing.name,
+                lifecycle: thing.lifecycle,
+                streams: thing.streams,
+                settings: thing.settings,
+            });
         }
-        let mut docs: Vec<RouteDoc> = parts.iter().flat_map(|p| p.docs.clone()).collect();
-        docs.extend(openapi::server_routes());
-        docs.extend(actions::invocation_docs());
-        docs.push(metrics::doc());
-        let (ui_page, ui_router, ui_docs) = ui::routes(&self.ui, &self.folders);
-        docs.extend(ui_docs);
+        let descriptions = Arc::new(Descriptions {
+            things: descriptions,
+            base: context.base.clone(),
+        });
+        index::serve_indexes(&descriptions, routes);
+        running
+    }
+
+    /// The routes every server has: the API description, invocations and metrics.
+    fn serve_own_routes(&self, context: &Context, routes: &mut RouteTable) {
+        api_docs::document(routes);
+        invocations::serve(&context.invocations, &context.base, routes);
+        metrics::serve(&context.metrics, routes);
+    }
+
+    /// The OpenAPI document of every route, with access control documented when it is on.
+    fn document(
+        &self,
+        prefix: &str,
+        routes: &mut RouteTable,
+    ) -> Result<utoipa::openapi::OpenApi, ServerError> {
         if let Some(auth) = &self.auth {
-            openapi::document_access(&mut docs, auth.reads_are_public());
+            auth::document(routes.docs_mut(), auth.reads_are_public());
         }
-        let mut document = openapi::document(&prefix, &docs).map_err(ServerError::OpenApi)?;
+        let mut document = openapi::document(prefix, routes.docs()).map_err(ServerError::OpenApi)?;
         if self.auth.is_some() {
             openapi::add_bearer_security(&mut document);
         }
+        Ok(document)
+    }
 
-        let descriptions: Arc<Vec<(String, ThingDescription)>> = Arc::new(
-            parts
-                .iter()
-                .map(|p| (p.name.clone(), p.description.clone()))
-                .collect(),
-        );
-        let mut api = actions::invocation_routes(&invocations, &base)
-            .merge(ui_router)
-            .route(
-                "/metrics",
-                get(metrics::metrics).with_state(metrics.clone()),
-            )
-            .route(
-                "/things/",
-                index_route(&descriptions, &base, |root, name, _| {
-                    Value::from(format!("{root}{name}/"))
-                }),
-            )
-            .route(
-                "/thing_descriptions/",
-                index_route(&descriptions, &base, |root, _, td| {
-                    serde_json::to_value(td.with_base(root.to_owned())).unwrap_or(Value::Null)
-                }),
-            );
-        for part in &parts {
-            let description = part.description.clone();
-            let base = base.clone();
-            api = api
-                .route(
-                    &format!("/{}/", part.name),
-                    get(move |headers: HeaderMap| {
-                        let td = description.with_base(base.url(&headers));
-                        async move { td_response(&td) }
-                    }),
-                )
-                .merge(part.router.clone());
-        }
-        let swagger = utoipa_swagger_ui::SwaggerUi::new(format!("{prefix}/docs"))
-            .url(format!("{prefix}/openapi.json"), document.clone())
-            .config(
-                utoipa_swagger_ui::Config::new([format!("{prefix}/openapi.json")])
-                    .validator_url("none"),
-            );
-        let api = match (prefix.is_empty(), ui_page) {
-            (true, Some(page)) => api.route("/", page),
-            (true, None) => api,
-            // Nested, a root route would answer at `/api`, where the page's relative URLs
-            // would point outside the prefix: serve it at `/api/` and redirect `/api` there.
-            (false, page) => {
-                let mut outer = Router::new().nest(&prefix, api);
-                if let Some(page) = page {
-                    let slash = format!("{prefix}/");
-                    outer = outer.route(&slash, page).route(
-                        &prefix,
-                        get(move || async move { axum::response::Redirect::permanent(&slash) }),
-                    );
-                }
-                outer
-            }
-        };
-        let routes = api
-            .merge(Router::from(swagger))
-            .fallback(|request: Request| async move { not_found(request.uri().path()) });
+    /// The layers around every route, innermost first: problem JSON for every error, the body
+    /// limit, panics as 500s, access control, CORS (outside access control, so that preflights
+    /// need no token), and the request log and metrics.
+    fn layers(&mut self, routes: Router, prefix: &str, metrics: &Arc<Metrics>) -> Router {
         // Wrapping the whole router (not each route, as `Router::layer` does) lets the mapper
         // see the `Allow` header axum adds to its 405s.
         let mut router = Router::new()
@@ -482,74 +402,65 @@ impl ThingServerBuilder {
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 problems::panicked,
             ));
-        if let Some(auth) = self.auth {
+        if let Some(auth) = self.auth.take() {
             let guard = Arc::new(Guard {
                 auth,
-                prefix: prefix.clone(),
+                prefix: prefix.to_owned(),
             });
             router = router.layer(axum::middleware::from_fn_with_state(guard, auth::check));
         }
-        // Outside access control, so that CORS preflights need no token.
-        if let Some(cors) = self.cors {
+        if let Some(cors) = self.cors.take() {
             router = router.layer(cors);
         }
-        router = router.layer(axum::middleware::from_fn_with_state(
-            metrics,
+        router.layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
             metrics::observe,
-        ));
-        let things = parts
-            .into_iter()
-            .map(|part| Running {
-                name: part.name,
-                lifecycle: part.lifecycle,
-                streams: part.streams,
-                settings: part.settings,
-            })
-            .collect();
-        Ok(ThingServer {
-            router,
-            shutdown: context.shutdown.clone(),
-            invocations,
-            metrics: context.metrics.clone(),
-            options: self.connection,
-            things,
-            openapi: document,
-            routes: docs
-                .into_iter()
-                .map(|doc| (doc.method, format!("{prefix}{}", doc.path)))
-                .collect(),
-        })
+        ))
     }
+}
+
+/// The API under its prefix, the UI's page at `<prefix>/`, the API browser, and problem JSON
+/// for any path nothing serves.
+fn mount(api: Router, prefix: &str, page: Option<MethodRouter>) -> Router {
+    let routes = match (prefix.is_empty(), page) {
+        (true, Some(page)) => api.route("/", page),
+        (true, None) => api,
+        // Nested, a root route would answer at `/api`, where the page's relative URLs
+        // would point outside the prefix: serve it at `/api/` and redirect `/api` there.
+        (false, page) => {
+            let mut outer = Router::new().nest(prefix, api);
+            if let Some(page) = page {
+                let slash = format!("{prefix}/");
+                outer = outer
+                    .route(&slash, page)
+                    .route(prefix, get(redirect_to_slash).with_state(Arc::<str>::from(slash)));
+            }
+            outer
+        }
+    };
+    routes
+        .merge(api_docs::browser(prefix))
+        .fallback(unknown_path)
+}
+
+/// `GET <prefix>`: to `<prefix>/`, where the page's relative URLs work.
+async fn redirect_to_slash(
+    axum::extract::State(slash): axum::extract::State<Arc<str>>,
+) -> axum::response::Redirect {
+    axum::response::Redirect::permanent(&slash)
+}
+
+/// Any path nothing serves: 404 problem JSON.
+async fn unknown_path(request: Request) -> axum::response::Response {
+    not_found(request.uri().path())
 }
 
 fn validate_name(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err("use letters, digits, `_` and `-` only".to_owned());
+    if let Some(reason) = layout::invalid_segment(name) {
+        return Err(reason.to_owned());
     }
-    if RESERVED_NAMES.contains(&name) {
+    if layout::RESERVED_THING_NAMES.contains(&name) {
         return Err("the server uses this name for its own routes".to_owned());
     }
     Ok(())
-}
-
-/// A route answering a JSON object with one member per Thing (name to `value`), for the
-/// `/things/` and `/thing_descriptions/` indexes; `value` gets the request's base URL.
-fn index_route(
-    descriptions: &Arc<Vec<(String, ThingDescription)>>,
-    base: &Base,
-    value: fn(&str, &str, &ThingDescription) -> Value,
-) -> MethodRouter {
-    let (descriptions, base) = (descriptions.clone(), base.clone());
-    get(move |headers: HeaderMap| async move {
-        let root = base.url(&headers);
-        let index: Map<String, Value> = descriptions
-            .iter()
-            .map(|(name, td)| (name.clone(), value(&root, name, td)))
-            .collect();
-        axum::Json(index)
-    })
 }

@@ -31,8 +31,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::builder::{ServerError, ThingServerBuilder};
-use super::things::ThingServer;
+use super::builder::ThingServerBuilder;
+use super::error::ServerError;
+use super::lifecycle::ThingServer;
 use crate::thing::{BoxError, Thing};
 
 /// A server configuration file.

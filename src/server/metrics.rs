@@ -10,9 +10,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde_json::json;
 
+use super::route_table::RouteTable;
 use crate::action::Invocations;
+use crate::layout;
 use crate::openapi::RouteDoc;
 use crate::stream::MjpegStream;
 
@@ -257,7 +260,7 @@ pub(crate) async fn observe(
 }
 
 /// `GET /metrics`.
-pub(crate) async fn metrics(State(metrics): State<Arc<Metrics>>) -> Response {
+async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -268,16 +271,22 @@ pub(crate) async fn metrics(State(metrics): State<Arc<Metrics>>) -> Response {
         .into_response()
 }
 
-pub(crate) fn doc() -> RouteDoc {
-    RouteDoc::get(
-        "/metrics".to_owned(),
-        json!({
-            "operationId": "metrics",
-            "summary": "Server metrics in the Prometheus text format",
-            "description": "HTTP requests by status; websocket observers; per stream: viewers, frames added, sent and dropped; action invocations by status; tasks, open file descriptors and resident memory.",
-            "tags": ["server"],
-            "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
-                "content": {"text/plain": {"schema": {"type": "string"}}}}},
-        }),
-    )
+/// Adds `GET /metrics` and its documentation.
+pub(crate) fn serve(metrics: &Arc<Metrics>, routes: &mut RouteTable) {
+    let path = layout::metrics();
+    routes.route(
+        &path,
+        get(scrape).with_state(metrics.clone()),
+        [RouteDoc::get(
+            path.clone(),
+            json!({
+                "operationId": "metrics",
+                "summary": "Server metrics in the Prometheus text format",
+                "description": "HTTP requests by status; websocket observers; per stream: viewers, frames added, sent and dropped; action invocations by status; tasks, open file descriptors and resident memory.",
+                "tags": ["server"],
+                "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }),
+        )],
+    );
 }

@@ -4,24 +4,50 @@
 //!   OpenAPI document and API browser, settings and lifecycle.
 //! - [`serve`]: the HTTP/1.1 server underneath, usable with any axum router; it bounds what
 //!   each connection queues so that live streams stay live.
+//!
+//! A map, for finding things:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `builder` | [`ThingServerBuilder`] and `build()`, which reads as its steps |
+//! | `assemble` | one Thing: names checked, properties bound, settings loaded, each affordance served |
+//! | `affordance/` | one file per kind of affordance (`property`, `action`, `stream`): routes, handlers, OpenAPI operations, TD entries |
+//! | `ws` | the observation websocket of each Thing |
+//! | `index` | Thing Descriptions: `/{thing}/`, `/things/`, `/thing_descriptions/` |
+//! | `invocations` | `/action_invocations/...` and `/blob/{id}` |
+//! | `api_docs` | `/openapi.json` and the API browser at `/docs/` |
+//! | `ui` | the web UI and served folders |
+//! | `metrics`, `auth`, `problems` | `/metrics` and the request log; bearer tokens; problem JSON for every error |
+//! | `route_table` | the one way routes are added: what is served is recorded beside what is documented |
+//! | `lifecycle` | [`ThingServer`]: start, serve, shut down, stop, save |
+//! | `serve`, `stall` | the HTTP/1.1 connection layer with its limits |
+//! | `config`, `settings`, `base`, `error` | configuration files and the command line; settings files; base URLs; [`ServerError`] |
+//!
+//! Every URL is spelled in `crate::layout`.
 
-mod actions;
-mod affordances;
+mod affordance;
+mod api_docs;
+mod assemble;
 pub(crate) mod auth;
+mod base;
 mod builder;
 mod config;
+mod error;
+mod index;
+mod invocations;
+mod lifecycle;
 mod metrics;
 mod problems;
+mod route_table;
 mod serve;
 mod settings;
 mod stall;
-mod things;
 mod ui;
 mod ws;
 
-pub(crate) use actions::invocation_schema;
 pub use auth::{Auth, Role};
-pub use builder::{IntoShared, ServerError, ThingServerBuilder};
+pub use builder::{IntoShared, ThingServerBuilder};
 pub use config::{CommandLine, ConfigError, ServerConfig, ThingContext, ThingRegistry, run};
+pub use error::ServerError;
+pub use lifecycle::{ThingServer, shutdown_signal};
 pub use serve::{ConnectionOptions, Serve, serve};
-pub use things::{ThingServer, shutdown_signal};

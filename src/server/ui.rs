@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get, get_service};
 use serde_json::json;
 
+use super::route_table::RouteTable;
+use crate::layout;
 use crate::openapi::RouteDoc;
 
 const INDEX: &str = include_str!("../../static/index.html");
@@ -27,54 +28,71 @@ pub(crate) enum UiSource {
     None,
 }
 
-/// The UI: its page (to mount at `<prefix>/`, with the slash, so relative URLs work), its other
-/// routes (relative to the API prefix), and their documentation.
-pub(crate) fn routes(
+/// Adds the UI's files and the extra served folders to `routes`, and returns its page, which
+/// the caller mounts at `<prefix>/` (with the slash, so that relative URLs work; the page is
+/// recorded and documented here).
+pub(crate) fn serve(
     source: &UiSource,
     extra: &[(String, PathBuf)],
-) -> (Option<MethodRouter>, Router, Vec<RouteDoc>) {
-    let mut router = Router::new();
-    let mut docs = Vec::new();
-    let asset = |body: &'static str, media_type: &'static str| {
-        get(move || async move {
-            (
-                [(header::CONTENT_TYPE, HeaderValue::from_static(media_type))],
-                body,
-            )
-                .into_response()
-        })
-    };
-    let mut page_route = None;
-    match source {
+    routes: &mut RouteTable,
+) -> Option<MethodRouter> {
+    let page = match source {
         UiSource::Embedded => {
-            page_route = Some(asset(INDEX, "text/html; charset=utf-8"));
-            router = router
-                .route(
-                    "/static/app.js",
-                    asset(APP, "text/javascript; charset=utf-8"),
-                )
-                .route("/static/style.css", asset(STYLE, "text/css; charset=utf-8"));
-            docs.push(page("/", "ui", "The web UI: every Thing, live"));
-            docs.push(file("/static/app.js", "ui_script", "text/javascript"));
-            docs.push(file("/static/style.css", "ui_style", "text/css"));
+            routes.served_elsewhere("/", [page("/", "ui", "The web UI: every Thing, live")]);
+            let statics = layout::static_files();
+            let script = format!("{statics}/app.js");
+            let style = format!("{statics}/style.css");
+            routes.route(
+                &script,
+                get(app_js),
+                [file(&script, "ui_script", "text/javascript")],
+            );
+            routes.route(&style, get(style_css), [file(&style, "ui_style", "text/css")]);
+            Some(get(index_html))
         }
         UiSource::Folder(folder) => {
-            let index = tower_http::services::ServeFile::new(folder.join("index.html"));
-            page_route = Some(get_service(index));
-            router = router.nest_service(
-                "/static",
-                tower_http::services::ServeDir::new(folder.join("static")),
+            routes.served_elsewhere(
+                "/",
+                [page("/", "ui", "The web UI (from the configured folder)")],
             );
-            docs.push(page("/", "ui", "The web UI (from the configured folder)"));
-            docs.push(folder_doc("/static", "ui_static"));
+            let statics = layout::static_files();
+            routes.nest_service(
+                &statics,
+                tower_http::services::ServeDir::new(folder.join("static")),
+                [folder_doc(&statics, "ui_static")],
+            );
+            let index = tower_http::services::ServeFile::new(folder.join("index.html"));
+            Some(get_service(index))
         }
-        UiSource::None => {}
-    }
+        UiSource::None => None,
+    };
     for (index, (path, folder)) in extra.iter().enumerate() {
-        router = router.nest_service(path, tower_http::services::ServeDir::new(folder));
-        docs.push(folder_doc(path, &format!("static_folder_{index}")));
+        routes.nest_service(
+            path,
+            tower_http::services::ServeDir::new(folder),
+            [folder_doc(path, &format!("static_folder_{index}"))],
+        );
     }
-    (page_route, router, docs)
+    page
+}
+
+async fn index_html() -> impl IntoResponse {
+    asset(INDEX, "text/html; charset=utf-8")
+}
+
+async fn app_js() -> impl IntoResponse {
+    asset(APP, "text/javascript; charset=utf-8")
+}
+
+async fn style_css() -> impl IntoResponse {
+    asset(STYLE, "text/css; charset=utf-8")
+}
+
+fn asset(body: &'static str, media_type: &'static str) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(media_type))],
+        body,
+    )
 }
 
 fn page(path: &str, id: &str, summary: &str) -> RouteDoc {

@@ -21,40 +21,104 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::get;
 use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::StreamMap;
 
-use super::things::Base;
+use super::affordance::Context;
+use super::base::Base;
+use super::metrics::Metrics;
+use super::route_table::RouteTable;
 use crate::action::{ActionEvent, Invocations};
+use crate::layout;
+use crate::openapi::{self, RouteDoc};
 use crate::property::DynProperty;
+use crate::thing::ThingDescriptor;
 
 const ERRORS: &str = "https://w3c.github.io/web-thing-protocol/errors";
 
 /// Subscribes to a property's changes.
-pub(crate) type Subscribe = Arc<dyn Fn() -> BoxStream<'static, Value> + Send + Sync>;
+type Subscribe = Box<dyn Fn() -> BoxStream<'static, Value> + Send + Sync>;
 
-/// What a websocket connection may observe on one Thing.
-pub(crate) struct Observable {
-    pub(crate) thing: String,
-    /// Every property: name, observable, and a way to subscribe.
-    pub(crate) properties: Vec<(String, bool, Subscribe)>,
-    pub(crate) actions: Vec<String>,
-    pub(crate) invocations: Arc<Invocations>,
-    pub(crate) base: Base,
-    pub(crate) metrics: Arc<super::metrics::Metrics>,
-    /// Cancelled when the server shuts down.
-    pub(crate) shutdown: tokio_util::sync::CancellationToken,
+/// A property as the websocket sees it.
+struct ObservedProperty {
+    name: String,
+    observable: bool,
+    subscribe: Subscribe,
 }
 
-/// The handler of `GET /<thing>/ws`.
-pub(crate) async fn upgrade(
-    observable: Arc<Observable>,
+/// What a websocket connection may observe on one Thing.
+struct Observable {
+    thing: String,
+    properties: Vec<ObservedProperty>,
+    actions: Vec<String>,
+    invocations: Arc<Invocations>,
+    base: Base,
+    metrics: Arc<Metrics>,
+    /// Cancelled when the server shuts down.
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// Adds `GET /{thing}/ws`, the observation websocket of one Thing, and its documentation.
+pub(crate) fn serve<T: Send + Sync + 'static>(
+    thing_name: &str,
+    thing: &Arc<T>,
+    descriptor: &ThingDescriptor<T>,
+    context: &Context,
+    routes: &mut RouteTable,
+) {
+    let observable = Arc::new(Observable {
+        thing: thing_name.to_owned(),
+        properties: descriptor
+            .properties
+            .iter()
+            .map(|p| ObservedProperty {
+                name: p.name.to_owned(),
+                observable: p.observable,
+                subscribe: subscriber(thing.clone(), p.access),
+            })
+            .collect(),
+        actions: descriptor
+            .actions
+            .iter()
+            .map(|a| a.name.to_owned())
+            .collect(),
+        invocations: context.invocations.clone(),
+        base: context.base.clone(),
+        metrics: context.metrics.clone(),
+        shutdown: context.shutdown.clone(),
+    });
+    let path = layout::websocket(thing_name);
+    routes.route(
+        &path,
+        get(upgrade).with_state(observable),
+        [RouteDoc::get(
+            path.clone(),
+            json!({
+                "operationId": format!("{thing_name}_websocket"),
+                "summary": format!("Observe the properties and actions of {thing_name} (WebSocket)"),
+                "description": "Send `{\"messageType\": \"addPropertyObservation\", \"data\": {\"<property>\": true}}` or `addActionObservation`; receive `propertyStatus` and `actionStatus` messages.",
+                "tags": [thing_name],
+                "responses": {
+                    "101": {"description": "Switching to the WebSocket protocol"},
+                    "400": openapi::problem("Not a valid WebSocket handshake"),
+                    "426": openapi::problem("Not a WebSocket upgrade request"),
+                },
+            }),
+        )],
+    );
+}
+
+/// `GET /{thing}/ws`: upgrades to a websocket.
+async fn upgrade(
+    State(observable): State<Arc<Observable>>,
     upgrade: WebSocketUpgrade,
     headers: HeaderMap,
 ) -> Response {
@@ -126,7 +190,7 @@ fn action_status(event: &ActionEvent, root: &str) -> Value {
             "action name": event.action,
             "status": event.status,
             "id": event.id,
-            "href": format!("{root}action_invocations/{}", event.id),
+            "href": format!("{root}{}", layout::relative(&layout::invocation(&event.id))),
         },
     })
 }
@@ -154,9 +218,7 @@ fn handle(
     match kind {
         "addPropertyObservation" | "removePropertyObservation" => {
             for name in names {
-                let Some((_, observable_flag, subscribe)) =
-                    observable.properties.iter().find(|(n, _, _)| *n == name)
-                else {
+                let Some(property) = observable.properties.iter().find(|p| p.name == name) else {
                     replies.push(error(
                         "observeproperty",
                         &name,
@@ -167,7 +229,7 @@ fn handle(
                     ));
                     continue;
                 };
-                if !observable_flag {
+                if !property.observable {
                     replies.push(error(
                         "observeproperty",
                         &name,
@@ -179,7 +241,7 @@ fn handle(
                     continue;
                 }
                 if kind == "addPropertyObservation" {
-                    properties.insert(name, subscribe());
+                    properties.insert(name, (property.subscribe)());
                 } else {
                     properties.remove(&name);
                 }
@@ -238,9 +300,9 @@ fn bad_request(detail: &str) -> Value {
 }
 
 /// A subscription to a property of a Thing held by the server.
-pub(crate) fn subscriber<T: Send + Sync + 'static>(
+fn subscriber<T: Send + Sync + 'static>(
     thing: Arc<T>,
     access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
 ) -> Subscribe {
-    Arc::new(move || access(&thing).changes())
+    Box::new(move || access(&thing).changes())
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::entry::{PartBuffer, check_jpeg};
+use super::shared::{Latest, Ring, Shared};
 use super::viewer::{FrameStream, ViewerOptions};
 use super::{RingbufferEntry, StreamError};
 
@@ -56,28 +57,6 @@ pub const DEFAULT_RINGBUFFER_SIZE: usize = 10;
 #[derive(Clone)]
 pub struct MjpegStream {
     shared: Arc<Shared>,
-}
-
-pub(crate) struct Shared {
-    ring: Mutex<Ring>,
-    /// The newest frame and the stop generation; every viewer watches it.
-    latest: watch::Sender<Latest>,
-    pub(crate) viewers: AtomicUsize,
-    pub(crate) frames_sent: AtomicU64,
-    pub(crate) frames_skipped: AtomicU64,
-}
-
-struct Ring {
-    entries: VecDeque<RingbufferEntry>,
-    capacity: usize,
-    next_index: u64,
-}
-
-/// What viewers watch: the newest frame, and how many times the stream has been stopped.
-#[derive(Clone, Default)]
-pub(crate) struct Latest {
-    pub(crate) entry: Option<RingbufferEntry>,
-    pub(crate) generation: u64,
 }
 
 /// Counters of a stream, read with [`MjpegStream::stats`].

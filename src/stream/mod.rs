@@ -31,6 +31,7 @@ mod entry;
 mod mjpeg;
 mod response;
 mod routes;
+mod shared;
 mod viewer;
 
 pub use entry::{
@@ -38,6 +39,7 @@ pub use entry::{
 };
 pub use mjpeg::{DEFAULT_RINGBUFFER_SIZE, MjpegStream, StreamStats};
 pub use response::MjpegStreamResponse;
+pub(crate) use routes::StreamRoutes;
 pub use routes::routes;
 pub use viewer::{FrameStream, InvalidViewerOption, ViewerOptions};
 

@@ -5,16 +5,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::RawQuery;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 
 use super::entry::{FRAME_INDEX_HEADER, TIMESTAMP_HEADER, format_timestamp};
 use super::response::insert_stream_headers;
 use super::{MjpegStream, MjpegStreamResponse, ViewerOptions};
 use crate::Problem;
+use crate::layout;
 
 /// The viewer page; `{{name}}` is replaced by the stream's name.
 const VIEWER_PAGE: &str = include_str!("../../static/stream-viewer.html");
@@ -52,47 +53,65 @@ pub fn routes<S>(path: &str, stream: MjpegStream) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    assert!(
-        path.starts_with('/') && !path.ends_with('/'),
-        "a stream path starts with `/` and does not end with one, got {path:?}"
-    );
-    let name = path.rsplit('/').next().unwrap_or_default();
-    let page = Html(VIEWER_PAGE.replace("{{name}}", &escape_html(name)));
-    let snapshot_stream = stream.clone();
-    let label: Arc<str> = Arc::from(path);
-    Router::new()
-        .route(
-            path,
-            get(move |method: Method, RawQuery(query): RawQuery| {
-                let (stream, label) = (stream.clone(), label.clone());
-                async move {
-                    live(
-                        &stream,
-                        &label,
-                        &method,
-                        query.as_deref().unwrap_or_default(),
-                    )
-                }
-            }),
-        )
-        .route(
-            &format!("{path}/snapshot"),
-            get(move || {
-                let stream = snapshot_stream.clone();
-                async move { snapshot(&stream) }
-            }),
-        )
-        .route(
-            &format!("{path}/viewer"),
-            get(move || {
-                let page = page.clone();
-                async move { page }
-            }),
-        )
+    let routes = StreamRoutes::new(path, stream);
+    [routes.live, routes.snapshot, routes.viewer]
+        .into_iter()
+        .fold(Router::new(), |router, (path, route)| {
+            router.route(&path, route)
+        })
 }
 
-fn live(stream: &MjpegStream, label: &Arc<str>, method: &Method, query: &str) -> Response {
-    let options = match ViewerOptions::from_query(query) {
+/// The three routes of one stream, each with its path, for a caller that documents them one
+/// by one (the Thing server).
+pub(crate) struct StreamRoutes<S> {
+    /// `<path>`: the live stream.
+    pub(crate) live: (String, MethodRouter<S>),
+    /// `<path>/snapshot`: the newest frame.
+    pub(crate) snapshot: (String, MethodRouter<S>),
+    /// `<path>/viewer`: the viewer page.
+    pub(crate) viewer: (String, MethodRouter<S>),
+}
+
+impl<S: Clone + Send + Sync + 'static> StreamRoutes<S> {
+    /// The routes of `stream` at `path`.
+    ///
+    /// # Panics
+    ///
+    /// If `path` does not start with `/` or ends with `/`.
+    pub(crate) fn new(path: &str, stream: MjpegStream) -> Self {
+        assert!(
+            path.starts_with('/') && !path.ends_with('/'),
+            "a stream path starts with `/` and does not end with one, got {path:?}"
+        );
+        let name = path.rsplit('/').next().unwrap_or_default();
+        let page = Html(VIEWER_PAGE.replace("{{name}}", &escape_html(name)));
+        let state = Arc::new(StreamRoute {
+            stream,
+            label: Arc::from(path),
+        });
+        Self {
+            live: (path.to_owned(), get(live).with_state(state.clone())),
+            snapshot: (layout::snapshot(path), get(snapshot).with_state(state)),
+            viewer: (layout::viewer(path), get(viewer).with_state(page)),
+        }
+    }
+}
+
+/// What the stream's handlers need.
+struct StreamRoute {
+    stream: MjpegStream,
+    /// The path, for the viewer logs.
+    label: Arc<str>,
+}
+
+/// `GET <path>`: the live stream (`HEAD`: its headers only).
+async fn live(
+    State(route): State<Arc<StreamRoute>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let options = match ViewerOptions::from_query(&query) {
         Ok(options) => options,
         Err(invalid) => {
             return Problem::new(StatusCode::BAD_REQUEST)
@@ -110,11 +129,18 @@ fn live(stream: &MjpegStream, label: &Arc<str>, method: &Method, query: &str) ->
         insert_stream_headers(response.headers_mut());
         return response;
     }
-    MjpegStreamResponse::new(stream.frames_logged(options, label.clone())).into_response()
+    MjpegStreamResponse::new(route.stream.frames_logged(options, route.label.clone()))
+        .into_response()
 }
 
-fn snapshot(stream: &MjpegStream) -> Response {
-    let Some(entry) = stream.latest() else {
+/// `GET <path>/viewer`: the page.
+async fn viewer(State(page): State<Html<String>>) -> Html<String> {
+    page
+}
+
+/// `GET <path>/snapshot`: the newest frame.
+async fn snapshot(State(route): State<Arc<StreamRoute>>) -> Response {
+    let Some(entry) = route.stream.latest() else {
         return Problem::new(StatusCode::SERVICE_UNAVAILABLE)
             .with_title("No frame yet")
             .with_detail(

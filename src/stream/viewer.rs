@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
 use super::RingbufferEntry;
-use super::mjpeg::{Latest, Shared};
+use super::shared::{Latest, Shared};
 
 /// Per-viewer options of a stream; over HTTP they are query parameters of the stream route.
 ///

@@ -1,0 +1,183 @@
+//! What an action returns: JSON, nothing, or a [`Blob`]; and how a failure is reported.
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::schema::json_schema_of;
+
+/// A binary action output (a captured image), served at `/blob/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// The bytes.
+    pub data: Bytes,
+    /// Their media type, such as `image/jpeg`.
+    pub media_type: String,
+}
+
+impl Blob {
+    /// A blob of `data` with the given media type.
+    pub fn new(data: impl Into<Bytes>, media_type: impl Into<String>) -> Self {
+        Self {
+            data: data.into(),
+            media_type: media_type.into(),
+        }
+    }
+}
+
+/// How a [`Blob`] output appears in its invocation: a link to fetch it from (the
+/// labthings-fastapi shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Blob", description = "Binary output, fetched from `href`.")]
+pub(crate) struct BlobLink {
+    /// Where to fetch the bytes.
+    pub(crate) href: String,
+    /// Their media type.
+    pub(crate) media_type: String,
+    /// Always `output`.
+    pub(crate) rel: &'static str,
+    /// A note for people reading the invocation.
+    pub(crate) description: &'static str,
+}
+
+impl BlobLink {
+    pub(crate) fn new(href: String, blob: &Blob) -> Self {
+        Self {
+            href,
+            media_type: blob.media_type.clone(),
+            rel: "output",
+            description: "The output of this action is not JSON; fetch it from this link.",
+        }
+    }
+}
+
+/// What an action produced.
+#[derive(Debug, Clone)]
+#[doc(hidden)]
+pub enum ActionOutput {
+    /// A JSON value (`null` for actions that return nothing).
+    Json(Value),
+    /// Binary data.
+    Blob(Blob),
+}
+
+/// Why an action did not produce an output.
+#[derive(Debug, Clone)]
+#[doc(hidden)]
+#[non_exhaustive]
+pub enum ActionFailure {
+    /// It returned an error: the error's type name and message.
+    Error {
+        /// The Rust type of the error, shown as the problem's title.
+        kind: String,
+        /// Its message.
+        message: String,
+    },
+    /// It was cancelled before it started (while queued for its lock).
+    Cancelled,
+}
+
+/// An action's output: a serde `Serialize` + `JsonSchema` value, `()`, or a [`Blob`].
+#[diagnostic::on_unimplemented(
+    message = "an action cannot return `{Self}`: outputs are serde `Serialize` + `JsonSchema` values, `()` or a `Blob`",
+    label = "not an action output",
+    note = "for your own type, add `#[labthings::data]` to it"
+)]
+pub trait IntoOutput: Send + 'static {
+    /// The output, or why there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`ActionFailure::Error`] if the value cannot be represented as JSON.
+    fn into_output(self) -> Result<ActionOutput, ActionFailure>;
+    /// The JSON Schema of the output.
+    fn schema() -> Value;
+}
+
+impl<T: Serialize + schemars::JsonSchema + Send + 'static> IntoOutput for T {
+    fn into_output(self) -> Result<ActionOutput, ActionFailure> {
+        serde_json::to_value(self)
+            .map(ActionOutput::Json)
+            .map_err(|error| ActionFailure::Error {
+                kind: "SerializationError".to_owned(),
+                message: format!("the output cannot be represented as JSON: {error}"),
+            })
+    }
+    fn schema() -> Value {
+        json_schema_of::<T>()
+    }
+}
+
+impl IntoOutput for Blob {
+    fn into_output(self) -> Result<ActionOutput, ActionFailure> {
+        Ok(ActionOutput::Blob(self))
+    }
+    fn schema() -> Value {
+        json_schema_of::<BlobLink>()
+    }
+}
+
+/// What an action's method returned, as an output or a failure. An error is reported with its
+/// type's name (without the module path) and its message; whether the action ended because a
+/// client cancelled it is decided by the invocation (it knows whether a cancel was asked for),
+/// not from the error's type.
+pub(crate) fn outcome<O: IntoOutput, E: std::fmt::Display>(
+    result: Result<O, E>,
+) -> Result<ActionOutput, ActionFailure> {
+    match result {
+        Ok(value) => value.into_output(),
+        Err(error) => Err(ActionFailure::Error {
+            kind: short_type_name::<E>(),
+            message: error.to_string(),
+        }),
+    }
+}
+
+/// `my_crate::errors::StageError<u8>` → `StageError`.
+fn short_type_name<E>() -> String {
+    let full = std::any::type_name::<E>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the stage hit its limit")]
+    struct LimitError;
+
+    #[test]
+    fn values_become_json_and_errors_their_type_and_message() {
+        let ok: Result<u32, LimitError> = Ok(3);
+        assert!(matches!(outcome(ok), Ok(ActionOutput::Json(v)) if v == 3));
+        let failed: Result<u32, LimitError> = Err(LimitError);
+        match outcome(failed) {
+            Err(ActionFailure::Error { kind, message }) => {
+                assert_eq!(kind, "LimitError");
+                assert_eq!(message, "the stage hit its limit");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_blob_is_kept_as_bytes_and_described_as_its_link() {
+        let blob = Blob::new(vec![1, 2], "image/jpeg");
+        let ok: Result<Blob, LimitError> = Ok(blob.clone());
+        assert!(matches!(outcome(ok), Ok(ActionOutput::Blob(b)) if b == blob));
+        let schema = Blob::schema();
+        assert_eq!(schema["title"], "Blob");
+        assert!(schema["properties"]["href"].is_object(), "{schema}");
+        let link = serde_json::to_value(BlobLink::new("blob/1".into(), &blob)).unwrap();
+        assert_eq!(link["media_type"], "image/jpeg");
+        assert_eq!(link["rel"], "output");
+    }
+
+    #[test]
+    fn type_names_lose_their_path_and_parameters() {
+        assert_eq!(short_type_name::<std::io::Error>(), "Error");
+        assert_eq!(short_type_name::<Vec<u8>>(), "Vec");
+    }
+}

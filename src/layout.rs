@@ -1,0 +1,218 @@
+//! The URL layout of a server, spelled once.
+//!
+//! Every path the server answers is built by a function here: the router registers it, the
+//! Thing Description and the OpenAPI document link to it, invocation bodies and websocket
+//! messages point at it, access control knows which paths stay public, and the names a Thing
+//! or an affordance cannot take follow from it. Change a path here and every one of them
+//! changes with it.
+//!
+//! Paths start with `/` and do not include the API prefix (the router nests them under it).
+//! Links inside documents are relative to a `base` URL ending in `/`: [`relative`] turns a
+//! path into such a link.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/{thing}/` | the Thing Description |
+//! | `/{thing}/{affordance}` | a property, an action or a stream |
+//! | `/{thing}/{stream}/snapshot`, `/{thing}/{stream}/viewer` | a stream's newest frame and viewer page |
+//! | `/{thing}/ws` | the Thing's observation websocket |
+//! | `/things/`, `/thing_descriptions/` | the index of Things |
+//! | `/action_invocations`, `/action_invocations/{id}`, `.../output` | invocations |
+//! | `/blob/{id}` | binary action outputs |
+//! | `/openapi.json`, `/docs` | the OpenAPI document and its browser |
+//! | `/metrics` | Prometheus metrics |
+//! | `/static` | the web UI's files |
+
+/// The segment of a Thing's observation websocket, under the Thing.
+const WEBSOCKET: &str = "ws";
+/// The segment of the invocation routes.
+const INVOCATIONS: &str = "action_invocations";
+/// The segment of the blob routes.
+const BLOB: &str = "blob";
+/// The segment of the web UI's files.
+const STATIC: &str = "static";
+/// The segment of the API browser.
+const DOCS: &str = "docs";
+/// The OpenAPI document's file name.
+const OPENAPI: &str = "openapi.json";
+/// The segment of the metrics route.
+const METRICS: &str = "metrics";
+/// The segment of the Thing index.
+const THINGS: &str = "things";
+/// The segment of the Thing Description index.
+const THING_DESCRIPTIONS: &str = "thing_descriptions";
+
+/// Names a Thing cannot have: the first segments of the server's own routes.
+pub(crate) const RESERVED_THING_NAMES: [&str; 8] = [
+    THINGS,
+    THING_DESCRIPTIONS,
+    OPENAPI,
+    DOCS,
+    INVOCATIONS,
+    BLOB,
+    METRICS,
+    STATIC,
+];
+
+/// Names an affordance cannot have: the routes the server adds under each Thing.
+///
+/// The derive macros check the same names at compile time (`labthings-macros`, `names.rs`);
+/// the test `reserved_names_are_compile_errors` keeps the two lists in step.
+pub const RESERVED_AFFORDANCE_NAMES: [&str; 1] = [WEBSOCKET];
+
+/// `/{thing}/`: a Thing's Thing Description.
+pub(crate) fn thing(thing: &str) -> String {
+    format!("/{thing}/")
+}
+
+/// `/{thing}/{name}`: a property, action or stream of a Thing.
+pub(crate) fn affordance(thing: &str, name: &str) -> String {
+    format!("/{thing}/{name}")
+}
+
+/// `/{thing}/ws`: a Thing's observation websocket.
+pub(crate) fn websocket(thing: &str) -> String {
+    affordance(thing, WEBSOCKET)
+}
+
+/// `{stream}/snapshot`: the newest frame of the stream at `stream`.
+pub(crate) fn snapshot(stream: &str) -> String {
+    format!("{stream}/snapshot")
+}
+
+/// `{stream}/viewer`: the viewer page of the stream at `stream`.
+pub(crate) fn viewer(stream: &str) -> String {
+    format!("{stream}/viewer")
+}
+
+/// `/things/`: Thing name to TD URL.
+pub(crate) fn things_index() -> String {
+    format!("/{THINGS}/")
+}
+
+/// `/thing_descriptions/`: Thing name to TD.
+pub(crate) fn thing_descriptions_index() -> String {
+    format!("/{THING_DESCRIPTIONS}/")
+}
+
+/// `/action_invocations`: every invocation.
+pub(crate) fn invocations() -> String {
+    format!("/{INVOCATIONS}")
+}
+
+/// `/action_invocations/{id}`: one invocation (pass `"{id}"` for the route template).
+pub(crate) fn invocation(id: &str) -> String {
+    format!("/{INVOCATIONS}/{id}")
+}
+
+/// `/action_invocations/{id}/output`: an invocation's output.
+pub(crate) fn invocation_output(id: &str) -> String {
+    format!("{}/output", invocation(id))
+}
+
+/// `/blob/{id}`: a binary output.
+pub(crate) fn blob(id: &str) -> String {
+    format!("/{BLOB}/{id}")
+}
+
+/// `/openapi.json`.
+pub(crate) fn openapi() -> String {
+    format!("/{OPENAPI}")
+}
+
+/// `/docs`: the API browser (its page is `/docs/`).
+pub(crate) fn docs() -> String {
+    format!("/{DOCS}")
+}
+
+/// `/metrics`.
+pub(crate) fn metrics() -> String {
+    format!("/{METRICS}")
+}
+
+/// `/static`: the web UI's files.
+pub(crate) fn static_files() -> String {
+    format!("/{STATIC}")
+}
+
+/// A path as a link relative to a `base` URL ending in `/` (the leading `/` removed).
+pub(crate) fn relative(path: &str) -> &str {
+    path.strip_prefix('/').unwrap_or(path)
+}
+
+/// Whether a path (without the API prefix) stays readable without a token when access control
+/// is on: the web UI's page and files, the OpenAPI document and the API browser, so that a
+/// user can learn how to authenticate.
+pub(crate) fn is_always_public(path: &str) -> bool {
+    let docs = docs();
+    path.is_empty()
+        || path == "/"
+        || path == openapi()
+        || path == docs
+        || path.strip_prefix(&docs).is_some_and(|rest| rest.starts_with('/'))
+        || path
+            .strip_prefix(&static_files())
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Why `name` cannot be a URL segment (a Thing's or an affordance's name), if it cannot.
+pub(crate) fn invalid_segment(name: &str) -> Option<&'static str> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    (!valid).then_some("use letters, digits, `_` and `-` only")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_compose() {
+        assert_eq!(thing("camera"), "/camera/");
+        assert_eq!(affordance("camera", "exposure"), "/camera/exposure");
+        assert_eq!(websocket("camera"), "/camera/ws");
+        assert_eq!(snapshot("/camera/s"), "/camera/s/snapshot");
+        assert_eq!(viewer("/camera/s"), "/camera/s/viewer");
+        assert_eq!(invocation("{id}"), "/action_invocations/{id}");
+        assert_eq!(invocation_output("7"), "/action_invocations/7/output");
+        assert_eq!(blob("7"), "/blob/7");
+        assert_eq!(relative(&invocation("7")), "action_invocations/7");
+    }
+
+    #[test]
+    fn every_first_segment_of_a_server_route_is_a_reserved_thing_name() {
+        for path in [
+            things_index(),
+            thing_descriptions_index(),
+            invocations(),
+            blob("x"),
+            openapi(),
+            docs(),
+            metrics(),
+            static_files(),
+        ] {
+            let first = path.trim_start_matches('/').split('/').next().unwrap();
+            assert!(RESERVED_THING_NAMES.contains(&first), "{path}");
+        }
+    }
+
+    #[test]
+    fn public_paths_are_the_ui_and_the_api_description() {
+        for path in ["", "/", "/openapi.json", "/docs", "/docs/index.html", "/static/app.js"] {
+            assert!(is_always_public(path), "{path}");
+        }
+        for path in ["/docsx", "/staticfile", "/camera/", "/metrics", "/things/"] {
+            assert!(!is_always_public(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn segments_are_letters_digits_underscore_and_dash() {
+        assert_eq!(invalid_segment("stage-2_a"), None);
+        assert!(invalid_segment("").is_some());
+        assert!(invalid_segment("a/b").is_some());
+        assert!(invalid_segment("a b").is_some());
+    }
+}

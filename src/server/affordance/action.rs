@@ -1,0 +1,262 @@
+//! Actions: `POST /{thing}/{action}` (invoke) and `GET /{thing}/{action}` (its invocations),
+//! their OpenAPI operations, and their TD action affordances. The invocation routes shared by
+//! every action are in `server/invocations.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Map, Value, json};
+
+use super::Context;
+use crate::Problem;
+use crate::action::{ActionDescriptor, ActionPrepare, InvocationBody, Invocations};
+use crate::layout;
+use crate::openapi::{self, RouteDoc};
+use crate::server::base::Base;
+use crate::server::problems;
+use crate::server::route_table::RouteTable;
+use crate::td::ThingDescription;
+
+/// The longest `?wait=` a client may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Serves one action: its routes, their documentation and its TD affordance.
+pub(crate) fn serve<T: Send + Sync + 'static>(
+    thing_name: &str,
+    thing: &Arc<T>,
+    action: &ActionDescriptor<T>,
+    context: &Context,
+    routes: &mut RouteTable,
+    td: &mut ThingDescription,
+) {
+    let path = layout::affordance(thing_name, action.name);
+    let state = Arc::new(ActionRoute {
+        thing: thing.clone(),
+        thing_name: thing_name.to_owned(),
+        name: action.name,
+        prepare: action.prepare.clone(),
+        lock: action.lock.then(|| Arc::new(tokio::sync::Mutex::new(()))),
+        invocations: context.invocations.clone(),
+        base: context.base.clone(),
+    });
+    routes.route(
+        &path,
+        post(invoke::<T>).get(list::<T>).with_state(state),
+        docs(thing_name, action, &path),
+    );
+    td.actions
+        .insert(action.name.to_owned(), affordance(action, &path));
+}
+
+/// What the handlers of one action need.
+struct ActionRoute<T> {
+    thing: Arc<T>,
+    thing_name: String,
+    name: &'static str,
+    prepare: ActionPrepare<T>,
+    /// Held while an invocation runs, for `#[action(lock)]`.
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    invocations: Arc<Invocations>,
+    base: Base,
+}
+
+/// `POST`: checks the input, starts an invocation, and answers it: `201` at once, or `200`
+/// once finished if the client asked to wait.
+async fn invoke<T: Send + Sync + 'static>(
+    State(route): State<Arc<ActionRoute<T>>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let wait = match requested_wait(query.as_deref(), &headers) {
+        Ok(wait) => wait,
+        Err(problem) => return problem.into_response(),
+    };
+    let input = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
+    } else {
+        match problems::json_body(&headers, &body) {
+            Ok(value) => value,
+            Err(problem) => return problem.into_response(),
+        }
+    };
+    let starter = match (route.prepare)(route.thing.clone(), input.clone()) {
+        Ok(starter) => starter,
+        Err(error) => {
+            let field = if error.field.is_empty() {
+                "input".to_owned()
+            } else {
+                error.field.clone()
+            };
+            return Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
+                .with_detail(format!("Invalid input for action `{}`: {error}.", route.name))
+                .with_invalid_param(field, error.reason)
+                .into_response();
+        }
+    };
+    let invocation = route.invocations.start(
+        &route.thing_name,
+        route.name,
+        input,
+        route.lock.clone(),
+        starter,
+    );
+    let finished = match wait {
+        Some(wait) => invocation.wait(wait).await,
+        None => false,
+    };
+    let body = invocation.body(&route.base.url(&headers));
+    let status = if finished {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut response = (status, axum::Json(&body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&body.href) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if let Some(wait) = wait.filter(|_| headers.contains_key("prefer"))
+        && let Ok(value) = HeaderValue::from_str(&format!("wait={}", wait.as_secs_f64()))
+    {
+        response.headers_mut().insert("preference-applied", value);
+    }
+    response
+}
+
+/// `GET`: this action's invocations, oldest first.
+async fn list<T>(State(route): State<Arc<ActionRoute<T>>>, headers: HeaderMap) -> Response {
+    let base = route.base.url(&headers);
+    let list: Vec<InvocationBody> = route
+        .invocations
+        .list(Some((&route.thing_name, route.name)))
+        .iter()
+        .map(|invocation| invocation.body(&base))
+        .collect();
+    axum::Json(list).into_response()
+}
+
+/// `?wait=<seconds>` or `Prefer: wait=<seconds>` (RFC 7240), capped at a minute.
+fn requested_wait(
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Option<Duration>, Box<Problem>> {
+    let mut wait = None;
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if name != "wait" {
+            return Err(Box::new(
+                Problem::new(StatusCode::BAD_REQUEST)
+                    .with_detail(format!(
+                        "Unknown query parameter `{name}`; actions take `wait`."
+                    ))
+                    .with_invalid_param(name, "is not known"),
+            ));
+        }
+        wait = Some(value.into_owned());
+    }
+    if wait.is_none() {
+        wait = headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .find_map(|preference| preference.trim().strip_prefix("wait=").map(str::to_owned));
+    }
+    let Some(wait) = wait else { return Ok(None) };
+    let seconds: f64 = wait
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| {
+            Box::new(
+                Problem::new(StatusCode::BAD_REQUEST)
+                    .with_detail(format!("`wait` must be a number of seconds, got `{wait}`."))
+                    .with_invalid_param("wait", "must be a non-negative number of seconds"),
+            )
+        })?;
+    // Capped before conversion: a huge number of seconds does not fit a `Duration`.
+    Ok(Some(Duration::from_secs_f64(
+        seconds.min(MAX_WAIT.as_secs_f64()),
+    )))
+}
+
+/// The OpenAPI operations: invoke, and list the invocations.
+fn docs<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> Vec<RouteDoc> {
+    let summary = action.title.unwrap_or(action.name);
+    let invocation = openapi::component("Invocation");
+    vec![
+        RouteDoc::post(
+            path.to_owned(),
+            json!({
+                "operationId": format!("{thing}_invoke_{}", action.name),
+                "summary": format!("Invoke {}: {summary}", action.name),
+                "description": action.description.unwrap_or_default(),
+                "tags": [thing],
+                "parameters": [{"name": "wait", "in": "query", "required": false,
+                    "description": "Wait up to this many seconds (at most 60) for the invocation to finish; then answer 200 with it finished. Also as `Prefer: wait=<seconds>`.",
+                    "schema": {"type": "number", "minimum": 0}}],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": (action.input_schema)()}}},
+                "responses": {
+                    "200": openapi::json_response("The invocation, finished within `wait`", invocation.clone()),
+                    "201": openapi::json_response("The invocation, started; poll its `href`", invocation.clone()),
+                    "400": openapi::problem("The body is not JSON, or `wait` is not a number"),
+                    "413": openapi::problem("The body is too large"),
+                    "415": openapi::problem("The body is not sent as JSON"),
+                    "422": openapi::problem("The input does not fit; `invalid-params` names the field"),
+                },
+            }),
+        ),
+        RouteDoc::get(
+            path.to_owned(),
+            json!({
+                "operationId": format!("{thing}_list_{}", action.name),
+                "summary": format!("Invocations of {}", action.name),
+                "tags": [thing],
+                "responses": {"200": openapi::json_response("Oldest first", json!({"type": "array", "items": invocation}))},
+            }),
+        ),
+    ]
+}
+
+/// The TD action affordance: input and output DataSchemas, and forms to invoke, query and
+/// cancel ([TD 1.1 §5.3.1.4](https://www.w3.org/TR/wot-thing-description11/#actionaffordance)).
+fn affordance<T>(action: &ActionDescriptor<T>, path: &str) -> Value {
+    let mut affordance = Map::new();
+    if let Some(title) = action.title {
+        affordance.insert("title".to_owned(), title.into());
+    }
+    if let Some(description) = action.description {
+        affordance.insert("description".to_owned(), description.into());
+    }
+    affordance.insert(
+        "input".to_owned(),
+        crate::schema::to_td(&(action.input_schema)()),
+    );
+    affordance.insert(
+        "output".to_owned(),
+        crate::schema::to_td(&(action.output_schema)()),
+    );
+    affordance.insert("safe".to_owned(), false.into());
+    affordance.insert("idempotent".to_owned(), false.into());
+    affordance.insert("synchronous".to_owned(), false.into());
+    affordance.insert(
+        "uriVariables".to_owned(),
+        json!({"id": {"type": "string", "description": "An invocation id"}}),
+    );
+    let invocation = layout::invocation("{id}");
+    affordance.insert(
+        "forms".to_owned(),
+        json!([
+            {"href": layout::relative(path), "op": ["invokeaction"],
+             "htv:methodName": "POST", "contentType": "application/json"},
+            {"href": layout::relative(&invocation), "op": ["queryaction"], "htv:methodName": "GET"},
+            {"href": layout::relative(&invocation), "op": ["cancelaction"], "htv:methodName": "DELETE"},
+        ]),
+    );
+    Value::Object(affordance)
+}

@@ -1,0 +1,214 @@
+//! Properties: `GET` and `PUT /{thing}/{property}`, their OpenAPI operations, and their TD
+//! property affordances.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use serde_json::{Map, Value, json};
+
+use super::Context;
+use crate::Problem;
+use crate::layout;
+use crate::openapi::{self, RouteDoc};
+use crate::property::{DynProperty, PropertyError};
+use crate::server::problems;
+use crate::server::route_table::RouteTable;
+use crate::td::ThingDescription;
+use crate::thing::PropertyDescriptor;
+
+/// Serves one property: its routes, their documentation and its TD affordance.
+pub(crate) fn serve<T: Send + Sync + 'static>(
+    thing_name: &str,
+    thing: &Arc<T>,
+    property: &PropertyDescriptor<T>,
+    _context: &Context,
+    routes: &mut RouteTable,
+    td: &mut ThingDescription,
+) {
+    let path = layout::affordance(thing_name, property.name);
+    let state = Arc::new(PropertyRoute {
+        thing: thing.clone(),
+        name: property.name,
+        access: property.access,
+    });
+    routes.route(
+        &path,
+        method_router(state, property.read_only),
+        docs(thing_name, property, &path),
+    );
+    td.properties.insert(
+        property.name.to_owned(),
+        affordance(thing_name, property, &path),
+    );
+}
+
+/// What the handlers of one property need.
+struct PropertyRoute<T> {
+    thing: Arc<T>,
+    name: &'static str,
+    access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
+}
+
+impl<T> PropertyRoute<T> {
+    fn property(&self) -> &dyn DynProperty {
+        (self.access)(&self.thing)
+    }
+}
+
+fn method_router<T: Send + Sync + 'static>(
+    state: Arc<PropertyRoute<T>>,
+    read_only: bool,
+) -> MethodRouter {
+    if read_only {
+        get(read::<T>).fallback(refuse_write::<T>).with_state(state)
+    } else {
+        get(read::<T>).put(write::<T>).with_state(state)
+    }
+}
+
+/// `GET`: the bare JSON value.
+async fn read<T>(State(route): State<Arc<PropertyRoute<T>>>) -> Response {
+    match route.property().read_json() {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(error) => problems::internal(&format!("reading property {}", route.name), &error),
+    }
+}
+
+/// `PUT`: the body is the bare JSON value; 204 once accepted.
+async fn write<T>(
+    State(route): State<Arc<PropertyRoute<T>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let value = match problems::json_body(&headers, &body) {
+        Ok(value) => value,
+        Err(problem) => return problem.into_response(),
+    };
+    match route.property().write_json(value).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => write_problem(route.name, &error),
+    }
+}
+
+/// Any method but `GET` on a read-only property: 405, saying it can only be read.
+async fn refuse_write<T>(State(route): State<Arc<PropertyRoute<T>>>, method: Method) -> Response {
+    let name = route.name;
+    let detail = if method == Method::PUT {
+        format!("Property `{name}` is read-only.")
+    } else {
+        format!("Method {method} is not allowed on property `{name}`; it can only be read.")
+    };
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED)
+        .with_detail(detail)
+        .with_header(header::ALLOW, HeaderValue::from_static("GET, HEAD"))
+        .into_response()
+}
+
+/// A refused write as problem JSON naming the property; a fault of the server as a generic 500.
+fn write_problem(name: &str, error: &PropertyError) -> Response {
+    let status = error.status();
+    if status.is_server_error() && !matches!(error, PropertyError::Rejected(_)) {
+        return problems::internal(&format!("writing property {name}"), error);
+    }
+    let mut problem = Problem::new(status).with_detail(error.to_string());
+    match error {
+        PropertyError::Invalid { detail, .. } => {
+            problem = problem.with_invalid_param(name, detail.clone());
+        }
+        PropertyError::Constraint { violation, .. } => {
+            problem = problem.with_invalid_param(
+                name,
+                format!("{} ({})", violation.detail, violation.keyword),
+            );
+        }
+        _ => {}
+    }
+    problem.into_response()
+}
+
+/// The OpenAPI operations: read, and write unless read-only.
+fn docs<T>(thing: &str, property: &PropertyDescriptor<T>, path: &str) -> Vec<RouteDoc> {
+    let schema = openapi::value_schema((property.schema)(), &property.constraints);
+    let summary = property.title.unwrap_or(property.name);
+    let description = property.description.unwrap_or_default();
+    let mut docs = vec![RouteDoc::get(
+        path.to_owned(),
+        json!({
+            "operationId": format!("{thing}_read_{}", property.name),
+            "summary": format!("Read {}: {summary}", property.name),
+            "description": description,
+            "tags": [thing],
+            "responses": {
+                "200": openapi::json_response("The current value", schema.clone()),
+                "500": openapi::problem("The value could not be read"),
+            },
+        }),
+    )];
+    if !property.read_only {
+        docs.push(RouteDoc::put(
+            path.to_owned(),
+            json!({
+                "operationId": format!("{thing}_write_{}", property.name),
+                "summary": format!("Write {}: {summary}", property.name),
+                "description": description,
+                "tags": [thing],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": schema}}},
+                "responses": {
+                    "204": {"description": "The value was accepted"},
+                    "400": openapi::problem("The body is not JSON"),
+                    "413": openapi::problem("The body is too large"),
+                    "415": openapi::problem("The body is not sent as JSON"),
+                    "422": openapi::problem("The value is of the wrong type or breaks a constraint; `invalid-params` names the property"),
+                    "500": openapi::problem("The value was applied but could not be saved"),
+                    "503": openapi::problem("The instrument cannot take the value now"),
+                },
+            }),
+        ));
+    }
+    docs
+}
+
+/// The TD property affordance: the value's DataSchema with constraints, plus docs, access and
+/// forms ([TD 1.1 §5.3.1.3](https://www.w3.org/TR/wot-thing-description11/#propertyaffordance)).
+fn affordance<T>(thing: &str, property: &PropertyDescriptor<T>, path: &str) -> Value {
+    let mut affordance = match crate::schema::to_td(&(property.schema)()) {
+        Value::Object(schema) => schema,
+        _ => Map::new(),
+    };
+    // The type's own title (a Rust type name) is not the property's.
+    affordance.remove("title");
+    property.constraints.write_into(&mut affordance);
+    if let Some(title) = property.title {
+        affordance.insert("title".to_owned(), title.into());
+    }
+    if let Some(description) = property.description {
+        affordance.insert("description".to_owned(), description.into());
+    }
+    affordance.insert("readOnly".to_owned(), property.read_only.into());
+    affordance.insert("writeOnly".to_owned(), false.into());
+    affordance.insert("observable".to_owned(), property.observable.into());
+    let ops: &[&str] = if property.read_only {
+        &["readproperty"]
+    } else {
+        &["readproperty", "writeproperty"]
+    };
+    let mut forms = vec![json!({
+        "href": layout::relative(path),
+        "op": ops,
+        "contentType": "application/json",
+    })];
+    if property.observable {
+        forms.push(json!({
+            "href": layout::relative(&layout::websocket(thing)),
+            "op": ["observeproperty", "unobserveproperty"],
+            "subprotocol": "webthingprotocol",
+            "contentType": "application/json",
+        }));
+    }
+    affordance.insert("forms".to_owned(), Value::Array(forms));
+    Value::Object(affordance)
+}

@@ -1,0 +1,109 @@
+//! Streams: `GET /{thing}/{stream}` (live MJPEG), its `/snapshot` and `/viewer`, their OpenAPI
+//! operations, and the TD links that let a client find them. The routes themselves are the
+//! stream module's, usable without the server ([`crate::stream::routes`]).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::Context;
+use crate::layout;
+use crate::openapi::{self, RouteDoc};
+use crate::server::route_table::RouteTable;
+use crate::stream::{MjpegStream, STREAM_CONTENT_TYPE, StreamRoutes};
+use crate::td::{Link, ThingDescription};
+use crate::thing::StreamDescriptor;
+
+/// Serves one stream: its routes, their documentation and its TD links. Returns the stream,
+/// which the server stops at shutdown.
+pub(crate) fn serve<T: Send + Sync + 'static>(
+    thing_name: &str,
+    thing: &Arc<T>,
+    stream: &StreamDescriptor<T>,
+    context: &Context,
+    routes: &mut RouteTable,
+    td: &mut ThingDescription,
+) -> MjpegStream {
+    let handle = (stream.access)(thing).clone();
+    if let Some(size) = stream.ringbuffer {
+        handle.set_ringbuffer_size(size);
+    }
+    let path = layout::affordance(thing_name, stream.name);
+    let StreamRoutes {
+        live,
+        snapshot,
+        viewer,
+    } = StreamRoutes::new(&path, handle.clone());
+    let (name, description) = (stream.name, stream.description);
+    routes.route(&live.0, live.1, [live_doc(thing_name, name, description, &live.0)]);
+    routes.route(&snapshot.0, snapshot.1, [snapshot_doc(thing_name, name, &snapshot.0)]);
+    routes.route(&viewer.0, viewer.1, [viewer_doc(thing_name, name, &viewer.0)]);
+    td.links.extend(links(&path));
+    context.metrics.add_stream(thing_name, name, handle.clone());
+    handle
+}
+
+fn live_doc(thing: &str, name: &str, description: Option<&str>, path: &str) -> RouteDoc {
+    RouteDoc::get(
+        path.to_owned(),
+        json!({
+            "operationId": format!("{thing}_{name}"),
+            "summary": format!("Live MJPEG stream {name}"),
+            "description": description.unwrap_or("A live stream of JPEG frames."),
+            "tags": [thing],
+            "parameters": [{"name": "fps", "in": "query", "required": false,
+                "description": "The highest frame rate this viewer wants",
+                "schema": {"type": "number", "exclusiveMinimum": 0}}],
+            "responses": {
+                "200": {"description": "multipart/x-mixed-replace, one JPEG per part",
+                    "content": {STREAM_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+                "400": openapi::problem("An invalid or unknown query parameter"),
+            },
+        }),
+    )
+}
+
+fn snapshot_doc(thing: &str, name: &str, path: &str) -> RouteDoc {
+    RouteDoc::get(
+        path.to_owned(),
+        json!({
+            "operationId": format!("{thing}_{name}_snapshot"),
+            "summary": format!("The newest frame of {name}"),
+            "tags": [thing],
+            "responses": {
+                "200": {"description": "A JPEG, with X-Timestamp and X-Frame-Index headers",
+                    "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+                "503": openapi::problem("No frame yet"),
+            },
+        }),
+    )
+}
+
+fn viewer_doc(thing: &str, name: &str, path: &str) -> RouteDoc {
+    RouteDoc::get(
+        path.to_owned(),
+        json!({
+            "operationId": format!("{thing}_{name}_viewer"),
+            "summary": format!("A web page showing {name}"),
+            "tags": [thing],
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+        }),
+    )
+}
+
+/// The TD links of a stream at `path`: the live stream (`alternate`) and its newest frame
+/// (`preview`) ([TD 1.1 §5.3.4.1](https://www.w3.org/TR/wot-thing-description11/#link)).
+fn links(path: &str) -> [Link; 2] {
+    [
+        Link {
+            href: layout::relative(path).to_owned(),
+            media_type: STREAM_CONTENT_TYPE.to_owned(),
+            rel: "alternate".to_owned(),
+        },
+        Link {
+            href: layout::relative(&layout::snapshot(path)).to_owned(),
+            media_type: "image/jpeg".to_owned(),
+            rel: "preview".to_owned(),
+        },
+    ]
+}

@@ -1,0 +1,133 @@
+//! Assembling one Thing: check its affordance names, bind its properties and settings, and
+//! serve each affordance (routes, OpenAPI operations, TD entries) through its kind's module.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::affordance::{self, Context};
+use super::error::ServerError;
+use super::lifecycle::Lifecycle;
+use super::route_table::RouteTable;
+use super::{settings, ws};
+use crate::layout;
+use crate::property::settings::SettingsFile;
+use crate::property::{Binding, Persist};
+use crate::stream::MjpegStream;
+use crate::td::ThingDescription;
+use crate::thing::{Thing, ThingDescriptor};
+
+/// One Thing, assembled.
+pub(crate) struct Assembled {
+    pub(crate) name: String,
+    pub(crate) routes: RouteTable,
+    pub(crate) description: ThingDescription,
+    pub(crate) lifecycle: Arc<dyn Lifecycle>,
+    pub(crate) streams: Vec<MjpegStream>,
+    pub(crate) settings: Option<Arc<SettingsFile>>,
+}
+
+/// A Thing waiting to be assembled, its type erased.
+pub(crate) type Assemble =
+    Box<dyn FnOnce(&Context, Option<&Path>) -> Result<Assembled, ServerError> + Send>;
+
+/// The assembly of `thing` under `name`, to run when the server is built.
+pub(crate) fn later<T: Thing>(name: String, thing: Arc<T>) -> Assemble {
+    Box::new(move |context, settings_folder| assemble(name, thing, context, settings_folder))
+}
+
+/// Binds a Thing's properties, loads its settings, and serves each of its affordances.
+fn assemble<T: Thing>(
+    name: String,
+    thing: Arc<T>,
+    context: &Context,
+    settings_folder: Option<&Path>,
+) -> Result<Assembled, ServerError> {
+    let descriptor = T::descriptor();
+    check_names(&name, &descriptor)?;
+    let settings = settings::settings_file(&name, &thing, &descriptor, settings_folder);
+    bind_properties(&name, thing.as_ref(), &descriptor, settings.as_ref())?;
+    if let Some(file) = &settings {
+        settings::load_settings(&name, &thing, &descriptor, file);
+    }
+    let mut routes = RouteTable::default();
+    let mut description = ThingDescription::new(&descriptor);
+    for property in &descriptor.properties {
+        affordance::property::serve(&name, &thing, property, context, &mut routes, &mut description);
+    }
+    for action in &descriptor.actions {
+        affordance::action::serve(&name, &thing, action, context, &mut routes, &mut description);
+    }
+    let streams = descriptor
+        .streams
+        .iter()
+        .map(|stream| {
+            affordance::stream::serve(&name, &thing, stream, context, &mut routes, &mut description)
+        })
+        .collect();
+    ws::serve(&name, &thing, &descriptor, context, &mut routes);
+    Ok(Assembled {
+        name,
+        routes,
+        description,
+        lifecycle: thing,
+        streams,
+        settings,
+    })
+}
+
+/// Every affordance name is a URL segment, not one the server uses under each Thing, and used
+/// once.
+fn check_names<T>(thing: &str, descriptor: &ThingDescriptor<T>) -> Result<(), ServerError> {
+    let names: Vec<&str> = descriptor
+        .properties
+        .iter()
+        .map(|p| p.name)
+        .chain(descriptor.actions.iter().map(|a| a.name))
+        .chain(descriptor.streams.iter().map(|s| s.name))
+        .collect();
+    for (index, name) in names.iter().enumerate() {
+        let reason = layout::invalid_segment(name).or_else(|| {
+            layout::RESERVED_AFFORDANCE_NAMES
+                .contains(name)
+                .then_some("the server uses this name under every Thing")
+        });
+        if let Some(reason) = reason {
+            return Err(ServerError::InvalidAffordanceName {
+                thing: thing.to_owned(),
+                affordance: (*name).to_owned(),
+                reason: reason.to_owned(),
+            });
+        }
+        if names[..index].contains(name) {
+            return Err(ServerError::DuplicateAffordance {
+                thing: thing.to_owned(),
+                affordance: (*name).to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Gives each property its name, constraints and, for settings, the settings file.
+fn bind_properties<T>(
+    name: &str,
+    thing: &T,
+    descriptor: &ThingDescriptor<T>,
+    settings: Option<&Arc<SettingsFile>>,
+) -> Result<(), ServerError> {
+    for property in &descriptor.properties {
+        let binding = Binding {
+            name: property.name.to_owned(),
+            constraints: property.constraints.clone(),
+            persist: settings
+                .filter(|_| property.setting)
+                .map(|file| file.clone() as Arc<dyn Persist>),
+        };
+        if (property.access)(thing).bind(binding).is_err() {
+            return Err(ServerError::AlreadyAdded {
+                thing: name.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! [`ThingServer`]: a built server of Things, and its life: start the Things, serve, shut
+//! down gracefully, stop the Things and save their settings.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::Method;
+use futures_util::future::BoxFuture;
+
+use super::error::ServerError;
+use super::metrics::Metrics;
+use crate::property::Persist;
+use crate::property::settings::SettingsFile;
+use crate::stream::MjpegStream;
+use crate::thing::{BoxError, Thing};
+
+/// A server of Things, built by [`ThingServer::builder`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use labthings::{Property, Thing, ThingServer};
+///
+/// /// A thermometer.
+/// #[derive(Thing)]
+/// struct Thermometer {
+///     /// The temperature, in degrees Celsius.
+///     #[property(read_only)]
+///     temperature: Property<f64>,
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), labthings::ServerError> {
+/// let thermometer = Thermometer { temperature: Property::new(21.5) };
+/// ThingServer::builder()
+///     .add_thing("thermometer", thermometer)
+///     .build()?
+///     .serve("127.0.0.1:5000".parse().unwrap())
+///     .await
+/// # }
+/// ```
+pub struct ThingServer {
+    pub(crate) router: Router,
+    /// Cancelled on shutdown: websockets close with it.
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
+    pub(crate) invocations: Arc<crate::action::Invocations>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) options: crate::ConnectionOptions,
+    pub(crate) things: Vec<Running>,
+    pub(crate) openapi: utoipa::openapi::OpenApi,
+    /// Every documented route, with the API prefix.
+    pub(crate) routes: Vec<(Method, String)>,
+    /// Every path given to the router, with the API prefix.
+    pub(crate) served_paths: Vec<String>,
+}
+
+/// One Thing of a built server: what starting, stopping and shutting down need.
+pub(crate) struct Running {
+    pub(crate) name: String,
+    pub(crate) lifecycle: Arc<dyn Lifecycle>,
+    pub(crate) streams: Vec<MjpegStream>,
+    pub(crate) settings: Option<Arc<SettingsFile>>,
+}
+
+/// A Thing's start and stop hooks, without its type.
+pub(crate) trait Lifecycle: Send + Sync {
+    fn start(&self) -> BoxFuture<'_, Result<(), BoxError>>;
+    fn stop(&self) -> BoxFuture<'_, ()>;
+}
+
+impl<T: Thing> Lifecycle for T {
+    fn start(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+        Box::pin(Thing::start(self))
+    }
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(Thing::stop(self))
+    }
+}
+
+impl std::fmt::Debug for ThingServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThingServer")
+            .field(
+                "things",
+                &self.things.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl ThingServer {
+    /// The axum router with every route (useful to add your own routes, or in tests).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The OpenAPI document served at `/openapi.json`.
+    pub fn openapi(&self) -> &utoipa::openapi::OpenApi {
+        &self.openapi
+    }
+
+    /// Every documented route, as (method, path); `HEAD` is served wherever `GET` is.
+    pub fn routes(&self) -> &[(Method, String)] {
+        &self.routes
+    }
+
+    /// Every path the router was given a route for, as a route template
+    /// (`/action_invocations/{id}`), with the API prefix: what is served, recorded as routes
+    /// are added and independently of the documentation, so the two can be compared.
+    pub fn served_paths(&self) -> &[String] {
+        &self.served_paths
+    }
+
+    /// Binds `address` and serves until Ctrl-C or SIGTERM; see [`serve_with`](Self::serve_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`serve_with`](Self::serve_with), and if the address cannot be bound.
+    pub async fn serve(self, address: SocketAddr) -> Result<(), ServerError> {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        tracing::info!("serving on http://{}", listener.local_addr()?);
+        self.serve_with(listener, shutdown_signal()).await
+    }
+
+    /// Starts every Thing (in the order added), serves on `listener` until `shutdown`
+    /// completes, then ends every stream, stops every Thing (in reverse order) and saves
+    /// settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Start`] if a Thing's start hook fails (Things already started are
+    /// stopped again, and nothing is served), or an I/O error from serving.
+    pub async fn serve_with(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        for (started, thing) in self.things.iter().enumerate() {
+            if let Err(error) = thing.lifecycle.start().await {
+                for earlier in self.things[..started].iter().rev() {
+                    earlier.lifecycle.stop().await;
+                }
+                return Err(ServerError::Start {
+                    thing: thing.name.clone(),
+                    error,
+                });
+            }
+        }
+        let streams: Vec<MjpegStream> =
+            self.things.iter().flat_map(|t| t.streams.clone()).collect();
+        let (closing, invocations) = (self.shutdown.clone(), self.invocations.clone());
+        let result = crate::serve(listener, self.router.clone())
+            .with_options(self.options.clone())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: ending streams, websockets and actions");
+                for stream in &streams {
+                    stream.stop();
+                }
+                closing.cancel();
+                // At once, so that requests waiting on actions (`?wait=`) end while
+                // connections are drained.
+                invocations.close();
+            })
+            .await;
+        self.invocations.drained().await;
+        // Websockets were handed off by the HTTP connections: give them time to close.
+        if !self.metrics.websockets_closed(Duration::from_secs(2)).await {
+            tracing::warn!("shutting down: websockets still open are dropped");
+        }
+        for thing in self.things.iter().rev() {
+            thing.lifecycle.stop().await;
+            if let Some(settings) = &thing.settings {
+                let _ = settings.save().await;
+            }
+        }
+        Ok(result?)
+    }
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM: the usual graceful-shutdown signal.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
