@@ -39,7 +39,10 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// It also deserializes, leniently (missing members take their defaults), so clients can read
 /// the problems a server sends.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[schemars(description = "RFC 9457 problem details.")]
+#[schemars(
+    description = "RFC 9457 problem details.",
+    transform = members_are_always_sent
+)]
 pub struct Problem {
     /// A URI identifying the problem type; `about:blank` when the status says it all.
     #[serde(rename = "type", default = "about_blank")]
@@ -55,6 +58,7 @@ pub struct Problem {
     pub detail: String,
     /// A URI reference that identifies this occurrence of the problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub instance: Option<String>,
     /// The request parameters that were wrong, each with the reason (RFC 9457 §3 example
     /// extension `invalid-params`).
@@ -75,6 +79,22 @@ pub struct InvalidParam {
     pub name: String,
     /// Why its value was rejected.
     pub reason: String,
+}
+
+/// The schema describes what a server sends, where every member but `instance` and
+/// `invalid-params` is always present: the defaults (there for lenient reading) are not part of
+/// it.
+fn members_are_always_sent(schema: &mut schemars::Schema) {
+    if let Some(properties) = schema
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for member in properties.values_mut() {
+            if let Some(member) = member.as_object_mut() {
+                member.remove("default");
+            }
+        }
+    }
 }
 
 fn about_blank() -> String {

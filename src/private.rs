@@ -105,10 +105,6 @@ where
 /// output is one an action can have.
 pub fn assert_output<T: IntoOutput>() {}
 
-/// Used by `#[thing_actions]`: checks at compile time, at the argument, that an input field
-/// comes from JSON and has a schema.
-pub fn assert_input<T: serde::de::DeserializeOwned + schemars::JsonSchema>() {}
-
 /// Used by `#[derive(Thing)]` to find a Thing's actions, if it has any (autoref
 /// specialisation: the impl for `ActionsProbe<T>` wins when `T: ThingActions`).
 pub struct ActionsProbe<T>(std::marker::PhantomData<T>);

@@ -1,16 +1,23 @@
 //! Procedural macros for [`labthings`](https://docs.rs/labthings): `#[derive(Thing)]`.
 //!
 //! This crate only turns syntax into calls of the framework's API (`labthings::__private`); it
-//! holds no runtime logic. The derive is a pipeline, one file a stage:
-//! `attr` parses attributes into typed values with their spans, `ast` is the intermediate
-//! representation, `check` applies the rules that span several fields, and `expand`
-//! generates code from the representation only.
+//! holds no runtime logic. Both macros share one front end, as serde_derive does:
+//!
+//! | module | what |
+//! |---|---|
+//! | `ctxt` | the error collector: every mistake is reported, each at its span |
+//! | `names` | the naming rules (URL-safe names, names the server reserves) and doc comments |
+//! | `symbol` | every attribute key, used both to parse and in "unknown key" messages |
+//! | `expand` | small code-generation helpers |
+//! | `thing/` | `#[derive(Thing)]`: `parse` -> `ast` -> `check` -> `expand` |
+//! | `actions/` | `#[thing_actions]`: `parse` -> `ast` -> `check` -> `expand` |
 
 mod actions;
-mod ast;
-mod attr;
-mod check;
+mod ctxt;
 mod expand;
+mod names;
+mod symbol;
+mod thing;
 
 use proc_macro::TokenStream;
 
@@ -21,7 +28,7 @@ use proc_macro::TokenStream;
 #[proc_macro_derive(Thing, attributes(thing, property, setting, stream))]
 pub fn derive_thing(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    expand::derive(&input).into()
+    thing::derive(&input).into()
 }
 
 /// Makes every `&self` method of an impl block an action of the Thing (see the `labthings`

@@ -205,7 +205,7 @@ mod tests {
         });
         let counter = Arc::new(Counter(0.into()));
         let output = run(&action, counter, json!({"by": 2})).await;
-        assert!(matches!(output, Ok(ActionOutput::Json(v)) if v == 2), "{output:?}");
+        assert!(matches!(&output, Ok(ActionOutput::Json(v)) if *v == 2), "{output:?}");
         assert_eq!((action.output_schema)()["type"], "integer");
     }
 

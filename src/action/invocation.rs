@@ -18,9 +18,9 @@ use super::output::{ActionFailure, ActionOutput, BlobLink};
 use crate::Problem;
 use crate::layout;
 
-/// Where an invocation is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
+/// Where an invocation is in its life. On the wire it is its name, [`as_str`](Self::as_str);
+/// its JSON Schema is an `enum` of those names (what code generators turn into an enum type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvocationStatus {
     /// Accepted, not started (waiting for the action's lock, if it has one).
     Pending,
@@ -58,6 +58,28 @@ impl InvocationStatus {
             Self::Cancelled => "cancelled",
             Self::Error => "error",
         }
+    }
+}
+
+impl Serialize for InvocationStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl schemars::JsonSchema for InvocationStatus {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "InvocationStatus".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Self::ALL.iter().map(|status| status.as_str()).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "description": "Where an invocation is in its life: `pending` (waiting to start), \
+                `running`, then `completed`, `cancelled` or `error`.",
+            "enum": names,
+        })
     }
 }
 
@@ -477,6 +499,19 @@ fn new_id() -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_status_is_its_name_on_the_wire_and_in_its_schema() {
+        for status in InvocationStatus::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+            assert_eq!(status.to_string(), status.as_str());
+        }
+        let schema = crate::schema::json_schema_of::<InvocationStatus>();
+        assert_eq!(
+            schema["enum"],
+            json!(["pending", "running", "completed", "cancelled", "error"])
+        );
+    }
 
     fn slow_action(_: ActionContext) -> ActionRun {
         Box::pin(async {

@@ -2,16 +2,14 @@
 
 use std::collections::HashMap;
 
-use crate::ast::{Access, LengthKey, MemberKind, NumericKey, Persistence, Thing};
-use crate::attr::Errors;
-
-/// Names the server routes itself under each Thing, which no affordance may take.
-const RESERVED: &[&str] = &["ws"];
+use super::ast::{Access, LengthKey, MemberKind, NumericKey, Persistence, Thing};
+use crate::ctxt::Errors;
+use crate::names::{self, Named};
 
 pub fn check(thing: &Thing<'_>, errors: &mut Errors) {
     unique_names(thing, errors);
     for member in &thing.members {
-        url_safe_name(&member.name, member.name_span, errors);
+        names::check_affordance_name(&member.name, member.name_span, Named::Field, errors);
         match &member.kind {
             MemberKind::Property(options) => {
                 settings_are_writable(options.persistence, options.access, errors);
@@ -37,25 +35,6 @@ fn unique_names(thing: &Thing<'_>, errors: &mut Errors) {
                 ),
             ));
         }
-    }
-}
-
-/// Names become URL path segments.
-fn url_safe_name(name: &str, span: proc_macro2::Span, errors: &mut Errors) {
-    let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid {
-        errors.push(syn::Error::new(
-            span,
-            format!("`{name}` cannot be a name: use letters, digits, `_` and `-` only"),
-        ));
-    } else if RESERVED.contains(&name) {
-        errors.push(syn::Error::new(
-            span,
-            format!("`{name}` is reserved for the server's own routes; rename the field"),
-        ));
     }
 }
 

@@ -6,26 +6,12 @@ use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Fields, LitStr};
 
-use crate::ast::{
+use super::ast::{
     Access, LengthKey, Member, MemberKind, NumericKey, Persistence, PropertyOptions, Thing,
 };
-
-/// Collects errors instead of stopping at the first.
-#[derive(Default)]
-pub struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(errors) => errors.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    pub fn finish(self) -> Result<(), syn::Error> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
+use crate::ctxt::Errors;
+use crate::names::docs;
+use crate::symbol::{self, Key};
 
 pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a>> {
     let fields = match &input.data {
@@ -59,19 +45,16 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
     };
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("thing")) {
         let result = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("title") {
+            if meta.path == symbol::TITLE {
                 thing.title = string(&meta)?.value();
-            } else if meta.path.is_ident("description") {
+            } else if meta.path == symbol::DESCRIPTION {
                 thing.description = Some(string(&meta)?.value());
-            } else if meta.path.is_ident("on_start") {
+            } else if meta.path == symbol::ON_START {
                 thing.on_start = Some(meta.value()?.parse()?);
-            } else if meta.path.is_ident("on_stop") {
+            } else if meta.path == symbol::ON_STOP {
                 thing.on_stop = Some(meta.value()?.parse()?);
             } else {
-                return Err(unknown(
-                    &meta,
-                    "`title`, `description`, `on_start`, `on_stop`",
-                ));
+                return Err(symbol::unknown(&meta, symbol::THING_KEYS));
             }
             Ok(())
         });
@@ -85,7 +68,7 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
             .attrs
             .iter()
             .filter(|a| {
-                ["property", "setting", "stream"]
+                [symbol::PROPERTY, symbol::SETTING, symbol::STREAM]
                     .iter()
                     .any(|k| a.path().is_ident(k))
             })
@@ -107,7 +90,7 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
             description,
             kind: MemberKind::Stream { ringbuffer: None },
         };
-        let result = if attr.path().is_ident("stream") {
+        let result = if attr.path().is_ident(symbol::STREAM) {
             parse_stream(attr, &mut member)
         } else {
             parse_property(attr, &mut member)
@@ -124,15 +107,15 @@ fn parse_stream(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
     let mut ringbuffer = None;
     if !matches!(attr.meta, syn::Meta::Path(_)) {
         attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("ringbuffer") {
+            if meta.path == symbol::RINGBUFFER {
                 let lit: syn::LitInt = meta.value()?.parse()?;
                 ringbuffer = Some((lit.base10_parse::<usize>()?, lit.span()));
-            } else if meta.path.is_ident("rename") {
+            } else if meta.path == symbol::RENAME {
                 let lit = string(&meta)?;
                 member.name = lit.value();
                 member.name_span = lit.span();
             } else {
-                return Err(unknown(&meta, "`ringbuffer`, `rename`"));
+                return Err(symbol::unknown(&meta, symbol::STREAM_KEYS));
             }
             Ok(())
         })?;
@@ -142,7 +125,7 @@ fn parse_stream(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
 }
 
 fn parse_property(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
-    let setting = attr.path().is_ident("setting");
+    let setting = attr.path().is_ident(symbol::SETTING);
     let mut options = PropertyOptions {
         persistence: if setting {
             Persistence::Setting
@@ -157,65 +140,52 @@ fn parse_property(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> 
     };
     if !matches!(attr.meta, syn::Meta::Path(_)) {
         attr.parse_nested_meta(|meta| {
-            let numeric = [
-                ("min", NumericKey::Min),
-                ("max", NumericKey::Max),
-                ("exclusive_min", NumericKey::ExclusiveMin),
-                ("exclusive_max", NumericKey::ExclusiveMax),
-                ("multiple_of", NumericKey::MultipleOf),
+            let numeric: [(Key, NumericKey); 5] = [
+                (symbol::MIN, NumericKey::Min),
+                (symbol::MAX, NumericKey::Max),
+                (symbol::EXCLUSIVE_MIN, NumericKey::ExclusiveMin),
+                (symbol::EXCLUSIVE_MAX, NumericKey::ExclusiveMax),
+                (symbol::MULTIPLE_OF, NumericKey::MultipleOf),
             ];
-            let lengths = [
-                ("min_length", LengthKey::MinLength),
-                ("max_length", LengthKey::MaxLength),
+            let lengths: [(Key, LengthKey); 2] = [
+                (symbol::MIN_LENGTH, LengthKey::MinLength),
+                (symbol::MAX_LENGTH, LengthKey::MaxLength),
             ];
-            if let Some((_, key)) = numeric.iter().find(|(n, _)| meta.path.is_ident(n)) {
+            if let Some((_, key)) = numeric.iter().find(|(k, _)| meta.path == *k) {
                 let (value, span) = number(&meta)?;
                 options.numeric.push((*key, value, span));
-            } else if let Some((_, key)) = lengths.iter().find(|(n, _)| meta.path.is_ident(n)) {
+            } else if let Some((_, key)) = lengths.iter().find(|(k, _)| meta.path == *k) {
                 let lit: syn::LitInt = meta.value()?.parse()?;
                 options
                     .lengths
                     .push((*key, lit.base10_parse()?, lit.span()));
-            } else if meta.path.is_ident("pattern") {
+            } else if meta.path == symbol::PATTERN {
                 let lit = string(&meta)?;
                 options.pattern = Some((lit.value(), lit.span()));
-            } else if meta.path.is_ident("read_only") {
+            } else if meta.path == symbol::READ_ONLY {
                 options.access = Access::ReadOnly(meta.path.span());
-            } else if meta.path.is_ident("observable") {
+            } else if meta.path == symbol::OBSERVABLE {
                 options.observable = if meta.input.peek(syn::Token![=]) {
                     meta.value()?.parse::<syn::LitBool>()?.value
                 } else {
                     true
                 };
-            } else if meta.path.is_ident("rename") {
+            } else if meta.path == symbol::RENAME {
                 let lit = string(&meta)?;
                 member.name = lit.value();
                 member.name_span = lit.span();
-            } else if meta.path.is_ident("title") {
+            } else if meta.path == symbol::TITLE {
                 member.title = Some(string(&meta)?.value());
-            } else if meta.path.is_ident("description") {
+            } else if meta.path == symbol::DESCRIPTION {
                 member.description = Some(string(&meta)?.value());
             } else {
-                return Err(unknown(
-                    &meta,
-                    "`read_only`, `observable`, `rename`, `title`, `description`, `min`, `max`, \
-                     `exclusive_min`, `exclusive_max`, `multiple_of`, `min_length`, `max_length`, \
-                     `pattern`",
-                ));
+                return Err(symbol::unknown(&meta, symbol::PROPERTY_KEYS));
             }
             Ok(())
         })?;
     }
     member.kind = MemberKind::Property(options);
     Ok(())
-}
-
-fn unknown(meta: &ParseNestedMeta<'_>, known: &str) -> syn::Error {
-    let key = meta
-        .path
-        .get_ident()
-        .map_or_else(|| "this key".to_owned(), |i| format!("`{i}`"));
-    meta.error(format!("unknown key {key}; the keys are {known}"))
 }
 
 fn string(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
@@ -233,31 +203,4 @@ fn number(meta: &ParseNestedMeta<'_>) -> syn::Result<(f64, Span)> {
         other => return Err(syn::Error::new(other.span(), "expected a number")),
     };
     Ok((if negative { -value } else { value }, lit.span()))
-}
-
-/// The first line of the doc comment, and the whole comment.
-pub fn docs(attrs: &[Attribute]) -> (Option<String>, Option<String>) {
-    let lines: Vec<String> = attrs
-        .iter()
-        .filter(|a| a.path().is_ident("doc"))
-        .filter_map(|a| match &a.meta {
-            syn::Meta::NameValue(nv) => match &nv.value {
-                syn::Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(s),
-                    ..
-                }) => Some(s.value().trim().to_owned()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
-    let text = lines.join("\n").trim().to_owned();
-    if text.is_empty() {
-        return (None, None);
-    }
-    let title = text
-        .lines()
-        .next()
-        .map(|line| line.trim_end_matches('.').to_owned());
-    (title, Some(text))
 }

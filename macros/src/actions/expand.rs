@@ -1,0 +1,93 @@
+//! Code generation for `#[thing_actions]`, from the intermediate representation only: an input
+//! struct per action and one library constructor call, which holds the whole run protocol.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::ast::{Action, Argument, Execution, Returns};
+use crate::expand::option_str;
+
+/// The `ThingActions` impl with a descriptor per action (none when there were errors).
+pub fn implementation(self_ty: &syn::Type, actions: &[Action<'_>]) -> TokenStream {
+    let descriptors = actions.iter().map(descriptor);
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl ::labthings::__private::ThingActions for #self_ty {
+                fn actions() -> ::std::vec::Vec<::labthings::__private::ActionDescriptor<Self>> {
+                    let mut actions = ::std::vec::Vec::new();
+                    #(#descriptors)*
+                    actions
+                }
+            }
+        };
+    }
+}
+
+fn descriptor(action: &Action<'_>) -> TokenStream {
+    let method = action.method;
+    let name = &action.name;
+    let input_struct = format_ident!("__LabthingsInput_{}", method);
+    let input_title = format!("{name}_input");
+    let fields = action.inputs.iter().map(|input| {
+        let (field, ty) = (input.name, input.ty);
+        quote_spanned! {ty.span()=> #field: #ty }
+    });
+    let field_names: Vec<_> = action.inputs.iter().map(|input| input.name).collect();
+    let call_args = action.arguments.iter().map(|argument| match argument {
+        Argument::Input(name) => quote!(#name),
+        Argument::Context => quote!(context.clone()),
+    });
+    let call = match action.execution {
+        Execution::Async => quote!(thing.#method(#(#call_args),*).await),
+        Execution::Blocking => quote!(thing.#method(#(#call_args),*)),
+    };
+    let infallible = quote!(::labthings::__private::Infallible);
+    let (result, output_check) = match &action.returns {
+        Returns::Nothing => (quote!({ #call; ::core::result::Result::Ok::<(), #infallible>(()) }), None),
+        Returns::Value(ty) => (
+            quote!(::core::result::Result::Ok::<_, #infallible>(#call)),
+            Some(*ty),
+        ),
+        Returns::Result(ok) => (call, Some(*ok)),
+    };
+    // Checked where the type is written, so a wrong output type is reported there.
+    let output_check = output_check.map(|ty| {
+        quote_spanned! {ty.span()=> ::labthings::__private::assert_output::<#ty>(); }
+    });
+    let run = match action.execution {
+        Execution::Async => quote! {
+            from_async(#name, |thing: ::std::sync::Arc<Self>, input: #input_struct, context: ::labthings::__private::ActionContext| async move {
+                let #input_struct { #(#field_names),* } = input;
+                let _ = &context;
+                #result
+            })
+        },
+        Execution::Blocking => quote! {
+            from_blocking(#name, |thing: &Self, input: #input_struct, context: ::labthings::__private::ActionContext| {
+                let #input_struct { #(#field_names),* } = input;
+                let _ = &context;
+                #result
+            })
+        },
+    };
+    let title = option_str(action.title.as_deref());
+    let description = option_str(action.description.as_deref());
+    let lock = action.lock;
+    quote! {
+        {
+            #[allow(non_camel_case_types)]
+            #[derive(::labthings::__private::serde::Deserialize, ::labthings::__private::schemars::JsonSchema)]
+            #[serde(crate = "::labthings::__private::serde", deny_unknown_fields)]
+            #[schemars(crate = "::labthings::__private::schemars", title = #input_title)]
+            struct #input_struct { #(#fields),* }
+            #output_check
+            actions.push(
+                ::labthings::__private::ActionDescriptor::<Self>::#run
+                    .with_docs(#title, #description)
+                    .with_lock(#lock),
+            );
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Parsing the methods of a `#[thing_actions]` impl block into [`Action`]s, collecting every
+//! error with its span.
+
+use syn::spanned::Spanned;
+use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type};
+
+use super::ast::{Action, Argument, Execution, Input, Options, Returns};
+use crate::ctxt::Errors;
+use crate::names::docs;
+use crate::symbol;
+
+/// Takes `#[action(...)]` off every method (so the methods compile as written) and returns the
+/// options of each, in order.
+pub fn take_options(item: &mut ItemImpl, errors: &mut Errors) -> Vec<Options> {
+    item.items
+        .iter_mut()
+        .filter_map(|item| match item {
+            ImplItem::Fn(method) => Some(options(method, errors)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn options(method: &mut ImplItemFn, errors: &mut Errors) -> Options {
+    let mut options = Options::default();
+    method.attrs.retain(|attr| {
+        if !attr.path().is_ident(symbol::ACTION) {
+            return true;
+        }
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path == symbol::SKIP {
+                options.skip = true;
+            } else if meta.path == symbol::LOCK {
+                options.lock = true;
+            } else if meta.path == symbol::RENAME {
+                let lit: syn::LitStr = meta.value()?.parse()?;
+                options.rename = Some((lit.value(), lit.span()));
+            } else {
+                return Err(symbol::unknown(&meta, symbol::ACTION_KEYS));
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            errors.push(error);
+        }
+        false
+    });
+    options
+}
+
+/// The actions of an impl block: every method not skipped.
+pub fn parse<'a>(item: &'a ItemImpl, options: Vec<Options>, errors: &mut Errors) -> Vec<Action<'a>> {
+    let methods = item.items.iter().filter_map(|item| match item {
+        ImplItem::Fn(method) => Some(method),
+        _ => None,
+    });
+    methods
+        .zip(options)
+        .filter(|(_, options)| !options.skip)
+        .filter_map(|(method, options)| action(method, options, errors))
+        .collect()
+}
+
+fn action<'a>(method: &'a ImplItemFn, options: Options, errors: &mut Errors) -> Option<Action<'a>> {
+    if !receiver_is_ref_self(method, errors) {
+        return None;
+    }
+    if !method.sig.generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &method.sig.generics,
+            "actions cannot be generic",
+        ));
+        return None;
+    }
+    let (name, name_span) = options
+        .rename
+        .unwrap_or_else(|| (method.sig.ident.to_string(), method.sig.ident.span()));
+    let mut inputs = Vec::new();
+    let mut arguments = Vec::new();
+    for input in method.sig.inputs.iter().skip(1) {
+        let FnArg::Typed(typed) = input else { continue };
+        if is_context(&typed.ty) {
+            arguments.push(Argument::Context);
+            continue;
+        }
+        let Pat::Ident(ident) = &*typed.pat else {
+            errors.push(syn::Error::new_spanned(
+                &typed.pat,
+                "action arguments must be plain names: they become the input's fields",
+            ));
+            continue;
+        };
+        inputs.push(Input {
+            name: &ident.ident,
+            ty: &typed.ty,
+        });
+        arguments.push(Argument::Input(&ident.ident));
+    }
+    let returns = match &method.sig.output {
+        ReturnType::Default => Returns::Nothing,
+        ReturnType::Type(_, ty) => match result_ok(ty) {
+            Some(ok) => Returns::Result(ok),
+            None => Returns::Value(ty),
+        },
+    };
+    let (title, description) = docs(&method.attrs);
+    Some(Action {
+        method: &method.sig.ident,
+        name,
+        name_span,
+        title,
+        description,
+        execution: if method.sig.asyncness.is_some() {
+            Execution::Async
+        } else {
+            Execution::Blocking
+        },
+        lock: options.lock,
+        inputs,
+        arguments,
+        returns,
+    })
+}
+
+/// Whether the method takes `&self`; if not, an error saying why it cannot be an action.
+fn receiver_is_ref_self(method: &ImplItemFn, errors: &mut Errors) -> bool {
+    let name = &method.sig.ident;
+    let skip = "mark it `#[action(skip)]` to keep it in this block as a plain method";
+    let problem = match method.sig.inputs.first() {
+        Some(FnArg::Receiver(receiver)) => match &receiver.kind {
+            syn::ReceiverKind::Reference(_, _, None) => return true,
+            syn::ReceiverKind::Reference(_, _, Some(_)) => format!(
+                "`{name}` takes `&mut self`, so it cannot be an action: actions run while \
+                 requests are served and take `&self` (keep changing state in a `Property` or a \
+                 `Mutex`); {skip}"
+            ),
+            _ => format!(
+                "`{name}` takes `{}`, so it cannot be an action: actions take `&self`; {skip}",
+                quote::ToTokens::to_token_stream(receiver)
+            ),
+        },
+        _ => format!(
+            "`{name}` has no `self`, so it cannot be an action: actions are methods taking \
+             `&self`; {skip}, or move it to an impl block without `#[thing_actions]`"
+        ),
+    };
+    errors.at(method.sig.ident.span(), problem);
+    false
+}
+
+/// An argument of type `ActionContext` (by its last path segment) is the context, not input.
+fn is_context(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "ActionContext"))
+}
+
+/// `Result<T, E>` (by its last path segment): `T`.
+fn result_ok(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(ok) => Some(ok),
+        _ => None,
+    }
+}
+
+/// The span of the impl block's generics, if it has any (actions need a concrete type).
+pub fn generics_span(item: &ItemImpl) -> Option<proc_macro2::Span> {
+    (!item.generics.params.is_empty()).then(|| item.generics.span())
+}

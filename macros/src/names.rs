@@ -1,0 +1,74 @@
+//! The naming rules both macros apply: affordance names become URL path segments, and some
+//! segments under a Thing are the server's own.
+
+use proc_macro2::Span;
+
+use crate::ctxt::Errors;
+
+/// Names the server routes itself under each Thing, which no affordance may take. The same
+/// list is the library's `layout::RESERVED_AFFORDANCE_NAMES`; its test
+/// `reserved_names_are_compile_errors` (a trybuild case per name) keeps the two in step.
+const RESERVED: &[&str] = &["ws"];
+
+/// What kind of item a name belongs to, for the messages.
+#[derive(Clone, Copy)]
+pub enum Named {
+    /// A `#[property]`, `#[setting]` or `#[stream]` field.
+    Field,
+    /// A method of `#[thing_actions]`.
+    Action,
+}
+
+/// Checks that `name` can be an affordance's name: a URL-safe segment, not reserved.
+pub fn check_affordance_name(name: &str, span: Span, named: Named, errors: &mut Errors) {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let what = match named {
+        Named::Field => "a name",
+        Named::Action => "an action name",
+    };
+    if !valid {
+        errors.at(
+            span,
+            format!("`{name}` cannot be {what}: use letters, digits, `_` and `-` only"),
+        );
+    } else if RESERVED.contains(&name) {
+        let fix = match named {
+            Named::Field => "rename the field",
+            Named::Action => "rename the method or use `#[action(rename = \"...\")]`",
+        };
+        errors.at(
+            span,
+            format!("`{name}` is reserved for the server's own routes; {fix}"),
+        );
+    }
+}
+
+/// The first line of the doc comment (its title, without a final `.`), and the whole comment.
+pub fn docs(attrs: &[syn::Attribute]) -> (Option<String>, Option<String>) {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(nv) => match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => Some(s.value().trim().to_owned()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let text = lines.join("\n").trim().to_owned();
+    if text.is_empty() {
+        return (None, None);
+    }
+    let title = text
+        .lines()
+        .next()
+        .map(|line| line.trim_end_matches('.').to_owned());
+    (title, Some(text))
+}
