@@ -56,9 +56,10 @@ pub(crate) const RESERVED_THING_NAMES: [&str; 8] = [
 
 /// Names an affordance cannot have: the routes the server adds under each Thing.
 ///
-/// The derive macros check the same names at compile time (`labthings-macros`, `names.rs`);
-/// the test `reserved_names_are_compile_errors` keeps the two lists in step.
-pub const RESERVED_AFFORDANCE_NAMES: [&str; 1] = [WEBSOCKET];
+/// The macros refuse the same names at compile time (`macros/src/names.rs`, which cannot
+/// import this crate); the test `the_macros_reserve_the_same_affordance_names` keeps the two
+/// lists in step, and the server refuses them at build time too (for descriptors made by hand).
+pub(crate) const RESERVED_AFFORDANCE_NAMES: [&str; 1] = [WEBSOCKET];
 
 /// `/{thing}/`: a Thing's Thing Description.
 pub(crate) fn thing(thing: &str) -> String {
@@ -149,7 +150,9 @@ pub(crate) fn is_always_public(path: &str) -> bool {
         || path == "/"
         || path == openapi()
         || path == docs
-        || path.strip_prefix(&docs).is_some_and(|rest| rest.starts_with('/'))
+        || path
+            .strip_prefix(&docs)
+            .is_some_and(|rest| rest.starts_with('/'))
         || path
             .strip_prefix(&static_files())
             .is_some_and(|rest| rest.starts_with('/'))
@@ -199,8 +202,31 @@ mod tests {
     }
 
     #[test]
+    fn the_macros_reserve_the_same_affordance_names() {
+        let names = include_str!("../macros/src/names.rs");
+        let list = names
+            .split("const RESERVED: &[&str] = &[")
+            .nth(1)
+            .and_then(|rest| rest.split("];").next())
+            .expect("the macros' list of reserved names");
+        let macro_names: Vec<&str> = list
+            .split(',')
+            .map(|name| name.trim().trim_matches('"'))
+            .filter(|name| !name.is_empty())
+            .collect();
+        assert_eq!(macro_names, RESERVED_AFFORDANCE_NAMES);
+    }
+
+    #[test]
     fn public_paths_are_the_ui_and_the_api_description() {
-        for path in ["", "/", "/openapi.json", "/docs", "/docs/index.html", "/static/app.js"] {
+        for path in [
+            "",
+            "/",
+            "/openapi.json",
+            "/docs",
+            "/docs/index.html",
+            "/static/app.js",
+        ] {
             assert!(is_always_public(path), "{path}");
         }
         for path in ["/docsx", "/staticfile", "/camera/", "/metrics", "/things/"] {

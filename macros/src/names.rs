@@ -7,7 +7,7 @@ use crate::ctxt::Errors;
 
 /// Names the server routes itself under each Thing, which no affordance may take. The same
 /// list is the library's `layout::RESERVED_AFFORDANCE_NAMES`; its test
-/// `reserved_names_are_compile_errors` (a trybuild case per name) keeps the two in step.
+/// `the_macros_reserve_the_same_affordance_names` keeps the two in step.
 const RESERVED: &[&str] = &["ws"];
 
 /// What kind of item a name belongs to, for the messages.
@@ -19,8 +19,9 @@ pub enum Named {
     Action,
 }
 
-/// Checks that `name` can be an affordance's name: a URL-safe segment, not reserved.
-pub fn check_affordance_name(name: &str, span: Span, named: Named, errors: &mut Errors) {
+/// Checks that `name` can be an affordance's name: a URL-safe segment, not reserved. Returns
+/// whether it can.
+pub fn check_affordance_name(name: &str, span: Span, named: Named, errors: &mut Errors) -> bool {
     let valid = !name.is_empty()
         && name
             .chars()
@@ -34,6 +35,7 @@ pub fn check_affordance_name(name: &str, span: Span, named: Named, errors: &mut 
             span,
             format!("`{name}` cannot be {what}: use letters, digits, `_` and `-` only"),
         );
+        false
     } else if RESERVED.contains(&name) {
         let fix = match named {
             Named::Field => "rename the field",
@@ -43,6 +45,9 @@ pub fn check_affordance_name(name: &str, span: Span, named: Named, errors: &mut 
             span,
             format!("`{name}` is reserved for the server's own routes; {fix}"),
         );
+        false
+    } else {
+        true
     }
 }
 

@@ -111,9 +111,9 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
             let input = parse_input::<I>(input)?;
             let run = run.clone();
             Ok(Box::new(move |context| -> ActionRun {
-                Box::pin(async move {
-                    outcome(blocking(move || run(&thing, input, context)).await)
-                })
+                Box::pin(
+                    async move { outcome(blocking(move || run(&thing, input, context)).await) },
+                )
             }))
         });
         Self::with_schemas(name, json_schema_of::<I>, O::schema, prepare)
@@ -139,7 +139,11 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
 
     /// Sets the title and description (from the method's doc comment).
     #[must_use]
-    pub fn with_docs(mut self, title: Option<&'static str>, description: Option<&'static str>) -> Self {
+    pub fn with_docs(
+        mut self,
+        title: Option<&'static str>,
+        description: Option<&'static str>,
+    ) -> Self {
         self.title = title;
         self.description = description;
         self
@@ -205,19 +209,23 @@ mod tests {
         });
         let counter = Arc::new(Counter(0.into()));
         let output = run(&action, counter, json!({"by": 2})).await;
-        assert!(matches!(&output, Ok(ActionOutput::Json(v)) if *v == 2), "{output:?}");
+        assert!(
+            matches!(&output, Ok(ActionOutput::Json(v)) if *v == 2),
+            "{output:?}"
+        );
         assert_eq!((action.output_schema)()["type"], "integer");
     }
 
     #[tokio::test]
     async fn a_panic_in_a_blocking_action_is_passed_on() {
-        let action = ActionDescriptor::from_blocking("boom", |_: &Counter, _: Add, _| -> Result<(), Infallible> {
-            panic!("the motor caught fire")
-        });
+        let action = ActionDescriptor::from_blocking(
+            "boom",
+            |_: &Counter, _: Add, _| -> Result<(), Infallible> { panic!("the motor caught fire") },
+        );
         let starter = (action.prepare)(Arc::new(Counter(0.into())), json!({"by": 1})).unwrap();
-        let panic = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-            starter(ActionContext::detached()),
-        ))
+        let panic = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(starter(
+            ActionContext::detached(),
+        )))
         .await
         .unwrap_err();
         assert_eq!(panic.downcast_ref::<&str>(), Some(&"the motor caught fire"));

@@ -113,7 +113,10 @@ mod tests {
     #[test]
     fn optional_and_defaulted_arguments_may_be_left_out() {
         let input = parse_input::<Move>(json!({"x": 1, "y": 2})).unwrap();
-        assert_eq!((input.x, input.y, input.speed, input.relative), (1, 2, None, false));
+        assert_eq!(
+            (input.x, input.y, input.speed, input.relative),
+            (1, 2, None, false)
+        );
     }
 
     #[test]
@@ -126,7 +129,11 @@ mod tests {
     #[test]
     fn an_unknown_argument_is_refused() {
         let error = parse_input::<Move>(json!({"x": 1, "y": 2, "z": 3})).unwrap_err();
-        assert!(error.reason.contains("unknown field `z`"), "{}", error.reason);
+        assert!(
+            error.reason.contains("unknown field `z`"),
+            "{}",
+            error.reason
+        );
     }
 
     #[test]

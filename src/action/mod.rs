@@ -34,6 +34,6 @@ pub(crate) use body::InvocationBody;
 pub use context::{ActionContext, Cancelled, LogRecord};
 pub use descriptor::{ActionDescriptor, ActionPrepare, ActionRun, ActionStarter, ThingActions};
 pub use input::InputError;
-pub(crate) use invocation::{ActionEvent, Invocation, Invocations};
 pub use invocation::InvocationStatus;
+pub(crate) use invocation::{ActionEvent, Invocation, Invocations};
 pub use output::{ActionFailure, ActionOutput, Blob, IntoOutput};

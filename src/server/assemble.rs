@@ -52,16 +52,37 @@ fn assemble<T: Thing>(
     let mut routes = RouteTable::default();
     let mut description = ThingDescription::new(&descriptor);
     for property in &descriptor.properties {
-        affordance::property::serve(&name, &thing, property, context, &mut routes, &mut description);
+        affordance::property::serve(
+            &name,
+            &thing,
+            property,
+            context,
+            &mut routes,
+            &mut description,
+        );
     }
     for action in &descriptor.actions {
-        affordance::action::serve(&name, &thing, action, context, &mut routes, &mut description);
+        affordance::action::serve(
+            &name,
+            &thing,
+            action,
+            context,
+            &mut routes,
+            &mut description,
+        );
     }
     let streams = descriptor
         .streams
         .iter()
         .map(|stream| {
-            affordance::stream::serve(&name, &thing, stream, context, &mut routes, &mut description)
+            affordance::stream::serve(
+                &name,
+                &thing,
+                stream,
+                context,
+                &mut routes,
+                &mut description,
+            )
         })
         .collect();
     ws::serve(&name, &thing, &descriptor, context, &mut routes);

@@ -340,7 +340,9 @@ impl ThingServerBuilder {
         let mut running = Vec::new();
         for mut thing in things {
             if let Some(auth) = &self.auth {
-                thing.description.use_bearer_security(auth.reads_are_public());
+                thing
+                    .description
+                    .use_bearer_security(auth.reads_are_public());
             }
             let description = Arc::new(thing.description);
             routes.merge(thing.routes);
@@ -377,7 +379,8 @@ impl ThingServerBuilder {
         if let Some(auth) = &self.auth {
             auth::document(routes.docs_mut(), auth.reads_are_public());
         }
-        let mut document = openapi::document(prefix, routes.docs()).map_err(ServerError::OpenApi)?;
+        let mut document =
+            openapi::document(prefix, routes.docs()).map_err(ServerError::OpenApi)?;
         if self.auth.is_some() {
             openapi::add_bearer_security(&mut document);
         }
@@ -431,9 +434,10 @@ fn mount(api: Router, prefix: &str, page: Option<MethodRouter>) -> Router {
             let mut outer = Router::new().nest(prefix, api);
             if let Some(page) = page {
                 let slash = format!("{prefix}/");
-                outer = outer
-                    .route(&slash, page)
-                    .route(prefix, get(redirect_to_slash).with_state(Arc::<str>::from(slash)));
+                outer = outer.route(&slash, page).route(
+                    prefix,
+                    get(redirect_to_slash).with_state(Arc::<str>::from(slash)),
+                );
             }
             outer
         }

@@ -13,7 +13,9 @@ use serde_json::json;
 use super::base::Base;
 use super::route_table::RouteTable;
 use crate::Problem;
-use crate::action::{ActionOutput, Blob, Invocation, InvocationBody, InvocationStatus, Invocations};
+use crate::action::{
+    ActionOutput, Blob, Invocation, InvocationBody, InvocationStatus, Invocations,
+};
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
 

@@ -49,7 +49,11 @@ impl RouteTable {
     /// Records a path that the caller serves beside this table, with its documentation: the
     /// UI's page (mounted at `<prefix>/`) and the API description routes (added once the
     /// document they serve is complete).
-    pub(crate) fn served_elsewhere(&mut self, path: &str, docs: impl IntoIterator<Item = RouteDoc>) {
+    pub(crate) fn served_elsewhere(
+        &mut self,
+        path: &str,
+        docs: impl IntoIterator<Item = RouteDoc>,
+    ) {
         self.served.push(path.to_owned());
         self.docs.extend(docs);
     }

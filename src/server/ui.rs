@@ -47,7 +47,11 @@ pub(crate) fn serve(
                 get(app_js),
                 [file(&script, "ui_script", "text/javascript")],
             );
-            routes.route(&style, get(style_css), [file(&style, "ui_style", "text/css")]);
+            routes.route(
+                &style,
+                get(style_css),
+                [file(&style, "ui_style", "text/css")],
+            );
             Some(get(index_html))
         }
         UiSource::Folder(folder) => {

@@ -33,4 +33,3 @@ pub(crate) struct Latest {
     pub(crate) entry: Option<RingbufferEntry>,
     pub(crate) generation: u64,
 }
-

@@ -470,6 +470,76 @@ fn thing_names_are_checked() {
     assert!(matches!(again, Err(ServerError::AlreadyAdded { .. })));
 }
 
+/// A stage whose `home` is both a property and an action: each macro sees only its own part,
+/// so the server finds the clash when it is built.
+#[derive(Thing)]
+struct Clash {
+    #[property]
+    home: Property<bool>,
+}
+
+#[labthings::thing_actions]
+impl Clash {
+    async fn home(&self) {}
+}
+
+#[test]
+fn two_affordances_with_one_name_are_refused_when_the_server_is_built() {
+    let result = ThingServer::builder()
+        .add_thing(
+            "stage",
+            Clash {
+                home: Property::new(false),
+            },
+        )
+        .build();
+    assert!(
+        matches!(
+            &result,
+            Err(ServerError::DuplicateAffordance { thing, affordance })
+                if thing == "stage" && affordance == "home"
+        ),
+        "{result:?}"
+    );
+}
+
+/// A Thing described by hand, with a stream where the websocket is served.
+struct HandMade {
+    stream: MjpegStream,
+}
+
+impl Thing for HandMade {
+    fn descriptor() -> labthings::ThingDescriptor<Self> {
+        let mut descriptor = labthings::ThingDescriptor::new("Hand made");
+        descriptor
+            .streams
+            .push(labthings::StreamDescriptor::new("ws", |thing: &Self| {
+                &thing.stream
+            }));
+        descriptor
+    }
+}
+
+#[test]
+fn a_reserved_or_unusable_affordance_name_is_refused_when_the_server_is_built() {
+    let result = ThingServer::builder()
+        .add_thing(
+            "camera",
+            HandMade {
+                stream: MjpegStream::new(),
+            },
+        )
+        .build();
+    assert!(
+        matches!(
+            &result,
+            Err(ServerError::InvalidAffordanceName { thing, affordance, .. })
+                if thing == "camera" && affordance == "ws"
+        ),
+        "{result:?}"
+    );
+}
+
 /// A Thing whose hardware may fail to open.
 #[derive(Thing)]
 #[thing(on_start = Self::open, on_stop = Self::close)]

@@ -9,8 +9,10 @@ use crate::names::{self, Named};
 pub fn check(actions: &[Action<'_>], errors: &mut Errors) {
     let mut seen = HashMap::new();
     for action in actions {
-        names::check_affordance_name(&action.name, action.name_span, Named::Action, errors);
-        unique_name(action, &mut seen, errors);
+        // A name that cannot be used at all is reported once, not also as a duplicate.
+        if names::check_affordance_name(&action.name, action.name_span, Named::Action, errors) {
+            unique_name(action, &mut seen, errors);
+        }
     }
 }
 

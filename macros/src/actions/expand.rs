@@ -45,7 +45,10 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
     };
     let infallible = quote!(::labthings::__private::Infallible);
     let (result, output_check) = match &action.returns {
-        Returns::Nothing => (quote!({ #call; ::core::result::Result::Ok::<(), #infallible>(()) }), None),
+        Returns::Nothing => (
+            quote!({ #call; ::core::result::Result::Ok::<(), #infallible>(()) }),
+            None,
+        ),
         Returns::Value(ty) => (
             quote!(::core::result::Result::Ok::<_, #infallible>(#call)),
             Some(*ty),

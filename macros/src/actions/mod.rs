@@ -22,7 +22,10 @@ pub fn thing_actions(args: TokenStream, item: &mut ItemImpl) -> TokenStream {
         ));
     }
     if let Some(span) = parse::generics_span(item) {
-        errors.at(span, "`#[thing_actions]` works on the impl block of a concrete type");
+        errors.at(
+            span,
+            "`#[thing_actions]` works on the impl block of a concrete type",
+        );
     }
     let options = parse::take_options(item, &mut errors);
     let item = &*item;

@@ -49,7 +49,11 @@ fn options(method: &mut ImplItemFn, errors: &mut Errors) -> Options {
 }
 
 /// The actions of an impl block: every method not skipped.
-pub fn parse<'a>(item: &'a ItemImpl, options: Vec<Options>, errors: &mut Errors) -> Vec<Action<'a>> {
+pub fn parse<'a>(
+    item: &'a ItemImpl,
+    options: Vec<Options>,
+    errors: &mut Errors,
+) -> Vec<Action<'a>> {
     let methods = item.items.iter().filter_map(|item| match item {
         ImplItem::Fn(method) => Some(method),
         _ => None,

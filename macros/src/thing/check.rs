@@ -9,7 +9,7 @@ use crate::names::{self, Named};
 pub fn check(thing: &Thing<'_>, errors: &mut Errors) {
     unique_names(thing, errors);
     for member in &thing.members {
-        names::check_affordance_name(&member.name, member.name_span, Named::Field, errors);
+        let _ = names::check_affordance_name(&member.name, member.name_span, Named::Field, errors);
         match &member.kind {
             MemberKind::Property(options) => {
                 settings_are_writable(options.persistence, options.access, errors);

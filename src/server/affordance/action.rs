@@ -94,7 +94,10 @@ async fn invoke<T: Send + Sync + 'static>(
                 error.field.clone()
             };
             return Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
-                .with_detail(format!("Invalid input for action `{}`: {error}.", route.name))
+                .with_detail(format!(
+                    "Invalid input for action `{}`: {error}.",
+                    route.name
+                ))
                 .with_invalid_param(field, error.reason)
                 .into_response();
         }

@@ -35,9 +35,21 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
         viewer,
     } = StreamRoutes::new(&path, handle.clone());
     let (name, description) = (stream.name, stream.description);
-    routes.route(&live.0, live.1, [live_doc(thing_name, name, description, &live.0)]);
-    routes.route(&snapshot.0, snapshot.1, [snapshot_doc(thing_name, name, &snapshot.0)]);
-    routes.route(&viewer.0, viewer.1, [viewer_doc(thing_name, name, &viewer.0)]);
+    routes.route(
+        &live.0,
+        live.1,
+        [live_doc(thing_name, name, description, &live.0)],
+    );
+    routes.route(
+        &snapshot.0,
+        snapshot.1,
+        [snapshot_doc(thing_name, name, &snapshot.0)],
+    );
+    routes.route(
+        &viewer.0,
+        viewer.1,
+        [viewer_doc(thing_name, name, &viewer.0)],
+    );
     td.links.extend(links(&path));
     context.metrics.add_stream(thing_name, name, handle.clone());
     handle

@@ -34,7 +34,8 @@ impl Camera {
         1
     }
 
-    /// Associated functions are not actions.
+    /// An associated function stays in the block when skipped.
+    #[action(skip)]
     fn new() -> Self {
         Camera { exposure: Property::new(1.0) }
     }
