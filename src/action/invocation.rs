@@ -1,4 +1,8 @@
 //! Invocations: one run of an action, from request to result, and the table that keeps them.
+//!
+//! The two share the invocation's private state (its status channel, timestamps and output),
+//! which the table's driver writes and the invocation reads; they stay in one file (about 500
+//! lines with its tests) so that state stays private to it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

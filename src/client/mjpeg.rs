@@ -1,5 +1,9 @@
 //! `MjpegClient`: frames from an MJPEG stream, with reconnection, stall detection and a
 //! drop-oldest queue.
+//!
+//! Longer than most files (about 700 lines) for a reason: the reader task, its builder, its
+//! statistics and its queue share one private state and one connection loop, and splitting
+//! them would make that state crate-visible. The parser it uses is its own file.
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -33,15 +33,17 @@
 //! ```
 
 mod error;
+mod invocation;
 mod mjpeg;
 mod multipart;
 mod thing;
 
 pub use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 pub use error::ClientError;
+pub use invocation::{ActionStatus, Invocation};
 pub use mjpeg::{Frame, MjpegClient, MjpegClientBuilder, MjpegStats, Reconnect};
 pub use multipart::{BoundaryError, DEFAULT_MAX_PART_SIZE, MultipartParser, Part};
-pub use thing::{ActionStatus, Invocation, ThingClient, ThingClientBuilder};
+pub use thing::{ThingClient, ThingClientBuilder};
 
 /// `Bearer <token>` as a sensitive header value (kept out of `Debug` output). `None` for a
 /// token that cannot be a header value: the request then goes without one, and the server's
