@@ -38,10 +38,14 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 ///
 /// It also deserializes, leniently (missing members take their defaults), so clients can read
 /// the problems a server sends.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[schemars(
-    description = "RFC 9457 problem details.",
-    transform = members_are_always_sent
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "server",
+    schemars(
+        description = "RFC 9457 problem details.",
+        transform = members_are_always_sent
+    )
 )]
 pub struct Problem {
     /// A URI identifying the problem type; `about:blank` when the status says it all.
@@ -58,7 +62,7 @@ pub struct Problem {
     pub detail: String,
     /// A URI reference that identifies this occurrence of the problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "String")]
+    #[cfg_attr(feature = "server", schemars(with = "String"))]
     pub instance: Option<String>,
     /// The request parameters that were wrong, each with the reason (RFC 9457 §3 example
     /// extension `invalid-params`).
@@ -73,7 +77,8 @@ pub struct Problem {
 }
 
 /// One entry of the `invalid-params` extension member: which parameter was wrong and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct InvalidParam {
     /// The name of the parameter (query parameter, property or argument).
     pub name: String,
@@ -84,6 +89,7 @@ pub struct InvalidParam {
 /// The schema describes what a server sends, where every member but `instance` and
 /// `invalid-params` is always present: the defaults (there for lenient reading) are not part of
 /// it.
+#[cfg(feature = "server")]
 fn members_are_always_sent(schema: &mut schemars::Schema) {
     if let Some(properties) = schema
         .get_mut("properties")

@@ -23,6 +23,9 @@
 //! | `/metrics` | Prometheus metrics |
 //! | `/static` | the web UI's files |
 
+// Without the `server` feature only the stream routes use this module.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
 /// The segment of a Thing's observation websocket, under the Thing.
 const WEBSOCKET: &str = "ws";
 /// The segment of the invocation routes.

@@ -12,39 +12,69 @@
 //!   viewer gets recent frames and never holds up the others.
 //! - [`Problem`]: RFC 9457 problem details, the body of every error.
 //!
-#![doc = include_str!("../docs/things.md")]
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `server` | yes | the framework: [`Thing`], [`Property`], actions, Thing Descriptions, OpenAPI, [`ThingServer`] |
+//! | `swagger-ui` | yes | the API browser at `/docs/` (Swagger UI served from the binary, works offline) |
+//! | `cli` | yes | [`run`] and [`CommandLine`]: `--config`, `--host`, `--port` |
+//! | `client` | no | `labthings::client`: `MjpegClient`, `ThingClient`, the multipart parser |
+//!
+//! With `default-features = false` the crate is [`stream`] and [`serve`] alone: live MJPEG
+//! streams for any axum router, without the framework's dependencies.
+//!
+#![cfg_attr(feature = "server", doc = include_str!("../docs/things.md"))]
 
+#[cfg(feature = "server")]
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+#[cfg(feature = "server")]
 pub mod action;
 #[cfg(feature = "client")]
 pub mod client;
 mod error;
 mod layout;
+#[cfg(feature = "server")]
 mod openapi;
+#[cfg(feature = "server")]
 pub mod property;
+#[cfg(feature = "server")]
 mod schema;
+mod serve;
+#[cfg(feature = "server")]
 mod server;
 pub mod stream;
+#[cfg(feature = "server")]
 pub mod td;
+#[cfg(feature = "server")]
 mod thing;
 
 /// The README's examples, compiled and run as doc-tests.
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "server", feature = "client"))]
 pub struct ReadmeDoctests;
 
-pub use action::{ActionContext, Blob, Cancelled};
 pub use error::{InvalidParam, PROBLEM_JSON, Problem};
+pub use serve::{ConnectionOptions, Serve, serve};
+
+#[cfg(feature = "server")]
+pub use action::{ActionContext, Blob, Cancelled};
+#[cfg(feature = "server")]
 pub use labthings_macros::{Thing, data, thing_actions};
+#[cfg(feature = "server")]
 pub use property::{Property, PropertyError, SetError};
+#[cfg(feature = "server")]
 pub use server::{
-    Auth, CommandLine, ConfigError, ConnectionOptions, IntoShared, Role, Serve, ServerConfig,
-    ServerError, ThingContext, ThingRegistry, ThingServer, ThingServerBuilder, run, serve,
-    shutdown_signal,
+    Auth, ConfigError, IntoShared, Role, ServerConfig, ServerError, ThingContext, ThingRegistry,
+    ThingServer, ThingServerBuilder, shutdown_signal,
 };
+#[cfg(feature = "cli")]
+pub use server::{CommandLine, run};
+#[cfg(feature = "server")]
 pub use thing::{BoxError, PropertyDescriptor, StreamDescriptor, Thing, ThingDescriptor};
 
 /// The derive that gives your own types a JSON Schema, so they can be property values.
+#[cfg(feature = "server")]
 pub use schemars::JsonSchema;

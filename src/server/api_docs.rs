@@ -1,5 +1,6 @@
-//! The API description: `GET /openapi.json` (the OpenAPI 3.1 document) and `GET /docs/` (an
-//! API browser, Swagger UI served from the binary, so it works with no internet).
+//! The API description: `GET /openapi.json` (the OpenAPI 3.1 document) and, with the
+//! `swagger-ui` feature, `GET /docs/` (an API browser, Swagger UI served from the binary, so it
+//! works with no internet).
 
 use std::sync::Arc;
 
@@ -30,7 +31,9 @@ pub(crate) fn document(routes: &mut RouteTable) {
             }),
         )],
     );
+    #[cfg(feature = "swagger-ui")]
     let path = format!("{}/", layout::docs());
+    #[cfg(feature = "swagger-ui")]
     routes.served_elsewhere(
         &path,
         [RouteDoc::get(
@@ -55,6 +58,7 @@ pub(crate) fn document_route(document: &OpenApi) -> Router {
 
 /// The API browser at `<prefix>/docs/`, reading `<prefix>/openapi.json`. Its paths include the
 /// prefix (its redirect from `<prefix>/docs` must), so it is merged beside the nested API.
+#[cfg(feature = "swagger-ui")]
 pub(crate) fn browser(prefix: &str) -> Router {
     let docs = format!("{prefix}{}", layout::docs());
     let openapi_url = format!("{prefix}{}", layout::openapi());
@@ -62,6 +66,12 @@ pub(crate) fn browser(prefix: &str) -> Router {
         utoipa_swagger_ui::SwaggerUi::new(docs)
             .config(utoipa_swagger_ui::Config::new([openapi_url]).validator_url("none")),
     )
+}
+
+/// Without the `swagger-ui` feature: no API browser.
+#[cfg(not(feature = "swagger-ui"))]
+pub(crate) fn browser(_prefix: &str) -> Router {
+    Router::new()
 }
 
 /// `GET /openapi.json`.

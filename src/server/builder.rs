@@ -20,11 +20,11 @@ use super::lifecycle::{Running, ThingServer};
 use super::metrics::{self, Metrics};
 use super::problems::{self, not_found};
 use super::route_table::RouteTable;
-use super::serve::ConnectionOptions;
 use super::{api_docs, invocations, ui};
 use crate::action::Invocations;
 use crate::layout;
 use crate::openapi;
+use crate::serve::ConnectionOptions;
 use crate::thing::Thing;
 
 /// A Thing, or an `Arc` of one: what [`ThingServerBuilder::add_thing`] takes.

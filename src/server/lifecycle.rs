@@ -13,6 +13,7 @@ use super::error::ServerError;
 use super::metrics::Metrics;
 use crate::property::Persist;
 use crate::property::settings::SettingsFile;
+use crate::serve::{ConnectionOptions, serve};
 use crate::stream::MjpegStream;
 use crate::thing::{BoxError, Thing};
 
@@ -46,7 +47,7 @@ pub struct ThingServer {
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
     pub(crate) invocations: Arc<crate::action::Invocations>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) options: crate::ConnectionOptions,
+    pub(crate) options: ConnectionOptions,
     pub(crate) things: Vec<Running>,
     pub(crate) openapi: utoipa::openapi::OpenApi,
     /// Every documented route, with the API prefix.
@@ -150,7 +151,7 @@ impl ThingServer {
         let streams: Vec<MjpegStream> =
             self.things.iter().flat_map(|t| t.streams.clone()).collect();
         let (closing, invocations) = (self.shutdown.clone(), self.invocations.clone());
-        let result = crate::serve(listener, self.router.clone())
+        let result = serve(listener, self.router.clone())
             .with_options(self.options.clone())
             .with_graceful_shutdown(async move {
                 shutdown.await;

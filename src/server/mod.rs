@@ -2,8 +2,8 @@
 //!
 //! - [`ThingServer`]: the framework's server: Things, their routes, Thing Descriptions, the
 //!   OpenAPI document and API browser, settings and lifecycle.
-//! - [`serve`]: the HTTP/1.1 server underneath, usable with any axum router; it bounds what
-//!   each connection queues so that live streams stay live.
+//! - [`serve`](crate::serve()): the HTTP/1.1 server underneath (`src/serve/`), usable with any
+//!   axum router; it bounds what each connection queues so that live streams stay live.
 //!
 //! A map, for finding things:
 //!
@@ -20,7 +20,6 @@
 //! | `metrics`, `auth`, `problems` | `/metrics` and the request log; bearer tokens; problem JSON for every error |
 //! | `route_table` | the one way routes are added: what is served is recorded beside what is documented |
 //! | `lifecycle` | [`ThingServer`]: start, serve, shut down, stop, save |
-//! | `serve`, `stall` | the HTTP/1.1 connection layer with its limits |
 //! | `config`, `settings`, `base`, `error` | configuration files and the command line; settings files; base URLs; [`ServerError`] |
 //!
 //! Every URL is spelled in `crate::layout`.
@@ -31,6 +30,8 @@ mod assemble;
 pub(crate) mod auth;
 mod base;
 mod builder;
+#[cfg(feature = "cli")]
+mod cli;
 mod config;
 mod error;
 mod index;
@@ -39,15 +40,14 @@ mod lifecycle;
 mod metrics;
 mod problems;
 mod route_table;
-mod serve;
 mod settings;
-mod stall;
 mod ui;
 mod ws;
 
 pub use auth::{Auth, Role};
 pub use builder::{IntoShared, ThingServerBuilder};
-pub use config::{CommandLine, ConfigError, ServerConfig, ThingContext, ThingRegistry, run};
+#[cfg(feature = "cli")]
+pub use cli::{CommandLine, run};
+pub use config::{ConfigError, ServerConfig, ThingContext, ThingRegistry};
 pub use error::ServerError;
 pub use lifecycle::{ThingServer, shutdown_signal};
-pub use serve::{ConnectionOptions, Serve, serve};

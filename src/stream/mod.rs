@@ -39,6 +39,7 @@ pub use entry::{
 };
 pub use mjpeg::{DEFAULT_RINGBUFFER_SIZE, MjpegStream, StreamStats};
 pub use response::MjpegStreamResponse;
+#[cfg(feature = "server")]
 pub(crate) use routes::StreamRoutes;
 pub use routes::routes;
 pub use viewer::{FrameStream, InvalidViewerOption, ViewerOptions};

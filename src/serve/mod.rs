@@ -1,0 +1,11 @@
+//! The HTTP/1.1 server underneath, usable with any axum router: [`serve`] bounds what each
+//! connection queues, so a slow stream viewer gets recent frames and never holds up the others,
+//! and answers clients that misbehave (too many, too slow, stalled) with problem JSON.
+//!
+//! Needs no other part of the framework: it is available with `default-features = false`,
+//! beside [`crate::stream`].
+
+mod connection;
+mod stall;
+
+pub use connection::{ConnectionOptions, Serve, serve};

@@ -1,0 +1,102 @@
+//! The command line of a labthings binary ([`CommandLine`]) and [`run`], which serves the
+//! Things of a configuration file from it (feature `cli`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use super::config::{ConfigError, ServerConfig, ThingRegistry};
+
+/// What a labthings binary's command line says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommandLine {
+    /// `--config FILE`: the configuration; none means the binary's built-in one.
+    pub config: Option<PathBuf>,
+    /// `--host` (default 127.0.0.1) and `--port` (default 5000).
+    pub address: SocketAddr,
+}
+
+impl CommandLine {
+    /// Parses `--config`, `--host` and `--port` from `args` (the first is the program name).
+    ///
+    /// # Errors
+    ///
+    /// clap's error, which prints usage or `--help` text with `.exit()`.
+    pub fn try_parse_from<I, S>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{Arg, Command, value_parser};
+        let matches = Command::new("labthings")
+            .about("Serves laboratory instruments (Things) over HTTP")
+            .arg(
+                Arg::new("config")
+                    .long("config")
+                    .short('c')
+                    .value_name("FILE")
+                    .value_parser(value_parser!(PathBuf))
+                    .help("Configuration file (JSON); default: the built-in one"),
+            )
+            .arg(
+                Arg::new("host")
+                    .long("host")
+                    .value_name("ADDRESS")
+                    .default_value("127.0.0.1")
+                    .value_parser(value_parser!(IpAddr))
+                    .help("Address to listen on (0.0.0.0 for every interface)"),
+            )
+            .arg(
+                Arg::new("port")
+                    .long("port")
+                    .value_name("PORT")
+                    .default_value("5000")
+                    .value_parser(value_parser!(u16))
+                    .help("Port to listen on (0 picks a free one)"),
+            )
+            .try_get_matches_from(args)?;
+        let host = *matches.get_one::<IpAddr>("host").expect("has a default");
+        let port = *matches.get_one::<u16>("port").expect("has a default");
+        Ok(Self {
+            config: matches.get_one::<PathBuf>("config").cloned(),
+            address: SocketAddr::new(host, port),
+        })
+    }
+}
+
+/// Runs a labthings binary: parses the command line, loads `--config` (or `default_config`),
+/// makes the Things with `registry`, and serves until Ctrl-C or SIGTERM.
+///
+/// # Errors
+///
+/// Any configuration, start-up or serving error, with the Thing it concerns.
+pub async fn run(registry: &ThingRegistry, default_config: &str) -> Result<(), ConfigError> {
+    let command_line =
+        CommandLine::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    let config = match &command_line.config {
+        Some(path) => ServerConfig::from_file(path)?,
+        None => ServerConfig::from_json(default_config)?,
+    };
+    let server = registry.builder(&config)?.build()?;
+    server.serve(command_line.address).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_defaults_and_flags() {
+        let defaults = CommandLine::try_parse_from(["x"]).unwrap();
+        assert_eq!(defaults.address, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(defaults.config, None);
+        let given = CommandLine::try_parse_from([
+            "x", "--config", "a.json", "--host", "0.0.0.0", "--port", "0",
+        ])
+        .unwrap();
+        assert_eq!(given.config, Some(PathBuf::from("a.json")));
+        assert_eq!(given.address, "0.0.0.0:0".parse().unwrap());
+        assert!(CommandLine::try_parse_from(["x", "--port", "seventy"]).is_err());
+    }
+}
