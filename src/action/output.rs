@@ -73,7 +73,10 @@ pub enum ActionFailure {
         /// Its message.
         message: String,
     },
-    /// It was cancelled before it started (while queued for its lock).
+    /// It stopped because it was cancelled. The constructors of
+    /// [`ActionDescriptor`](super::ActionDescriptor) never return it (the invocation knows
+    /// whether a client asked to cancel, and ends an action that fails after that as
+    /// `cancelled`); a hand-written run may.
     Cancelled,
 }
 

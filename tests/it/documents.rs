@@ -87,6 +87,28 @@ fn the_schema_check_catches_an_invalid_td() {
     assert!(td_schema().is_valid(&td));
 }
 
+/// The served `/openapi.json`, and its operations as (method, path).
+async fn openapi_operations(address: std::net::SocketAddr) -> (Value, BTreeSet<(String, String)>) {
+    let document: Value = reqwest::get(format!("http://{address}/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let documented: BTreeSet<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.to_ascii_uppercase(), path.clone()))
+        })
+        .collect();
+    (document, documented)
+}
+
 /// A concrete URL for a route template: ids that do not exist, a file that does not exist.
 fn example_url(address: std::net::SocketAddr, template: &str) -> String {
     let path = template
@@ -135,23 +157,7 @@ async fn every_route_the_router_serves_is_documented_and_every_documented_route_
         "{paths:?}"
     );
     let (address, _stop, _task) = spawn_thing_server(server).await;
-    let document: Value = reqwest::get(format!("http://{address}/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let documented: BTreeSet<(String, String)> = document["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .flat_map(|(path, item)| {
-            item.as_object()
-                .unwrap()
-                .keys()
-                .map(move |method| (method.to_ascii_uppercase(), path.clone()))
-        })
-        .collect();
+    let (_, documented) = openapi_operations(address).await;
     let mut served = BTreeSet::new();
     for path in &paths {
         for method in methods_served(address, path).await {
@@ -198,24 +204,8 @@ async fn the_probe_finds_a_route_added_without_documentation() {
 async fn the_openapi_document_matches_its_snapshot_and_every_operation_answers_as_documented() {
     let server = all_things();
     let (address, _stop, _task) = spawn_thing_server(server).await;
-    let document: Value = reqwest::get(format!("http://{address}/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (document, documented) = openapi_operations(address).await;
     assert_eq!(document["openapi"], "3.1.0");
-    let documented: BTreeSet<(String, String)> = document["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .flat_map(|(path, item)| {
-            item.as_object()
-                .unwrap()
-                .keys()
-                .map(move |method| (method.to_ascii_uppercase(), path.clone()))
-        })
-        .collect();
 
     // Each documented route is really served: GETs answer (streams with their headers, we do
     // not read them), and PUTs exist (a wrong body is a 4xx from the route, not a 404/405).
