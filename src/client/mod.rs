@@ -36,6 +36,7 @@ mod error;
 mod invocation;
 mod mjpeg;
 mod multipart;
+mod observe;
 mod thing;
 
 pub use axum::http::{HeaderName, HeaderValue, StatusCode, header};
