@@ -16,6 +16,8 @@
 //! | `/{thing}/{affordance}` | a property, an action or a stream |
 //! | `/{thing}/{stream}/snapshot`, `/{thing}/{stream}/viewer` | a stream's newest frame and viewer page |
 //! | `/{thing}/ws` | the Thing's observation websocket |
+//! | `/{thing}/{property}/observe`, `/{thing}/observe` | one or every observable property, as Server-Sent Events |
+//! | `/{thing}/events` | every event of the Thing, as Server-Sent Events (one event: `/{thing}/{event}`) |
 //! | `/things/`, `/thing_descriptions/` | the index of Things |
 //! | `/action_invocations`, `/action_invocations/{id}`, `.../output` | invocations |
 //! | `/blob/{id}` | binary action outputs |
@@ -28,6 +30,11 @@
 
 /// The segment of a Thing's observation websocket, under the Thing.
 const WEBSOCKET: &str = "ws";
+/// The segment of a Thing's stream of every event (Server-Sent Events), under the Thing.
+const EVENTS: &str = "events";
+/// The segment of observation over Server-Sent Events: of every observable property, under
+/// the Thing; of one property, under the property.
+const OBSERVE: &str = "observe";
 /// The segment of the invocation routes.
 const INVOCATIONS: &str = "action_invocations";
 /// The segment of the blob routes.
@@ -62,7 +69,7 @@ pub(crate) const RESERVED_THING_NAMES: [&str; 8] = [
 /// The macros refuse the same names at compile time (`macros/src/names.rs`, which cannot
 /// import this crate); the test `the_macros_reserve_the_same_affordance_names` keeps the two
 /// lists in step, and the server refuses them at build time too (for descriptors made by hand).
-pub(crate) const RESERVED_AFFORDANCE_NAMES: [&str; 1] = [WEBSOCKET];
+pub(crate) const RESERVED_AFFORDANCE_NAMES: [&str; 3] = [WEBSOCKET, EVENTS, OBSERVE];
 
 /// `/{thing}/`: a Thing's Thing Description.
 pub(crate) fn thing(thing: &str) -> String {
@@ -77,6 +84,21 @@ pub(crate) fn affordance(thing: &str, name: &str) -> String {
 /// `/{thing}/ws`: a Thing's observation websocket.
 pub(crate) fn websocket(thing: &str) -> String {
     affordance(thing, WEBSOCKET)
+}
+
+/// `/{thing}/events`: every event of a Thing, as Server-Sent Events.
+pub(crate) fn all_events(thing: &str) -> String {
+    affordance(thing, EVENTS)
+}
+
+/// `/{thing}/observe`: every observable property of a Thing, as Server-Sent Events.
+pub(crate) fn observe_all_properties(thing: &str) -> String {
+    affordance(thing, OBSERVE)
+}
+
+/// `/{thing}/{property}/observe`: one property's values, as Server-Sent Events.
+pub(crate) fn observe_property(thing: &str, property: &str) -> String {
+    format!("{}/{OBSERVE}", affordance(thing, property))
 }
 
 /// `{stream}/snapshot`: the newest frame of the stream at `stream`.

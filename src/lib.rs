@@ -35,6 +35,8 @@ pub mod action;
 #[cfg(feature = "client")]
 pub mod client;
 mod error;
+#[cfg(feature = "server")]
+mod event;
 mod layout;
 #[cfg(feature = "server")]
 mod openapi;
@@ -62,6 +64,8 @@ pub use serve::{ConnectionOptions, Serve, serve};
 #[cfg(feature = "server")]
 pub use action::{ActionContext, Blob, Cancelled};
 #[cfg(feature = "server")]
+pub use event::{EmitError, Event};
+#[cfg(feature = "server")]
 pub use labthings_macros::{Thing, data, thing_actions};
 #[cfg(feature = "server")]
 pub use property::{Property, PropertyError, SetError};
@@ -73,7 +77,9 @@ pub use server::{
 #[cfg(feature = "cli")]
 pub use server::{CommandLine, run};
 #[cfg(feature = "server")]
-pub use thing::{BoxError, PropertyDescriptor, StreamDescriptor, Thing, ThingDescriptor};
+pub use thing::{
+    BoxError, EventDescriptor, PropertyDescriptor, StreamDescriptor, Thing, ThingDescriptor,
+};
 
 /// The derive that gives your own types a JSON Schema, so they can be property values.
 #[cfg(feature = "server")]

@@ -9,11 +9,14 @@ pub use serde;
 pub use serde_json::Value;
 
 pub use crate::action::{ActionContext, ActionDescriptor, IntoOutput, ThingActions};
+pub use crate::event::DynEvent;
 pub use crate::property::{Constraints, DynProperty};
 pub use crate::thing::{
-    BoxError, PropertyDescriptor, StreamDescriptor, ThingDescriptor, lifecycle_result,
+    BoxError, EventDescriptor, PropertyDescriptor, StreamDescriptor, ThingDescriptor,
+    lifecycle_result,
 };
 
+use crate::event::Event;
 use crate::property::{Property, PropertyValue};
 use crate::stream::MjpegStream;
 
@@ -51,6 +54,28 @@ impl StreamField for MjpegStream {
     fn stream(&self) -> &MjpegStream {
         self
     }
+}
+
+/// A field that `#[event]` can mark: an [`Event<T>`](crate::Event).
+#[diagnostic::on_unimplemented(
+    message = "`#[event]` fields must be `labthings::Event<T>`, not `{Self}`",
+    label = "not an `Event<T>`",
+    note = "declare it as `Event<T>` with a property-value type `T`, built with `Event::new()`"
+)]
+pub trait EventField: DynEvent {
+    /// The JSON Schema of the event's data.
+    fn schema() -> Value;
+}
+
+impl<T: PropertyValue> EventField for Event<T> {
+    fn schema() -> Value {
+        crate::schema::json_schema_of::<T>()
+    }
+}
+
+/// Used by the derive: checks at compile time that a field is an event.
+pub fn event<E: EventField>(field: &E) -> &dyn DynEvent {
+    field
 }
 
 /// Value types that numeric constraints (`min`, `max`, ...) apply to.

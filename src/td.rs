@@ -41,6 +41,12 @@ pub struct ThingDescription {
     pub properties: Map<String, Value>,
     /// Action affordances, by name, in declaration order.
     pub actions: Map<String, Value>,
+    /// Event affordances, by name, in declaration order.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub events: Map<String, Value>,
+    /// Forms of the whole Thing (`observeallproperties`, `subscribeallevents`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub forms: Vec<Value>,
     /// Links: the live streams and their snapshots.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Link>,
@@ -99,6 +105,8 @@ impl ThingDescription {
             security: "no_security".to_owned(),
             properties: Map::new(),
             actions: Map::new(),
+            events: Map::new(),
+            forms: Vec::new(),
             links: Vec::new(),
         }
     }

@@ -4,6 +4,7 @@ use std::future::Future;
 
 use serde_json::Value;
 
+use crate::event::DynEvent;
 use crate::property::{Constraints, DynProperty};
 use crate::stream::MjpegStream;
 
@@ -44,6 +45,8 @@ pub struct ThingDescriptor<T> {
     pub streams: Vec<StreamDescriptor<T>>,
     /// Actions, from `#[thing_actions]`, in declaration order.
     pub actions: Vec<crate::action::ActionDescriptor<T>>,
+    /// Events, in declaration order.
+    pub events: Vec<EventDescriptor<T>>,
 }
 
 impl<T> ThingDescriptor<T> {
@@ -55,6 +58,7 @@ impl<T> ThingDescriptor<T> {
             properties: Vec::new(),
             streams: Vec::new(),
             actions: Vec::new(),
+            events: Vec::new(),
         }
     }
 }
@@ -93,6 +97,38 @@ pub struct StreamDescriptor<T> {
     pub ringbuffer: Option<usize>,
     /// Reaches the stream in a Thing.
     pub access: for<'a> fn(&'a T) -> &'a MjpegStream,
+}
+
+/// One event of a Thing.
+#[non_exhaustive]
+pub struct EventDescriptor<T> {
+    /// The name in URLs and the TD.
+    pub name: &'static str,
+    /// A short summary (TD `title`): the doc comment's first line.
+    pub title: Option<&'static str>,
+    /// The whole doc comment (TD `description`).
+    pub description: Option<&'static str>,
+    /// The JSON Schema of the event's data.
+    pub schema: fn() -> Value,
+    /// Reaches the event in a Thing.
+    pub access: for<'a> fn(&'a T) -> &'a dyn DynEvent,
+}
+
+impl<T> EventDescriptor<T> {
+    /// An event with no docs.
+    pub fn new(
+        name: &'static str,
+        schema: fn() -> Value,
+        access: for<'a> fn(&'a T) -> &'a dyn DynEvent,
+    ) -> Self {
+        Self {
+            name,
+            title: None,
+            description: None,
+            schema,
+            access,
+        }
+    }
 }
 
 impl<T> PropertyDescriptor<T> {

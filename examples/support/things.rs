@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use labthings::stream::MjpegStream;
-use labthings::{ActionContext, Blob, Cancelled, Property, Thing, thing_actions};
+use labthings::{ActionContext, Blob, Cancelled, Event, Property, Thing, thing_actions};
 
 use super::sim::{CameraSettings, Scene, SceneSource, SimulatedCamera};
 
@@ -34,6 +34,9 @@ pub struct Camera {
     /// The live image at half the width and height, for previews.
     #[stream(ringbuffer = 4)]
     pub lores_mjpeg_stream: MjpegStream,
+    /// A capture was stored: its frame and size.
+    #[event]
+    pub captured: Event<Capture>,
     settings: CameraSettings,
     /// Where the stage is, if the camera looks through one: a handle to the stage's property.
     stage_position: Option<Property<[i64; 3]>>,
@@ -48,6 +51,7 @@ impl Camera {
             frames_captured: Property::new(0),
             mjpeg_stream: MjpegStream::new(),
             lores_mjpeg_stream: MjpegStream::new(),
+            captured: Event::new(),
             settings,
             stage_position: None,
             worker: Mutex::new(None),
@@ -94,8 +98,28 @@ impl Camera {
             .await
             .map_err(|_| "the camera produced no frame in 5 s; is it running?".to_owned())?
             .map_err(|error| error.to_string())?;
+        let capture = Capture {
+            frame_index: frame.index,
+            bytes: frame.frame.len() as u64,
+            timestamp: frame.timestamp.to_rfc3339(),
+        };
+        self.captured
+            .emit(capture)
+            .map_err(|error| error.to_string())?;
         Ok(Blob::new(frame.frame, "image/jpeg"))
     }
+}
+
+/// A stored capture.
+#[labthings::data]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capture {
+    /// The frame's index in the stream.
+    pub frame_index: u64,
+    /// The JPEG's size in bytes.
+    pub bytes: u64,
+    /// When the frame was captured (RFC 3339).
+    pub timestamp: String,
 }
 
 /// What the capture thread reads before each frame and reports after it.
@@ -127,13 +151,68 @@ pub struct Stage {
     /// Position in steps: x, y and z.
     #[property]
     pub position: Property<[i64; 3]>,
+    /// A move finished: the new position.
+    #[event]
+    pub moved: Event<[i64; 3]>,
+    /// A move was refused because it would leave the stage's travel.
+    #[event]
+    pub limit_reached: Event<LimitReached>,
+}
+
+/// The stage's travel: ±this many steps on each axis.
+pub const TRAVEL: i64 = 100_000;
+
+/// A move the stage refused.
+#[labthings::data]
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitReached {
+    /// Where the move would have gone (`null` on an axis that would overflow).
+    pub target: [Option<i64>; 3],
+    /// The travel: ±this many steps on each axis.
+    pub travel: i64,
 }
 
 impl Stage {
     pub fn new() -> Self {
         Self {
             position: Property::new([0, 0, 0]),
+            moved: Event::new(),
+            limit_reached: Event::new(),
         }
+    }
+
+    /// Checks a target against the travel; a refused one is reported as `limit_reached`.
+    fn within_travel(&self, target: [Option<i64>; 3]) -> Result<[i64; 3], String> {
+        match target {
+            [Some(x), Some(y), Some(z)]
+                if [x, y, z]
+                    .iter()
+                    .all(|axis| axis.unsigned_abs() <= TRAVEL.unsigned_abs()) =>
+            {
+                Ok([x, y, z])
+            }
+            _ => {
+                let _ = self.limit_reached.emit(LimitReached {
+                    target,
+                    travel: TRAVEL,
+                });
+                let shown =
+                    target.map(|axis| axis.map_or("overflow".to_owned(), |a| a.to_string()));
+                Err(format!(
+                    "[{}] is outside the stage's travel of ±{TRAVEL} steps per axis",
+                    shown.join(", ")
+                ))
+            }
+        }
+    }
+
+    /// Stores the new position and reports the finished move.
+    fn arrive(&self, position: [i64; 3]) -> Result<[i64; 3], String> {
+        self.position
+            .publish(position)
+            .map_err(|error| error.to_string())?;
+        let _ = self.moved.emit(position);
+        Ok(position)
     }
 }
 
@@ -145,29 +224,22 @@ impl Stage {
     #[action(lock)]
     fn move_relative(&self, x: i64, y: i64, z: Option<i64>) -> Result<[i64; 3], String> {
         let [px, py, pz] = self.position.get();
-        let target = [px + x, py + y, pz + z.unwrap_or(0)];
+        let target = self.within_travel([
+            px.checked_add(x),
+            py.checked_add(y),
+            pz.checked_add(z.unwrap_or(0)),
+        ])?;
         // A real stage would take time; this one takes a moment per move.
         std::thread::sleep(Duration::from_millis(20));
-        self.position
-            .publish(target)
-            .map_err(|error| error.to_string())?;
-        Ok(target)
+        self.arrive(target)
     }
 
     /// Move to an absolute position, within the stage's travel of ±100000 steps per axis.
     #[action(lock)]
     fn move_to(&self, x: i64, y: i64, z: i64) -> Result<[i64; 3], String> {
-        const TRAVEL: i64 = 100_000;
-        if [x, y, z].iter().any(|axis| axis.abs() > TRAVEL) {
-            return Err(format!(
-                "[{x}, {y}, {z}] is outside the stage's travel of ±{TRAVEL} steps per axis"
-            ));
-        }
+        let target = self.within_travel([Some(x), Some(y), Some(z)])?;
         std::thread::sleep(Duration::from_millis(20));
-        self.position
-            .publish([x, y, z])
-            .map_err(|error| error.to_string())?;
-        Ok([x, y, z])
+        self.arrive(target)
     }
 
     /// Return to [0, 0, 0], slowly (about 2 s), unless cancelled.
@@ -182,6 +254,7 @@ impl Stage {
             ctx.set_progress(fraction);
         }
         ctx.info("homed");
+        let _ = self.moved.emit(self.position.get());
         Ok(self.position.get())
     }
 }

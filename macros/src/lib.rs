@@ -24,8 +24,8 @@ use proc_macro::TokenStream;
 /// Implements `labthings::Thing` for a struct with named fields.
 ///
 /// See the `labthings` crate documentation for the attributes (`#[thing(...)]`,
-/// `#[property(...)]`, `#[setting(...)]`, `#[stream(...)]`).
-#[proc_macro_derive(Thing, attributes(thing, property, setting, stream))]
+/// `#[property(...)]`, `#[setting(...)]`, `#[stream(...)]`, `#[event(...)]`).
+#[proc_macro_derive(Thing, attributes(thing, property, setting, stream, event))]
 pub fn derive_thing(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     thing::derive(&input).into()

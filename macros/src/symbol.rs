@@ -53,6 +53,8 @@ pub const PROPERTY_KEYS: &[Key] = &[
 ];
 /// The keys of `#[stream(...)]`.
 pub const STREAM_KEYS: &[Key] = &[RINGBUFFER, RENAME];
+/// The keys of `#[event(...)]`.
+pub const EVENT_KEYS: &[Key] = &[RENAME, TITLE, DESCRIPTION];
 /// The keys of `#[action(...)]`.
 pub const ACTION_KEYS: &[Key] = &[SKIP, RENAME, LOCK];
 
@@ -60,6 +62,7 @@ pub const ACTION_KEYS: &[Key] = &[SKIP, RENAME, LOCK];
 pub const PROPERTY: &str = "property";
 pub const SETTING: &str = "setting";
 pub const STREAM: &str = "stream";
+pub const EVENT: &str = "event";
 /// The method attribute of `#[thing_actions]`.
 pub const ACTION: &str = "action";
 

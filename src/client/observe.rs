@@ -17,7 +17,7 @@ impl ThingClient {
         &self,
         property: &str,
     ) -> Result<BoxStream<'static, Result<Value, ClientError>>, ClientError> {
-        let url = self.form("properties", property, "observeproperty")?;
+        let url = self.form_where("properties", property, "observeproperty", is_websocket)?;
         let name = property.to_owned();
         let stream = self
             .observe(url, "addPropertyObservation", property)
@@ -47,7 +47,10 @@ impl ThingClient {
         let ws = self
             .properties()
             .iter()
-            .find_map(|property| self.form("properties", property, "observeproperty").ok())
+            .find_map(|property| {
+                self.form_where("properties", property, "observeproperty", is_websocket)
+                    .ok()
+            })
             .map_or_else(|| websocket_beside(&url), Ok)?;
         let name = action.to_owned();
         let stream = self
@@ -148,4 +151,12 @@ fn websocket_beside(action: &Url) -> Result<Url, ClientError> {
         url: action.to_string(),
         reason: error.to_string(),
     })
+}
+
+/// Whether a form is a websocket's (not, say, a Server-Sent Events one).
+fn is_websocket(form: &Value) -> bool {
+    let href = form["href"].as_str().unwrap_or_default();
+    href.starts_with("ws://")
+        || href.starts_with("wss://")
+        || form["subprotocol"] == "webthingprotocol"
 }

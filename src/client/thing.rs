@@ -373,11 +373,22 @@ impl ThingClient {
         name: &str,
         op: &str,
     ) -> Result<Url, ClientError> {
+        self.form_where(kind, name, op, |_| true)
+    }
+
+    /// The URL of the first form of an affordance that does `op` and that `fits`.
+    pub(super) fn form_where(
+        &self,
+        kind: &'static str,
+        name: &str,
+        op: &str,
+        fits: impl Fn(&Value) -> bool,
+    ) -> Result<Url, ClientError> {
         let affordance = self.affordance(kind, name)?;
         let forms = affordance["forms"].as_array().into_iter().flatten();
         let href = forms
             .clone()
-            .find(|form| does(form, op))
+            .find(|form| does(form, op) && fits(form))
             .or_else(|| {
                 // A form without `op` does the kind's default operations.
                 let default = ["readproperty", "writeproperty", "invokeaction"].contains(&op);

@@ -79,6 +79,9 @@ pub struct Binding {
     pub(crate) name: String,
     pub(crate) constraints: Constraints,
     pub(crate) persist: Option<Arc<dyn Persist>>,
+    /// Where every new value is recorded for observers that may resume (Server-Sent Events),
+    /// with the property's name there.
+    pub(crate) changes: Option<(Arc<crate::event::EventLog>, Arc<str>)>,
 }
 
 /// Saves the settings a property belongs to.
@@ -169,6 +172,7 @@ impl<T: PropertyValue> Property<T> {
                 .map_err(PropertyError::Rejected)?;
         }
         self.inner.value.send_replace(value);
+        self.record(&json);
         if let Some(persist) = self.persist() {
             persist.save().await.map_err(PropertyError::NotSaved)?;
         }
@@ -185,6 +189,7 @@ impl<T: PropertyValue> Property<T> {
         let json = to_json(&value)?;
         self.check(&json)?;
         self.inner.value.send_replace(value);
+        self.record(&json);
         if let Some(persist) = self.persist() {
             persist.save_soon();
         }
@@ -215,6 +220,13 @@ impl<T: PropertyValue> Property<T> {
                 })?;
         }
         Ok(())
+    }
+
+    /// Records a new value in the Thing's log of property changes, for SSE observers.
+    fn record(&self, json: &Value) {
+        if let Some((log, name)) = self.inner.binding.get().and_then(|b| b.changes.as_ref()) {
+            log.push(name, json.to_string());
+        }
     }
 
     fn persist(&self) -> Option<&Arc<dyn Persist>> {
@@ -390,6 +402,7 @@ mod tests {
             name: "exposure".into(),
             constraints,
             persist: None,
+            changes: None,
         };
         assert!(property.bind(binding).is_ok());
     }
@@ -460,6 +473,7 @@ mod tests {
             name: "other".into(),
             constraints: Constraints::default(),
             persist: None,
+            changes: None,
         };
         assert!(property.bind(again).is_err());
     }

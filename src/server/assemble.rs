@@ -9,6 +9,7 @@ use super::error::ServerError;
 use super::lifecycle::Lifecycle;
 use super::route_table::RouteTable;
 use super::{settings, ws};
+use crate::event::EventLog;
 use crate::layout;
 use crate::property::settings::SettingsFile;
 use crate::property::{Binding, Persist};
@@ -45,7 +46,22 @@ fn assemble<T: Thing>(
     let descriptor = T::descriptor();
     check_names(&name, &descriptor)?;
     let settings = settings::settings_file(&name, &thing, &descriptor, settings_folder);
-    bind_properties(&name, thing.as_ref(), &descriptor, settings.as_ref())?;
+    // What clients observing over Server-Sent Events may resume from.
+    let (events, changes) = (
+        EventLog::new(context.event_history),
+        EventLog::new(context.event_history),
+    );
+    context.metrics.add_log(&name, "events", events.clone());
+    context
+        .metrics
+        .add_log(&name, "properties", changes.clone());
+    bind_properties(
+        &name,
+        thing.as_ref(),
+        &descriptor,
+        settings.as_ref(),
+        &changes,
+    )?;
     if let Some(file) = &settings {
         settings::load_settings(&name, &thing, &descriptor, file);
     }
@@ -56,11 +72,21 @@ fn assemble<T: Thing>(
             &name,
             &thing,
             property,
+            &changes,
             context,
             &mut routes,
             &mut description,
         );
     }
+    affordance::property::serve_all(
+        &name,
+        &thing,
+        &descriptor.properties,
+        &changes,
+        context,
+        &mut routes,
+        &mut description,
+    );
     for action in &descriptor.actions {
         affordance::action::serve(
             &name,
@@ -85,7 +111,24 @@ fn assemble<T: Thing>(
             )
         })
         .collect();
-    ws::serve(&name, &thing, &descriptor, context, &mut routes);
+    for event in &descriptor.events {
+        affordance::event::serve(
+            &name,
+            &thing,
+            event,
+            &events,
+            context,
+            &mut routes,
+            &mut description,
+        )
+        .map_err(|_| ServerError::AlreadyAdded {
+            thing: name.clone(),
+        })?;
+    }
+    if !descriptor.events.is_empty() {
+        affordance::event::serve_all(&name, &events, context, &mut routes, &mut description);
+    }
+    ws::serve(&name, &thing, &descriptor, &events, context, &mut routes);
     Ok(Assembled {
         name,
         routes,
@@ -105,6 +148,7 @@ fn check_names<T>(thing: &str, descriptor: &ThingDescriptor<T>) -> Result<(), Se
         .map(|p| p.name)
         .chain(descriptor.actions.iter().map(|a| a.name))
         .chain(descriptor.streams.iter().map(|s| s.name))
+        .chain(descriptor.events.iter().map(|e| e.name))
         .collect();
     for (index, name) in names.iter().enumerate() {
         let reason = layout::invalid_segment(name).or_else(|| {
@@ -129,12 +173,14 @@ fn check_names<T>(thing: &str, descriptor: &ThingDescriptor<T>) -> Result<(), Se
     Ok(())
 }
 
-/// Gives each property its name, constraints and, for settings, the settings file.
+/// Gives each property its name, constraints, for settings the settings file, and for
+/// observable ones the log their changes go to.
 fn bind_properties<T>(
     name: &str,
     thing: &T,
     descriptor: &ThingDescriptor<T>,
     settings: Option<&Arc<SettingsFile>>,
+    changes: &Arc<EventLog>,
 ) -> Result<(), ServerError> {
     for property in &descriptor.properties {
         let binding = Binding {
@@ -143,6 +189,9 @@ fn bind_properties<T>(
             persist: settings
                 .filter(|_| property.setting)
                 .map(|file| file.clone() as Arc<dyn Persist>),
+            changes: property
+                .observable
+                .then(|| (changes.clone(), Arc::from(property.name))),
         };
         if (property.access)(thing).bind(binding).is_err() {
             return Err(ServerError::AlreadyAdded {

@@ -20,6 +20,7 @@ use super::lifecycle::{Running, ThingServer};
 use super::metrics::{self, Metrics};
 use super::problems::{self, not_found};
 use super::route_table::RouteTable;
+use super::sse::SseScope;
 use super::{api_docs, invocations, ui};
 use crate::action::Invocations;
 use crate::layout;
@@ -56,6 +57,7 @@ pub struct ThingServerBuilder {
     connection: ConnectionOptions,
     retention: std::time::Duration,
     grace: std::time::Duration,
+    event_history: usize,
     ui: ui::UiSource,
     folders: Vec<(String, PathBuf)>,
     things: Vec<Pending>,
@@ -102,6 +104,7 @@ impl ThingServerBuilder {
             connection: ConnectionOptions::default(),
             retention: std::time::Duration::from_secs(300),
             grace: std::time::Duration::from_secs(2),
+            event_history: 256,
             ui: ui::UiSource::Embedded,
             folders: Vec::new(),
             things: Vec::new(),
@@ -190,6 +193,14 @@ impl ThingServerBuilder {
         self
     }
 
+    /// How many events each Thing keeps, and how many property changes, for subscribers that
+    /// reconnect with `Last-Event-ID` (Server-Sent Events); default 256 of each. A subscriber
+    /// that missed more is told how many it lost.
+    pub fn event_history(mut self, events: usize) -> Self {
+        self.event_history = events.max(1);
+        self
+    }
+
     /// How long a cancelled action may take to stop by itself before its future is dropped
     /// (which stops an async action at the `.await` it is waiting at); default 2 s.
     pub fn cancellation_grace(mut self, grace: std::time::Duration) -> Self {
@@ -270,11 +281,15 @@ impl ThingServerBuilder {
             prefix: prefix.clone(),
         };
         let invocations = Invocations::new(self.retention, self.grace);
+        let metrics = Metrics::new(invocations.clone());
+        let shutdown = tokio_util::sync::CancellationToken::new();
         let context = Context {
-            metrics: Metrics::new(invocations.clone()),
+            sse: SseScope::new(metrics.clone(), shutdown.clone()),
+            metrics,
             invocations,
             base,
-            shutdown: tokio_util::sync::CancellationToken::new(),
+            shutdown,
+            event_history: self.event_history,
         };
         let things = self.assemble_things(&context)?;
         let mut routes = RouteTable::default();

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::route_table::RouteTable;
 use crate::action::Invocations;
+use crate::event::EventLog;
 use crate::layout;
 use crate::openapi::RouteDoc;
 use crate::stream::MjpegStream;
@@ -34,7 +35,20 @@ pub(crate) struct Metrics {
     invocations: Arc<Invocations>,
     /// Websocket observers connected now.
     websockets: AtomicUsize,
+    /// Server-Sent Events subscribers connected now.
+    sse: AtomicUsize,
+    /// (thing, kind: `events` or `properties`, log).
+    logs: Mutex<Vec<(String, &'static str, Arc<EventLog>)>>,
     started: Instant,
+}
+
+/// Counts a Server-Sent Events subscriber as connected while it lives.
+pub(crate) struct OpenSse(Arc<Metrics>);
+
+impl Drop for OpenSse {
+    fn drop(&mut self) {
+        self.0.sse.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Counts a websocket connection as open while it lives.
@@ -53,6 +67,8 @@ impl Metrics {
             streams: Mutex::new(Vec::new()),
             invocations,
             websockets: AtomicUsize::new(0),
+            sse: AtomicUsize::new(0),
+            logs: Mutex::new(Vec::new()),
             started: Instant::now(),
         })
     }
@@ -73,6 +89,17 @@ impl Metrics {
     pub(crate) fn websocket_opened(self: &Arc<Self>) -> OpenWebsocket {
         self.websockets.fetch_add(1, Ordering::Relaxed);
         OpenWebsocket(self.clone())
+    }
+
+    /// Counts a Server-Sent Events subscriber until the returned guard is dropped.
+    pub(crate) fn sse_opened(self: &Arc<Self>) -> OpenSse {
+        self.sse.fetch_add(1, Ordering::Relaxed);
+        OpenSse(self.clone())
+    }
+
+    /// Reports a Thing's log of events (`kind` `events`) or property changes (`properties`).
+    pub(crate) fn add_log(&self, thing: &str, kind: &'static str, log: Arc<EventLog>) {
+        lock(&self.logs).push((thing.to_owned(), kind, log));
     }
 
     pub(crate) fn add_stream(&self, thing: &str, name: &str, stream: MjpegStream) {
@@ -122,6 +149,45 @@ impl Metrics {
             "labthings_websockets {}",
             self.websockets.load(Ordering::Relaxed)
         );
+        family(
+            &mut out,
+            "labthings_sse_subscribers",
+            "gauge",
+            "Server-Sent Events subscribers (events and property observation) connected now.",
+        );
+        let _ = writeln!(
+            out,
+            "labthings_sse_subscribers {}",
+            self.sse.load(Ordering::Relaxed)
+        );
+        let logs = lock(&self.logs);
+        family(
+            &mut out,
+            "labthings_events_total",
+            "counter",
+            "Events emitted (kind=\"events\") and property changes recorded (kind=\"properties\"), by Thing.",
+        );
+        for (thing, kind, log) in logs.iter() {
+            let _ = writeln!(
+                out,
+                "labthings_events_total{{thing=\"{thing}\",kind=\"{kind}\"}} {}",
+                log.newest()
+            );
+        }
+        family(
+            &mut out,
+            "labthings_events_lost_total",
+            "counter",
+            "Events and property changes that slow subscribers lost because they fell behind the history, by Thing.",
+        );
+        for (thing, kind, log) in logs.iter() {
+            let _ = writeln!(
+                out,
+                "labthings_events_lost_total{{thing=\"{thing}\",kind=\"{kind}\"}} {}",
+                log.lost_total()
+            );
+        }
+        drop(logs);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             family(
                 &mut out,

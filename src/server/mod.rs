@@ -11,8 +11,9 @@
 //! |---|---|
 //! | `builder` | [`ThingServerBuilder`] and `build()`, which reads as its steps |
 //! | `assemble` | one Thing: names checked, properties bound, settings loaded, each affordance served |
-//! | `affordance/` | one file per kind of affordance (`property`, `action`, `stream`): routes, handlers, OpenAPI operations, TD entries |
+//! | `affordance/` | one file per kind of affordance (`property`, `action`, `stream`, `event`): routes, handlers, OpenAPI operations, TD entries |
 //! | `ws` | the observation websocket of each Thing |
+//! | `sse` | Server-Sent Events from a Thing's event log: ids, resume, lost events, heartbeats |
 //! | `index` | Thing Descriptions: `/{thing}/`, `/things/`, `/thing_descriptions/` |
 //! | `invocations` | `/action_invocations/...` and `/blob/{id}` |
 //! | `api_docs` | `/openapi.json` and the API browser at `/docs/` |
@@ -41,6 +42,7 @@ mod metrics;
 mod problems;
 mod route_table;
 mod settings;
+mod sse;
 mod ui;
 mod ws;
 

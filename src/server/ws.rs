@@ -6,11 +6,16 @@
 //!   now and on every change;
 //! - `{"messageType": "addActionObservation", "data": {"capture": true}}`: send the status of
 //!   every invocation of the action as it changes;
-//! - `removePropertyObservation` and `removeActionObservation`, with the same `data`: stop.
+//! - `{"messageType": "addEventObservation", "data": {"moved": true}}`: send each emission of
+//!   the event;
+//! - `removePropertyObservation`, `removeActionObservation` and `removeEventObservation`, with
+//!   the same `data`: stop.
 //!
 //! Messages out: `{"messageType": "propertyStatus", "data": {"exposure": 42.0}}`,
 //! `{"messageType": "actionStatus", "data": {"action name": "capture", "status": "running",
-//! "id": "...", "href": "..."}}`, and for a bad request `{"messageType": "response",
+//! "id": "...", "href": "..."}}`, `{"messageType": "event", "data": {"moved": [100, 0, 0]}}`
+//! (and `{"messageType": "eventsLost", "data": {"missed": 3}}` if the client fell so far
+//! behind that events left the Thing's history before it read them), and for a bad request `{"messageType": "response",
 //! "operation": "observeproperty", "name": "...", "error": {problem details}}`.
 //!
 //! A client that reads slowly gets the newest value of each property (older ones are skipped,
@@ -37,6 +42,7 @@ use super::base::Base;
 use super::metrics::Metrics;
 use super::route_table::RouteTable;
 use crate::action::{ActionEvent, Invocations};
+use crate::event::{Delivery, EventLog};
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
 use crate::property::DynProperty;
@@ -59,6 +65,9 @@ struct Observable {
     thing: String,
     properties: Vec<ObservedProperty>,
     actions: Vec<String>,
+    events: Vec<String>,
+    /// The Thing's events.
+    event_log: Arc<EventLog>,
     invocations: Arc<Invocations>,
     base: Base,
     metrics: Arc<Metrics>,
@@ -71,6 +80,7 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
     thing_name: &str,
     thing: &Arc<T>,
     descriptor: &ThingDescriptor<T>,
+    events: &Arc<EventLog>,
     context: &Context,
     routes: &mut RouteTable,
 ) {
@@ -90,6 +100,12 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
             .iter()
             .map(|a| a.name.to_owned())
             .collect(),
+        events: descriptor
+            .events
+            .iter()
+            .map(|e| e.name.to_owned())
+            .collect(),
+        event_log: events.clone(),
         invocations: context.invocations.clone(),
         base: context.base.clone(),
         metrics: context.metrics.clone(),
@@ -129,27 +145,40 @@ async fn upgrade(
 async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String) {
     let _open = observable.metrics.websocket_opened();
     let (mut sink, mut incoming) = socket.split();
-    let mut properties: StreamMap<String, BoxStream<'static, Value>> = StreamMap::new();
-    let mut actions: HashSet<String> = HashSet::new();
-    let mut events = observable.invocations.events();
+    let mut observing = Observing::default();
+    let mut action_events = observable.invocations.events();
+    let thing_events = observable
+        .event_log
+        .subscribe(observable.event_log.newest(), None);
+    tokio::pin!(thing_events);
     loop {
         let outgoing = tokio::select! {
             message = incoming.next() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    handle(&observable, &text, &mut properties, &mut actions)
-                }
+                Some(Ok(Message::Text(text))) => handle(&observable, &text, &mut observing),
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 Some(Ok(_)) => continue,
             },
-            Some((name, value)) = properties.next() => {
+            Some((name, value)) = observing.properties.next() => {
                 vec![json!({"messageType": "propertyStatus", "data": {name: value}})]
             }
-            event = events.recv() => match event {
-                Ok(event) if event.thing == observable.thing && actions.contains(&event.action) => {
+            event = action_events.recv() => match event {
+                Ok(event) if event.thing == observable.thing
+                    && observing.actions.contains(&event.action) => {
                     vec![action_status(&event, &root)]
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return,
+            },
+            Some(delivery) = thing_events.next() => match delivery {
+                Delivery::Event(record) if observing.events.contains(&*record.name) => {
+                    let data: Value = serde_json::from_str(&record.data).unwrap_or(Value::Null);
+                    vec![json!({"messageType": "event", "data": {&*record.name: data}})]
+                }
+                Delivery::Event(_) => continue,
+                Delivery::Lost(missed) if !observing.events.is_empty() => {
+                    vec![json!({"messageType": "eventsLost", "data": {"missed": missed}})]
+                }
+                Delivery::Lost(_) => continue,
             },
             () = observable.shutdown.cancelled() => {
                 // A clean end: the client learns why (1001 Going Away) rather than seeing the
@@ -195,13 +224,17 @@ fn action_status(event: &ActionEvent, root: &str) -> Value {
     })
 }
 
+/// What one connection observes.
+#[derive(Default)]
+struct Observing {
+    /// Each observed property's changes, by name.
+    properties: StreamMap<String, BoxStream<'static, Value>>,
+    actions: HashSet<String>,
+    events: HashSet<String>,
+}
+
 /// Applies one message; returns the replies (errors) to send.
-fn handle(
-    observable: &Observable,
-    text: &str,
-    properties: &mut StreamMap<String, BoxStream<'static, Value>>,
-    actions: &mut HashSet<String>,
-) -> Vec<Value> {
+fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec<Value> {
     let Ok(message) = serde_json::from_str::<Value>(text) else {
         return vec![bad_request("the message is not JSON")];
     };
@@ -241,9 +274,9 @@ fn handle(
                     continue;
                 }
                 if kind == "addPropertyObservation" {
-                    properties.insert(name, (property.subscribe)());
+                    observing.properties.insert(name, (property.subscribe)());
                 } else {
-                    properties.remove(&name);
+                    observing.properties.remove(&name);
                 }
             }
         }
@@ -261,15 +294,36 @@ fn handle(
                     continue;
                 }
                 if kind == "addActionObservation" {
-                    actions.insert(name);
+                    observing.actions.insert(name);
                 } else {
-                    actions.remove(&name);
+                    observing.actions.remove(&name);
+                }
+            }
+        }
+        "addEventObservation" | "removeEventObservation" => {
+            for name in names {
+                if !observable.events.contains(&name) {
+                    replies.push(error(
+                        "subscribeevent",
+                        &name,
+                        "404",
+                        "not-found",
+                        "Not Found",
+                        format!("No event found with the name '{name}'."),
+                    ));
+                    continue;
+                }
+                if kind == "addEventObservation" {
+                    observing.events.insert(name);
+                } else {
+                    observing.events.remove(&name);
                 }
             }
         }
         other => replies.push(bad_request(&format!(
             "unknown messageType `{other}`; use addPropertyObservation, removePropertyObservation, \
-             addActionObservation or removeActionObservation"
+             addActionObservation, removeActionObservation, addEventObservation or \
+             removeEventObservation"
         ))),
     }
     replies

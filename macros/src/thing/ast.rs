@@ -13,7 +13,7 @@ pub struct Thing<'a> {
     pub members: Vec<Member<'a>>,
 }
 
-/// A field with a `#[property]`, `#[setting]` or `#[stream]` attribute.
+/// A field with a `#[property]`, `#[setting]`, `#[stream]` or `#[event]` attribute.
 pub struct Member<'a> {
     pub field: &'a syn::Ident,
     pub ty: &'a syn::Type,
@@ -29,6 +29,7 @@ pub struct Member<'a> {
 pub enum MemberKind {
     Property(PropertyOptions),
     Stream { ringbuffer: Option<(usize, Span)> },
+    Event,
 }
 
 /// Whether a property is a plain property or a setting.

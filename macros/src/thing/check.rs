@@ -18,6 +18,7 @@ pub fn check(thing: &Thing<'_>, errors: &mut Errors) {
                 pattern_compiles(options.pattern.as_ref(), errors);
             }
             MemberKind::Stream { ringbuffer } => ringbuffer_holds_a_frame(*ringbuffer, errors),
+            MemberKind::Event => {}
         }
     }
 }

@@ -78,6 +78,24 @@ fn member(member: &Member<'_>) -> TokenStream {
     let name = &member.name;
     let description = option_str(member.description.as_deref());
     match &member.kind {
+        MemberKind::Event => {
+            let title = option_str(member.title.as_deref());
+            let access = quote_spanned! {ty.span()=>
+                |thing: &Self| ::labthings::__private::event::<#ty>(&thing.#field)
+            };
+            quote! {
+                descriptor.events.push({
+                    let mut event = ::labthings::__private::EventDescriptor::new(
+                        #name,
+                        <#ty as ::labthings::__private::EventField>::schema,
+                        #access,
+                    );
+                    event.title = #title;
+                    event.description = #description;
+                    event
+                });
+            }
+        }
         MemberKind::Stream { ringbuffer } => {
             let ringbuffer = match ringbuffer {
                 Some((size, _)) => quote!(::core::option::Option::Some(#size)),

@@ -68,15 +68,21 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
             .attrs
             .iter()
             .filter(|a| {
-                [symbol::PROPERTY, symbol::SETTING, symbol::STREAM]
-                    .iter()
-                    .any(|k| a.path().is_ident(k))
+                [
+                    symbol::PROPERTY,
+                    symbol::SETTING,
+                    symbol::STREAM,
+                    symbol::EVENT,
+                ]
+                .iter()
+                .any(|k| a.path().is_ident(k))
             })
             .collect();
         if marked.len() > 1 {
             errors.push(syn::Error::new(
                 marked[1].span(),
-                "a field is one of `#[property]`, `#[setting]` or `#[stream]`, not several",
+                "a field is one of `#[property]`, `#[setting]`, `#[stream]` or `#[event]`, not \
+                 several",
             ));
         }
         let Some(attr) = marked.first() else { continue };
@@ -92,6 +98,8 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
         };
         let result = if attr.path().is_ident(symbol::STREAM) {
             parse_stream(attr, &mut member)
+        } else if attr.path().is_ident(symbol::EVENT) {
+            parse_event(attr, &mut member)
         } else {
             parse_property(attr, &mut member)
         };
@@ -121,6 +129,27 @@ fn parse_stream(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
         })?;
     }
     member.kind = MemberKind::Stream { ringbuffer };
+    Ok(())
+}
+
+fn parse_event(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path == symbol::RENAME {
+                let lit = string(&meta)?;
+                member.name = lit.value();
+                member.name_span = lit.span();
+            } else if meta.path == symbol::TITLE {
+                member.title = Some(string(&meta)?.value());
+            } else if meta.path == symbol::DESCRIPTION {
+                member.description = Some(string(&meta)?.value());
+            } else {
+                return Err(symbol::unknown(&meta, symbol::EVENT_KEYS));
+            }
+            Ok(())
+        })?;
+    }
+    member.kind = MemberKind::Event;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! - [`property`]: `GET`/`PUT /{thing}/{property}`, the TD's `properties`.
 //! - [`action`]: `POST`/`GET /{thing}/{action}`, the TD's `actions`.
 //! - [`stream`]: `GET /{thing}/{stream}` with its snapshot and viewer, the TD's `links`.
+//! - [`event`]: `GET /{thing}/{event}` as Server-Sent Events, the TD's `events`.
 //!
 //! Each module has one entry point, `serve`, with the same shape: the Thing, one descriptor,
 //! the server's [`Context`], and the [`RouteTable`](super::route_table::RouteTable) and
@@ -11,6 +12,7 @@
 //! new file here with its `serve`, one line in `assemble.rs`, and its macro support.
 
 pub(crate) mod action;
+pub(crate) mod event;
 pub(crate) mod property;
 pub(crate) mod stream;
 
@@ -18,6 +20,7 @@ use std::sync::Arc;
 
 use super::base::Base;
 use super::metrics::Metrics;
+use super::sse::SseScope;
 use crate::action::Invocations;
 
 /// What a Thing's routes need to know about the server.
@@ -30,4 +33,8 @@ pub(crate) struct Context {
     pub(crate) metrics: Arc<Metrics>,
     /// Cancelled when the server shuts down (websockets close with it).
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
+    /// What Server-Sent Events routes share.
+    pub(crate) sse: SseScope,
+    /// How many events (and property changes) each Thing keeps for clients that resume.
+    pub(crate) event_history: usize,
 }

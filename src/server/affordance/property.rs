@@ -12,20 +12,24 @@ use serde_json::{Map, Value, json};
 
 use super::Context;
 use crate::Problem;
+use crate::event::EventLog;
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
 use crate::property::{DynProperty, PropertyError};
 use crate::server::problems;
 use crate::server::route_table::RouteTable;
+use crate::server::sse::{self, SseScope, Subscription};
 use crate::td::ThingDescription;
 use crate::thing::PropertyDescriptor;
 
-/// Serves one property: its routes, their documentation and its TD affordance.
+/// Serves one property: its routes (with observation over Server-Sent Events if it is
+/// observable), their documentation and its TD affordance.
 pub(crate) fn serve<T: Send + Sync + 'static>(
     thing_name: &str,
     thing: &Arc<T>,
     property: &PropertyDescriptor<T>,
-    _context: &Context,
+    changes: &Arc<EventLog>,
+    context: &Context,
     routes: &mut RouteTable,
     td: &mut ThingDescription,
 ) {
@@ -40,10 +44,123 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
         method_router(state, property.read_only),
         docs(thing_name, property, &path),
     );
+    if property.observable {
+        let observe = layout::observe_property(thing_name, property.name);
+        let state = Arc::new(ObserveRoute {
+            properties: vec![(property.name.into(), current_value(thing, property.access))],
+            changes: changes.clone(),
+            one: true,
+            sse: context.sse.clone(),
+        });
+        routes.route(
+            &observe,
+            get(observe_changes).with_state(state),
+            [sse::doc(
+                &observe,
+                format!("{thing_name}_observe_{}", property.name),
+                format!(
+                    "Observe {}: its value now, then every change",
+                    property.name
+                ),
+                property.title.unwrap_or_default(),
+                thing_name,
+            )],
+        );
+    }
     td.properties.insert(
         property.name.to_owned(),
         affordance(thing_name, property, &path),
     );
+}
+
+/// Serves `GET /{thing}/observe` (every observable property of the Thing, over Server-Sent
+/// Events) and adds the TD's `observeallproperties` form; nothing if none is observable.
+pub(crate) fn serve_all<T: Send + Sync + 'static>(
+    thing_name: &str,
+    thing: &Arc<T>,
+    properties: &[PropertyDescriptor<T>],
+    changes: &Arc<EventLog>,
+    context: &Context,
+    routes: &mut RouteTable,
+    td: &mut ThingDescription,
+) {
+    let observable: Vec<_> = properties
+        .iter()
+        .filter(|property| property.observable)
+        .map(|property| (property.name.into(), current_value(thing, property.access)))
+        .collect();
+    if observable.is_empty() {
+        return;
+    }
+    let path = layout::observe_all_properties(thing_name);
+    let state = Arc::new(ObserveRoute {
+        properties: observable,
+        changes: changes.clone(),
+        one: false,
+        sse: context.sse.clone(),
+    });
+    routes.route(
+        &path,
+        get(observe_changes).with_state(state),
+        [sse::doc(
+            &path,
+            format!("{thing_name}_observe_all_properties"),
+            format!("Observe every observable property of {thing_name}"),
+            "Each message's event type is the property's name: first every value now, then every change.",
+            thing_name,
+        )],
+    );
+    td.forms.push(json!({
+        "href": layout::relative(&path),
+        "op": ["observeallproperties", "unobserveallproperties"],
+        "subprotocol": "sse",
+        "contentType": "application/json",
+    }));
+}
+
+/// Reads a property's value as JSON text, for the first message of an observation.
+type CurrentValue = Box<dyn Fn() -> Option<String> + Send + Sync>;
+
+fn current_value<T: Send + Sync + 'static>(
+    thing: &Arc<T>,
+    access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
+) -> CurrentValue {
+    let thing = thing.clone();
+    Box::new(move || {
+        access(&thing)
+            .read_json()
+            .ok()
+            .map(|value| value.to_string())
+    })
+}
+
+/// What an observation route needs.
+struct ObserveRoute {
+    /// The properties observed, each with a way to read it now.
+    properties: Vec<(Arc<str>, CurrentValue)>,
+    changes: Arc<EventLog>,
+    /// One property (untyped messages) or several (typed by name).
+    one: bool,
+    sse: SseScope,
+}
+
+/// `GET .../observe`: the current values, then every change, as Server-Sent Events.
+async fn observe_changes(State(route): State<Arc<ObserveRoute>>, headers: HeaderMap) -> Response {
+    let current = route
+        .properties
+        .iter()
+        .filter_map(|(name, read)| Some((name.clone(), read()?)))
+        .collect();
+    let name = match (route.one, route.properties.first()) {
+        (true, Some((name, _))) => Some(name.clone()),
+        _ => None,
+    };
+    let subscription = Subscription {
+        log: route.changes.clone(),
+        name,
+        current,
+    };
+    sse::respond(&route.sse, &headers, subscription)
 }
 
 /// What the handlers of one property need.
@@ -202,6 +319,12 @@ fn affordance<T>(thing: &str, property: &PropertyDescriptor<T>, path: &str) -> V
         "contentType": "application/json",
     })];
     if property.observable {
+        forms.push(json!({
+            "href": layout::relative(&layout::observe_property(thing, property.name)),
+            "op": ["observeproperty", "unobserveproperty"],
+            "subprotocol": "sse",
+            "contentType": "application/json",
+        }));
         forms.push(json!({
             "href": layout::relative(&layout::websocket(thing)),
             "op": ["observeproperty", "unobserveproperty"],

@@ -1,0 +1,145 @@
+//! Events: `GET /{thing}/{event}` (Server-Sent Events of one event) and `GET /{thing}/events`
+//! (every event of the Thing), their OpenAPI operations, and the TD's event affordances and
+//! `subscribeallevents` form.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use super::Context;
+use crate::event::{EventLog, Sink};
+use crate::layout;
+use crate::server::route_table::RouteTable;
+use crate::server::sse::{self, SseScope, Subscription};
+use crate::td::ThingDescription;
+use crate::thing::EventDescriptor;
+
+/// Serves one event: binds it to the Thing's event log, adds its route, documentation and TD
+/// affordance.
+///
+/// # Errors
+///
+/// If the event already belongs to a server.
+pub(crate) fn serve<T: Send + Sync + 'static>(
+    thing_name: &str,
+    thing: &Arc<T>,
+    event: &EventDescriptor<T>,
+    log: &Arc<EventLog>,
+    context: &Context,
+    routes: &mut RouteTable,
+    td: &mut ThingDescription,
+) -> Result<(), crate::property::AlreadyBound> {
+    let name: Arc<str> = event.name.into();
+    (event.access)(thing).bind(Sink {
+        log: log.clone(),
+        name: name.clone(),
+    })?;
+    let path = layout::affordance(thing_name, event.name);
+    let state = Arc::new(EventRoute {
+        log: log.clone(),
+        name: Some(name),
+        sse: context.sse.clone(),
+    });
+    routes.route(
+        &path,
+        get(subscribe).with_state(state),
+        [sse::doc(
+            &path,
+            format!("{thing_name}_subscribe_{}", event.name),
+            format!(
+                "Subscribe to {}: {}",
+                event.name,
+                event.title.unwrap_or(event.name)
+            ),
+            event.description.unwrap_or_default(),
+            thing_name,
+        )],
+    );
+    td.events
+        .insert(event.name.to_owned(), affordance(event, &path));
+    Ok(())
+}
+
+/// Serves `GET /{thing}/events`, every event of the Thing, and adds the TD's
+/// `subscribeallevents` form.
+pub(crate) fn serve_all(
+    thing_name: &str,
+    log: &Arc<EventLog>,
+    context: &Context,
+    routes: &mut RouteTable,
+    td: &mut ThingDescription,
+) {
+    let path = layout::all_events(thing_name);
+    let state = Arc::new(EventRoute {
+        log: log.clone(),
+        name: None,
+        sse: context.sse.clone(),
+    });
+    routes.route(
+        &path,
+        get(subscribe).with_state(state),
+        [sse::doc(
+            &path,
+            format!("{thing_name}_subscribe_all_events"),
+            format!("Subscribe to every event of {thing_name}"),
+            "Each message's event type is the event's name.",
+            thing_name,
+        )],
+    );
+    td.forms.push(json!({
+        "href": layout::relative(&path),
+        "op": ["subscribeallevents", "unsubscribeallevents"],
+        "subprotocol": "sse",
+        "contentType": "application/json",
+    }));
+}
+
+/// What an event route needs.
+struct EventRoute {
+    log: Arc<EventLog>,
+    /// One event, or every event of the Thing.
+    name: Option<Arc<str>>,
+    sse: SseScope,
+}
+
+/// `GET`: the events as Server-Sent Events, resuming after `Last-Event-ID`.
+async fn subscribe(State(route): State<Arc<EventRoute>>, headers: HeaderMap) -> Response {
+    let subscription = Subscription {
+        log: route.log.clone(),
+        name: route.name.clone(),
+        current: Vec::new(),
+    };
+    sse::respond(&route.sse, &headers, subscription)
+}
+
+/// The TD event affordance: the data schema, docs, and the SSE form
+/// ([TD 1.1 §5.3.1.5](https://www.w3.org/TR/wot-thing-description11/#eventaffordance)).
+fn affordance<T>(event: &EventDescriptor<T>, path: &str) -> Value {
+    let mut affordance = Map::new();
+    if let Some(title) = event.title {
+        affordance.insert("title".to_owned(), title.into());
+    }
+    if let Some(description) = event.description {
+        affordance.insert("description".to_owned(), description.into());
+    }
+    let mut data = crate::schema::to_td(&(event.schema)());
+    if let Some(data) = data.as_object_mut() {
+        // The type's own title (a Rust type name) is not the event's.
+        data.remove("title");
+    }
+    affordance.insert("data".to_owned(), data);
+    affordance.insert(
+        "forms".to_owned(),
+        json!([{
+            "href": layout::relative(path),
+            "op": ["subscribeevent", "unsubscribeevent"],
+            "subprotocol": "sse",
+            "contentType": "application/json",
+        }]),
+    );
+    Value::Object(affordance)
+}
