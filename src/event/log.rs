@@ -88,6 +88,12 @@ impl EventLog {
         *self.newest.borrow()
     }
 
+    /// The sequence number of the oldest event held (the next one's when none is).
+    pub(crate) fn oldest(&self) -> u64 {
+        let ring = self.lock();
+        ring.entries.front().map_or(ring.next, |entry| entry.seq)
+    }
+
     /// Events after `after` (of `name` only, if given), oldest first, and how many events of
     /// any name after `after` are no longer held.
     pub(crate) fn since(&self, after: u64, name: Option<&str>) -> (Vec<Arc<EventRecord>>, u64) {

@@ -85,8 +85,9 @@ struct Resume {
     lost: Option<Option<u64>>,
 }
 
-/// Reads `Last-Event-ID` against this run of the server and the log.
-fn resume(headers: &HeaderMap, boot: u64, newest: u64) -> Option<Resume> {
+/// Reads `Last-Event-ID` against this run of the server and the log (the oldest and newest
+/// sequence numbers it holds).
+fn resume(headers: &HeaderMap, boot: u64, (oldest, newest): (u64, u64)) -> Option<Resume> {
     let id = headers.get("last-event-id")?.to_str().ok()?.trim();
     let parsed = id
         .split_once('.')
@@ -99,7 +100,7 @@ fn resume(headers: &HeaderMap, boot: u64, newest: u64) -> Option<Resume> {
         // Another run of the server, or an id this run never sent: everything held may be new
         // to the client, and what came before may be lost.
         _ => Resume {
-            after: 0,
+            after: oldest.saturating_sub(1),
             lost: Some(None),
         },
     })
@@ -115,7 +116,7 @@ pub(crate) fn respond(
     let newest = log.newest();
     let boot = scope.boot;
     let typed = name.is_none();
-    let (after, opening) = match resume(headers, boot, newest) {
+    let (after, opening) = match resume(headers, boot, (log.oldest(), newest)) {
         Some(Resume { after, lost }) => {
             let lost = lost.map(|missed| Ok(lost_message(missed)));
             (after, lost.into_iter().collect::<Vec<_>>())
@@ -213,9 +214,9 @@ mod tests {
 
     #[test]
     fn an_id_of_this_run_resumes_after_it() {
-        assert_eq!(resume(&HeaderMap::new(), 7, 10), None);
+        assert_eq!(resume(&HeaderMap::new(), 7, (1, 10)), None);
         assert_eq!(
-            resume(&with_id("7.4"), 7, 10),
+            resume(&with_id("7.4"), 7, (1, 10)),
             Some(Resume {
                 after: 4,
                 lost: None
@@ -226,11 +227,11 @@ mod tests {
     #[test]
     fn an_id_of_another_run_or_unknown_replays_the_history_and_says_events_may_be_lost() {
         let lost = Some(Resume {
-            after: 0,
+            after: 4,
             lost: Some(None),
         });
-        assert_eq!(resume(&with_id("6.4"), 7, 10), lost);
-        assert_eq!(resume(&with_id("7.11"), 7, 10), lost, "not sent yet");
-        assert_eq!(resume(&with_id("nonsense"), 7, 10), lost);
+        assert_eq!(resume(&with_id("6.4"), 7, (5, 10)), lost);
+        assert_eq!(resume(&with_id("7.11"), 7, (5, 10)), lost, "not sent yet");
+        assert_eq!(resume(&with_id("nonsense"), 7, (5, 10)), lost);
     }
 }

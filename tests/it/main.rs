@@ -13,6 +13,7 @@ mod sim;
 mod actions;
 mod client;
 mod documents;
+mod events;
 mod examples;
 mod faults;
 mod hardening;

@@ -12,7 +12,7 @@ use crate::actions::Lab;
 use crate::support::spawn_thing_server;
 use crate::things::Everything;
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn serve() -> (
@@ -30,14 +30,14 @@ async fn serve() -> (
     (address, everything, stop)
 }
 
-async fn connect(address: std::net::SocketAddr, thing: &str) -> Socket {
+pub async fn connect(address: std::net::SocketAddr, thing: &str) -> Socket {
     let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/{thing}/ws"))
         .await
         .unwrap();
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
         .await
@@ -45,7 +45,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next JSON message, within 5 s.
-async fn next(socket: &mut Socket) -> Value {
+pub async fn next(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await

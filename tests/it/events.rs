@@ -1,0 +1,444 @@
+//! Events and observation over Server-Sent Events: emitted from threads, resumed with
+//! `Last-Event-ID`, lost events reported, slow readers isolated; and events on the websocket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use labthings::{Event, Property, Thing, ThingServer};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::spawn_thing_server;
+
+/// An alarm's data.
+#[labthings::data]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alarm {
+    /// What went off.
+    pub source: String,
+    /// How bad it is, 0 to 10.
+    pub level: u8,
+}
+
+/// A sensor that ticks and raises alarms.
+#[derive(Thing)]
+struct Sensor {
+    /// The reading.
+    #[property]
+    reading: Property<f64>,
+    /// The mode.
+    #[property]
+    mode: Property<String>,
+    /// Not observable.
+    #[property(observable = false)]
+    secret: Property<u32>,
+    /// A tick: its count.
+    #[event]
+    tick: Event<u64>,
+    /// An alarm went off.
+    #[event]
+    alarm: Event<Alarm>,
+}
+
+impl Sensor {
+    fn new() -> Self {
+        Self {
+            reading: Property::new(1.5),
+            mode: Property::new("idle".to_owned()),
+            secret: Property::new(7),
+            tick: Event::new(),
+            alarm: Event::new(),
+        }
+    }
+}
+
+async fn serve(history: usize) -> (SocketAddr, Arc<Sensor>, tokio::sync::oneshot::Sender<()>) {
+    let sensor = Arc::new(Sensor::new());
+    let server = ThingServer::builder()
+        .event_history(history)
+        .add_thing("sensor", sensor.clone())
+        .build()
+        .unwrap();
+    let (address, stop, _task) = spawn_thing_server(server).await;
+    (address, sensor, stop)
+}
+
+/// One Server-Sent Events message.
+#[derive(Debug, Clone, PartialEq)]
+struct Message {
+    id: Option<String>,
+    event: Option<String>,
+    data: Value,
+}
+
+/// Reads `text/event-stream` message by message (comments and heartbeats skipped).
+struct SseReader {
+    response: reqwest::Response,
+    buffer: BytesMut,
+}
+
+impl SseReader {
+    async fn open(address: SocketAddr, path: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = reqwest::Client::new().get(format!("http://{address}{path}"));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Self {
+            response,
+            buffer: BytesMut::new(),
+        }
+    }
+
+    /// The next message, within 5 s.
+    async fn next(&mut self) -> Message {
+        tokio::time::timeout(Duration::from_secs(5), self.read())
+            .await
+            .expect("a message within 5 s")
+    }
+
+    /// Whether nothing but comments arrives for a while.
+    async fn quiet(&mut self) -> bool {
+        tokio::time::timeout(Duration::from_millis(300), self.read())
+            .await
+            .is_err()
+    }
+
+    async fn read(&mut self) -> Message {
+        loop {
+            if let Some(end) = find(&self.buffer, b"\n\n") {
+                let block = self.buffer.split_to(end + 2);
+                let text = String::from_utf8(block.to_vec()).unwrap();
+                let (mut id, mut event, mut data) = (None, None, String::new());
+                for line in text.lines() {
+                    if let Some(value) = line.strip_prefix("id:") {
+                        id = Some(value.trim().to_owned());
+                    } else if let Some(value) = line.strip_prefix("event:") {
+                        event = Some(value.trim().to_owned());
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a comment (heartbeat)
+                }
+                return Message {
+                    id,
+                    event,
+                    data: serde_json::from_str(&data).unwrap(),
+                };
+            }
+            let chunk = self
+                .response
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream is open");
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test]
+async fn an_event_emitted_from_a_thread_arrives_over_sse_and_the_websocket() {
+    let (address, sensor, _stop) = serve(64).await;
+    let mut alarms = SseReader::open(address, "/sensor/alarm", None).await;
+    let mut everything = SseReader::open(address, "/sensor/events", None).await;
+    let mut socket = crate::ws::connect(address, "sensor").await;
+    crate::ws::send(
+        &mut socket,
+        json!({"messageType": "addEventObservation", "data": {"alarm": true}}),
+    )
+    .await;
+    // The websocket has taken the observation once it answers a later, bad request.
+    crate::ws::send(&mut socket, json!({"messageType": "nonsense", "data": {}})).await;
+    assert!(crate::ws::next(&mut socket).await["error"].is_object());
+
+    let emitter = sensor.clone();
+    std::thread::spawn(move || {
+        emitter.tick.emit(1).unwrap();
+        emitter
+            .alarm
+            .emit(Alarm {
+                source: "door".into(),
+                level: 3,
+            })
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+
+    let alarm = alarms.next().await;
+    assert_eq!(alarm.data, json!({"source": "door", "level": 3}));
+    assert_eq!(
+        alarm.event, None,
+        "one event's stream is untyped, as EventSource reads it"
+    );
+    assert!(alarm.id.is_some());
+    let first = everything.next().await;
+    assert_eq!(
+        (first.event.as_deref(), &first.data),
+        (Some("tick"), &json!(1))
+    );
+    let second = everything.next().await;
+    assert_eq!(second.event.as_deref(), Some("alarm"));
+    assert_eq!(second.id, alarm.id, "one id per event, whatever the stream");
+    assert_eq!(
+        crate::ws::next(&mut socket).await,
+        json!({"messageType": "event", "data": {"alarm": {"source": "door", "level": 3}}})
+    );
+    assert!(alarms.quiet().await, "the tick is not an alarm");
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_with_exactly_the_missed_events_in_order() {
+    let (address, sensor, _stop) = serve(64).await;
+    let mut ticks = SseReader::open(address, "/sensor/tick", None).await;
+    for count in 0..3 {
+        sensor.tick.emit(count).unwrap();
+    }
+    let mut last = None;
+    for count in 0..3 {
+        let message = ticks.next().await;
+        assert_eq!(message.data, json!(count));
+        last = message.id;
+    }
+    drop(ticks); // the connection drops
+    for count in 3..6 {
+        sensor.tick.emit(count).unwrap();
+        sensor
+            .alarm
+            .emit(Alarm {
+                source: "x".into(),
+                level: 1,
+            })
+            .unwrap();
+    }
+    let mut resumed = SseReader::open(address, "/sensor/tick", last.as_deref()).await;
+    for count in 3..6 {
+        assert_eq!(resumed.next().await.data, json!(count));
+    }
+    assert!(resumed.quiet().await, "nothing twice, nothing else");
+    sensor.tick.emit(6).unwrap();
+    assert_eq!(resumed.next().await.data, json!(6), "then live events");
+}
+
+#[tokio::test]
+async fn an_id_older_than_the_history_is_reported_as_lost() {
+    let (address, sensor, _stop) = serve(3).await;
+    let mut ticks = SseReader::open(address, "/sensor/tick", None).await;
+    sensor.tick.emit(0).unwrap();
+    let first = ticks.next().await.id.unwrap();
+    drop(ticks);
+    for count in 1..10 {
+        sensor.tick.emit(count).unwrap();
+    }
+    let mut resumed = SseReader::open(address, "/sensor/tick", Some(&first)).await;
+    let lost = resumed.next().await;
+    assert_eq!(lost.event.as_deref(), Some("labthings:lost"));
+    assert_eq!(
+        lost.data,
+        json!({"missed": 6}),
+        "ticks 1 to 6 left the history of 3"
+    );
+    for count in 7..10 {
+        assert_eq!(resumed.next().await.data, json!(count));
+    }
+    // An id from before a restart (another run of the server): the history, and a warning.
+    let mut stranger = SseReader::open(address, "/sensor/tick", Some("1.1")).await;
+    let warning = stranger.next().await;
+    assert_eq!(warning.event.as_deref(), Some("labthings:lost"));
+    assert_eq!(warning.data, json!({"missed": null}));
+    for count in 7..10 {
+        assert_eq!(stranger.next().await.data, json!(count), "then the history");
+    }
+    let metrics = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The resumed reader's 6, and any the first reader lost before the server saw it go.
+    let lost: u64 = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("labthings_events_lost_total{thing=\"sensor\",kind=\"events\"} ")
+        })
+        .expect("the lost events are counted")
+        .parse()
+        .unwrap();
+    assert!((6..=12).contains(&lost), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_stalled_sse_reader_delays_neither_the_emitter_nor_another_subscriber() {
+    let (address, sensor, _stop) = serve(16).await;
+    // A reader that sends its request and never reads: the server's socket buffers fill up.
+    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
+    stalled
+        .write_all(b"GET /sensor/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 64];
+    let _ = stalled.read(&mut head).await.unwrap();
+    let mut live = SseReader::open(address, "/sensor/alarm", None).await;
+    let big = "x".repeat(16 * 1024);
+    let started = Instant::now();
+    for level in 0..2000u32 {
+        sensor
+            .alarm
+            .emit(Alarm {
+                source: big.clone(),
+                level: (level % 10) as u8,
+            })
+            .unwrap();
+        if level % 100 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let emitted_in = started.elapsed();
+    sensor
+        .alarm
+        .emit(Alarm {
+            source: "last".into(),
+            level: 10,
+        })
+        .unwrap();
+    // 32 MB went to the stalled reader's stream, far past what sockets hold, and emitting
+    // never waited for it.
+    assert!(
+        emitted_in < Duration::from_secs(10),
+        "emitting took {emitted_in:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let message = live.next().await;
+        if message.data["source"] == "last" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the live reader fell behind");
+    }
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn observing_all_properties_sends_every_value_then_every_change() {
+    let (address, sensor, _stop) = serve(64).await;
+    let mut all = SseReader::open(address, "/sensor/observe", None).await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let message = all.next().await;
+        seen.push((message.event.unwrap(), message.data));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("reading".to_owned(), json!(1.5)),
+            ("mode".to_owned(), json!("idle")),
+        ],
+        "the current values, not the unobservable `secret`"
+    );
+    let mut one = SseReader::open(address, "/sensor/reading/observe", None).await;
+    assert_eq!(one.next().await.data, json!(1.5));
+    sensor.reading.publish(2.5).unwrap();
+    let response = reqwest::Client::new()
+        .put(format!("http://{address}/sensor/mode"))
+        .json(&json!("running"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    sensor.secret.publish(8).unwrap();
+    let reading = all.next().await;
+    assert_eq!(
+        (reading.event.as_deref(), reading.data),
+        (Some("reading"), json!(2.5))
+    );
+    let mode = all.next().await;
+    assert_eq!(
+        (mode.event.as_deref(), mode.data),
+        (Some("mode"), json!("running"))
+    );
+    assert!(all.quiet().await, "`secret` is not observable");
+    let change = one.next().await;
+    assert_eq!((change.event, change.data), (None, json!(2.5)));
+    assert!(one.quiet().await, "only its own property");
+}
+
+#[tokio::test]
+async fn the_td_and_the_openapi_document_describe_events_and_sse_observation() {
+    let (address, _sensor, _stop) = serve(8).await;
+    let td: Value = reqwest::get(format!("http://{address}/sensor/"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let errors: Vec<String> = crate::documents::td_schema()
+        .iter_errors(&td)
+        .map(|error| format!("{error} at {}", error.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        td["events"]["alarm"]["data"]["required"],
+        json!(["source", "level"])
+    );
+    assert_eq!(td["events"]["alarm"]["forms"][0]["subprotocol"], "sse");
+    assert_eq!(td["events"]["alarm"]["forms"][0]["href"], "sensor/alarm");
+    let ops: Vec<&Value> = td["forms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["op"][0])
+        .collect();
+    assert_eq!(
+        ops,
+        [&json!("observeallproperties"), &json!("subscribeallevents")]
+    );
+    assert!(
+        td["properties"]["secret"]["forms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|form| form["subprotocol"] != "sse"),
+        "no observe form for an unobservable property"
+    );
+    let document: Value = reqwest::get(format!("http://{address}/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/sensor/alarm",
+        "/sensor/events",
+        "/sensor/observe",
+        "/sensor/mode/observe",
+    ] {
+        assert!(
+            document["paths"][path]["get"]["responses"]["200"]["content"]["text/event-stream"]
+                .is_object(),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sse_streams_end_cleanly_when_the_server_shuts_down() {
+    let (address, _sensor, stop) = serve(8).await;
+    let mut events = SseReader::open(address, "/sensor/events", None).await;
+    let _ = stop.send(());
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while events.response.chunk().await.ok().flatten().is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended at shutdown");
+}
