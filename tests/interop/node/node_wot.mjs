@@ -1,9 +1,10 @@
-// The Eclipse node-wot consumer (0.9.2) consumes our Thing Descriptions and reads, writes and
-// invokes, unmodified. Usage: node node_wot.mjs http://127.0.0.1:PORT
+// The Eclipse node-wot consumer (0.9.2) consumes our Thing Descriptions and reads, writes,
+// invokes, observes a property and subscribes to an event (both over Server-Sent Events, the
+// forms with `subprotocol: "sse"`), unmodified. Usage: node node_wot.mjs http://127.0.0.1:PORT
 // Prints one line per check and a closing "N passed, N failed" line; exits 1 on any failure.
 import core from "@node-wot/core";
 import bindingHttp from "@node-wot/binding-http";
-import { assert, check, finish } from "../../support/checks.mjs";
+import { assert, check, eventually, finish } from "../../support/checks.mjs";
 
 const { Servient } = core;
 const { HttpClientFactory } = bindingHttp;
@@ -50,6 +51,36 @@ await check("invokes an action and follows its invocation to the output", async 
   }
   assert(state.status === "completed", `ended ${state.status}`);
   assert(JSON.stringify(state.output) === "[8,9,9]", `output ${JSON.stringify(state.output)}`);
+});
+
+await check("observes a property and receives a change made by another client", async () => {
+  const seen = [];
+  const subscription = await stage.observeProperty("position", async (data) => {
+    seen.push(JSON.stringify(await data.value()));
+  });
+  const response = await fetch(`${base}/stage/position`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: "[11, 12, 13]",
+  });
+  assert(response.status === 204, `PUT answered ${response.status}`);
+  await eventually(() => seen.includes("[11,12,13]"), `values seen: ${seen}`);
+  await subscription.stop();
+});
+
+await check("subscribes to an event and receives it", async () => {
+  const moves = [];
+  const subscription = await stage.subscribeEvent("moved", async (data) => {
+    moves.push(JSON.stringify(await data.value()));
+  });
+  const response = await fetch(`${base}/stage/move_to?wait=10`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ x: 21, y: 22, z: 23 }),
+  });
+  assert(response.status === 200, `move_to answered ${response.status}`);
+  await eventually(() => moves.includes("[21,22,23]"), `events seen: ${moves}`);
+  await subscription.stop();
 });
 
 await servient.shutdown();
