@@ -103,6 +103,15 @@ pub enum ClientError {
         /// What happened.
         reason: String,
     },
+    /// Events (or property changes) were lost before this client read them: it fell further
+    /// behind than the Thing's history, or the server restarted. The subscription goes on.
+    #[error("{url}: {} lost before they could be read", missed.map_or_else(|| "events may have been".to_owned(), |n| format!("{n} events were")))]
+    EventsLost {
+        /// The subscription's URL.
+        url: String,
+        /// How many, when the server knows.
+        missed: Option<u64>,
+    },
     /// The server refused an observation or sent an error over the websocket.
     #[error("websocket {url}: the server answered {}: {}", problem.status, problem.detail)]
     Observation {

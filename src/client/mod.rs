@@ -33,6 +33,7 @@
 //! ```
 
 mod error;
+mod events;
 mod invocation;
 mod mjpeg;
 mod multipart;

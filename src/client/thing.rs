@@ -442,6 +442,14 @@ impl ThingClient {
             })
     }
 
+    /// A request with the client's headers and no time limit (for streams that stay open).
+    pub(super) fn request_unbounded(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        self.inner
+            .http
+            .request(method, url)
+            .headers(self.inner.headers.clone())
+    }
+
     pub(super) fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
         self.inner
             .http

@@ -442,3 +442,123 @@ async fn sse_streams_end_cleanly_when_the_server_shuts_down() {
     .await;
     assert!(ended.is_ok(), "the stream ended at shutdown");
 }
+
+/// The next item of a client stream, within 10 s.
+async fn next<T>(
+    stream: &mut futures_util::stream::BoxStream<
+        'static,
+        Result<T, labthings::client::ClientError>,
+    >,
+) -> Result<T, labthings::client::ClientError> {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        futures_util::StreamExt::next(stream),
+    )
+    .await
+    .expect("an item within 10 s")
+    .expect("the stream goes on")
+}
+
+/// A TCP proxy whose connections can be cut, and which can refuse new ones for a while.
+struct Proxy {
+    address: SocketAddr,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (accepting, cuts) = (open.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused
+                }
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { address, open, cut }
+    }
+
+    /// Cuts every connection and refuses new ones until [`reopen`](Self::reopen).
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    fn reopen(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn the_rust_client_resumes_after_a_dropped_connection_with_nothing_lost_or_repeated() {
+    let (address, sensor, _stop) = serve(64).await;
+    let proxy = Proxy::start(address).await;
+    let client =
+        labthings::client::ThingClient::connect(format!("http://{}/sensor/", proxy.address))
+            .await
+            .unwrap();
+    let mut ticks = client.subscribe_event::<u64>("tick").unwrap();
+    let mut readings = client.watch_property::<f64>("reading").unwrap();
+    assert_eq!(next(&mut readings).await.unwrap(), 1.5, "the value now");
+    // The subscription is open once a first event arrives through it.
+    let mut count = 0;
+    loop {
+        sensor.tick.emit(count).unwrap();
+        let got: u64 = tokio::time::timeout(Duration::from_millis(200), next(&mut ticks))
+            .await
+            .map(|item| item.unwrap())
+            .unwrap_or(u64::MAX);
+        count += 1;
+        if got != u64::MAX {
+            assert_eq!(got, count - 1);
+            break;
+        }
+    }
+    proxy.cut();
+    let first_missed = count;
+    for _ in 0..5 {
+        sensor.tick.emit(count).unwrap();
+        count += 1;
+    }
+    sensor.reading.publish(9.5).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.reopen();
+    for expected in first_missed..count {
+        assert_eq!(
+            next(&mut ticks).await.unwrap(),
+            expected,
+            "in order, once each"
+        );
+    }
+    assert_eq!(
+        next(&mut readings).await.unwrap(),
+        9.5,
+        "the change made while away"
+    );
+    sensor.tick.emit(count).unwrap();
+    assert_eq!(
+        next(&mut ticks).await.unwrap(),
+        count,
+        "then live, with no repeat"
+    );
+    assert!(matches!(
+        client.subscribe_event::<u64>("no_such_event"),
+        Err(labthings::client::ClientError::NoSuchAffordance { .. }
+            | labthings::client::ClientError::Protocol { .. })
+    ));
+}
