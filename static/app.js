@@ -135,6 +135,7 @@ function renderThing(name, td) {
   if (Object.keys(td.actions ?? {}).length === 0) {
     actions.append(element("p", { className: "hint" }, "No actions."));
   }
+  renderEvents(section.querySelector(".events"), td, url);
   return section;
 }
 
@@ -323,7 +324,16 @@ function renderProperty(thing, name, affordance, url) {
   return { node, show, href, observable: affordance.observable === true };
 }
 
-/** Live values over the websocket; properties that are not observable are read once. */
+/** The Thing's own form for `op` (`observeallproperties`, `subscribeallevents`). */
+function thingFormHref(td, op) {
+  return (td.forms ?? []).find((f) => [].concat(f.op ?? []).includes(op))?.href;
+}
+
+/**
+ * Live values over Server-Sent Events (the browser reconnects by itself and resumes where it
+ * stopped), or over the websocket from a server without them; properties that are not
+ * observable are read once.
+ */
 function observe(td, views, url) {
   for (const view of views.values()) {
     if (!view.observable) {
@@ -332,7 +342,17 @@ function observe(td, views, url) {
   }
   const observable = [...views.entries()].filter(([, view]) => view.observable);
   if (observable.length === 0) return;
-  const wsHref = formHref(td.properties[observable[0][0]], "observeproperty");
+  const sseHref = thingFormHref(td, "observeallproperties");
+  if (sseHref) {
+    const source = new EventSource(withToken(url(sseHref)));
+    for (const [name, view] of observable) {
+      source.addEventListener(name, (event) => view.show(JSON.parse(event.data)));
+    }
+    return;
+  }
+  const wsForm = (td.properties[observable[0][0]].forms ?? [])
+    .find((f) => [].concat(f.op ?? []).includes("observeproperty") && f.subprotocol !== "sse");
+  const wsHref = wsForm?.href;
   if (!wsHref) return;
   const connect = () => {
     const socket = new WebSocket(withToken(url(wsHref)));
@@ -349,6 +369,50 @@ function observe(td, views, url) {
     socket.addEventListener("close", () => setTimeout(connect, 2000));
   };
   connect();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+/** How many events each Thing's list keeps. */
+const EVENTS_SHOWN = 50;
+
+/** Each event with its description, and a live list of the newest emissions. */
+function renderEvents(container, td, url) {
+  const events = Object.entries(td.events ?? {});
+  const href = thingFormHref(td, "subscribeallevents");
+  if (events.length === 0 || !href) return;
+  container.hidden = false;
+  const names = element("ul", { className: "event-names" });
+  for (const [name, affordance] of events) {
+    const item = element("li", {}, element("span", { className: "name" }, name));
+    if (affordance.title && affordance.title !== name) {
+      item.append(" ", element("span", { className: "hint" }, affordance.title));
+    }
+    names.append(item);
+  }
+  const log = element("ol", { className: "event-log", "aria-live": "polite" });
+  const empty = element("p", { className: "hint" }, "No events yet.");
+  container.append(names, empty, log);
+  const add = (item) => {
+    empty.remove();
+    log.prepend(item);
+    while (log.children.length > EVENTS_SHOWN) log.lastElementChild.remove();
+  };
+  const source = new EventSource(withToken(url(href)));
+  for (const [name] of events) {
+    source.addEventListener(name, (event) => {
+      const time = new Date().toLocaleTimeString();
+      add(element("li", { "data-event": name },
+        element("time", {}, time), " ", element("span", { className: "name" }, name), " ",
+        element("span", { className: "value" }, event.data)));
+    });
+  }
+  source.addEventListener("labthings:lost", (event) => {
+    const missed = JSON.parse(event.data).missed;
+    add(element("li", { className: "error" },
+      missed == null ? "Some events may have been missed." : `${missed} events were missed.`));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -115,6 +115,13 @@ await check("moving the stage from the UI completes and moves the camera image",
   assert(changed(before, after) > 0.05, `only ${changed(before, after)} of the image changed`);
 });
 
+await check("the stage's events appear live in its list", async () => {
+  const log = page.locator('[data-thing="stage"] .event-log');
+  await eventually(async () => (await log.locator('li[data-event="moved"]').count()) > 0, "no event shown");
+  const text = await log.locator('li[data-event="moved"]').first().textContent();
+  assert(text.includes("[120,40,0]"), `event: ${text}`);
+});
+
 await check("an action with a blob output shows the image", async () => {
   const action = page.locator('[data-thing="camera"] [data-action="capture"]');
   await action.locator("button[type=submit]").click();
