@@ -58,6 +58,7 @@ pub struct ThingServerBuilder {
     retention: std::time::Duration,
     grace: std::time::Duration,
     event_history: usize,
+    sse_heartbeat: std::time::Duration,
     ui: ui::UiSource,
     folders: Vec<(String, PathBuf)>,
     things: Vec<Pending>,
@@ -105,6 +106,7 @@ impl ThingServerBuilder {
             retention: std::time::Duration::from_secs(300),
             grace: std::time::Duration::from_secs(2),
             event_history: 256,
+            sse_heartbeat: super::sse::DEFAULT_HEARTBEAT,
             ui: ui::UiSource::Embedded,
             folders: Vec::new(),
             things: Vec::new(),
@@ -201,6 +203,13 @@ impl ThingServerBuilder {
         self
     }
 
+    /// How often a quiet Server-Sent Events stream sends a comment line, so that proxies and
+    /// load balancers do not close it for idleness; default 15 s.
+    pub fn sse_heartbeat(mut self, interval: std::time::Duration) -> Self {
+        self.sse_heartbeat = interval.max(std::time::Duration::from_millis(10));
+        self
+    }
+
     /// How long a cancelled action may take to stop by itself before its future is dropped
     /// (which stops an async action at the `.await` it is waiting at); default 2 s.
     pub fn cancellation_grace(mut self, grace: std::time::Duration) -> Self {
@@ -284,7 +293,7 @@ impl ThingServerBuilder {
         let metrics = Metrics::new(invocations.clone());
         let shutdown = tokio_util::sync::CancellationToken::new();
         let context = Context {
-            sse: SseScope::new(metrics.clone(), shutdown.clone()),
+            sse: SseScope::new(metrics.clone(), shutdown.clone(), self.sse_heartbeat),
             metrics,
             invocations,
             base,

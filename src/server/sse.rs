@@ -16,7 +16,8 @@
 //! they are still in the Thing's history, then live ones, nothing twice. If some were dropped
 //! from the history first, or the id is from before a server restart, it first gets a message
 //! of type `labthings:lost` (a name no affordance can have) with `{"missed": N}` (`null` when
-//! unknown). A comment line every 15 s keeps proxies from closing a quiet stream.
+//! unknown). A comment line every 15 s (`ThingServerBuilder::sse_heartbeat`) keeps proxies from
+//! closing a quiet stream.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseMessage, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{StreamExt, stream};
 use serde_json::json;
 
 use super::metrics::Metrics;
@@ -38,8 +39,8 @@ pub(crate) const EVENT_STREAM: &str = "text/event-stream";
 /// The event type of the message that says events were lost.
 const LOST: &str = "labthings:lost";
 
-/// How often a quiet stream sends a comment line.
-const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How often a quiet stream sends a comment line, by default.
+pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// What every SSE route of a server shares.
 #[derive(Clone)]
@@ -49,12 +50,15 @@ pub(crate) struct SseScope {
     pub(crate) metrics: Arc<Metrics>,
     /// Ends every stream at shutdown.
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
+    /// How often a quiet stream sends a comment line.
+    pub(crate) heartbeat: Duration,
 }
 
 impl SseScope {
     pub(crate) fn new(
         metrics: Arc<Metrics>,
         shutdown: tokio_util::sync::CancellationToken,
+        heartbeat: Duration,
     ) -> Self {
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -63,6 +67,7 @@ impl SseScope {
             boot,
             metrics,
             shutdown,
+            heartbeat,
         }
     }
 }
@@ -155,12 +160,8 @@ pub(crate) fn respond(
     let messages = stream::iter(opening)
         .chain(live)
         .take_until(scope.shutdown.clone().cancelled_owned());
-    sse(messages)
-}
-
-fn sse(messages: impl Stream<Item = Result<SseMessage, Infallible>> + Send + 'static) -> Response {
     Sse::new(messages)
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT))
+        .keep_alive(KeepAlive::new().interval(scope.heartbeat))
         .into_response()
 }
 

@@ -562,3 +562,73 @@ async fn the_rust_client_resumes_after_a_dropped_connection_with_nothing_lost_or
             | labthings::client::ClientError::Protocol { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_quiet_stream_sends_heartbeat_comments() {
+    let server = ThingServer::builder()
+        .sse_heartbeat(Duration::from_millis(100))
+        .add_thing("sensor", Sensor::new())
+        .build()
+        .unwrap();
+    let (address, _stop, _task) = spawn_thing_server(server).await;
+    let mut response = reqwest::get(format!("http://{address}/sensor/events"))
+        .await
+        .unwrap();
+    let mut body = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // No event is emitted: whatever arrives is the heartbeat, a comment line.
+    while !body.windows(2).any(|w| w == b"\n:" || w == b":\n") && !body.starts_with(b":") {
+        assert!(Instant::now() < deadline, "no heartbeat in 5 s: {body:?}");
+        let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+            .await
+            .expect("a heartbeat")
+            .unwrap()
+            .unwrap();
+        body.extend_from_slice(&chunk);
+    }
+    assert!(
+        !String::from_utf8_lossy(&body).contains("data:"),
+        "only comments"
+    );
+}
+
+#[tokio::test]
+async fn the_example_stage_reports_finished_moves_and_refused_ones_as_events() {
+    let server = ThingServer::builder()
+        .add_thing("stage", crate::example_things::Stage::new())
+        .build()
+        .unwrap();
+    let (address, _stop, _task) = spawn_thing_server(server).await;
+    let mut moved = SseReader::open(address, "/stage/moved", None).await;
+    let mut limits = SseReader::open(address, "/stage/limit_reached", None).await;
+    let client = reqwest::Client::new();
+    let invoke = |action: &str, input: Value| {
+        client
+            .post(format!("http://{address}/stage/{action}?wait=10"))
+            .json(&input)
+            .send()
+    };
+    let done: Value = invoke("move_to", json!({"x": 5, "y": 6, "z": 7}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "completed");
+    assert_eq!(moved.next().await.data, json!([5, 6, 7]));
+    let refused: Value = invoke("move_relative", json!({"x": i64::MAX, "y": 0}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused["status"], "error",
+        "an overflowing move is refused, not wrapped"
+    );
+    assert_eq!(
+        limits.next().await.data,
+        json!({"target": [null, 6, 7], "travel": 100_000})
+    );
+    assert!(moved.quiet().await, "a refused move did not finish");
+}
