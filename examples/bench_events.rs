@@ -13,6 +13,9 @@
 //! Each event's data is `{"seq": N, "t": <emit time, ns since 1970>}`, so a subscriber measures
 //! the latency from `emit` to receipt and counts the events it missed from the sequence numbers.
 
+#[path = "support/measure.rs"]
+mod measure;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +25,7 @@ use anyhow::{Context as _, bail};
 use clap::{Arg, ArgMatches, Command, value_parser};
 use futures_util::{SinkExt as _, StreamExt as _};
 use labthings::{Event, Thing, ThingServer};
+use measure::{peak_rss_kb, percentile, process_cpu_seconds};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// One tick: its number and when it was emitted.
@@ -324,42 +328,4 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|window| window == needle)
-}
-
-/// CPU time of every thread of the process, in seconds, from each thread's `schedstat`.
-fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let mut nanos: u64 = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let Ok(text) = std::fs::read_to_string(task?.path().join("schedstat")) else {
-            continue;
-        };
-        nanos += text
-            .split_whitespace()
-            .next()
-            .context("a schedstat line")?
-            .parse::<u64>()?;
-    }
-    Ok(nanos as f64 / 1e9)
-}
-
-fn peak_rss_kb(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .context("VmHWM")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("a number")?
-        .parse()?)
-}
-
-fn percentile(values: &mut [f64], q: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((values.len() - 1) as f64 * q).round() as usize;
-    Some(values[rank])
 }

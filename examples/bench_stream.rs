@@ -13,8 +13,12 @@
 //! from the push to the arrival of the frame's last byte, whatever the server, and finds frame
 //! ends from the length without scanning the frame's bytes.
 
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "support/sim.rs"]
 mod sim;
+
+use measure::{peak_rss_kb, percentile, process_cpu_seconds};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -571,40 +575,6 @@ fn split_url(url: &str) -> anyhow::Result<(SocketAddr, String)> {
     Ok((address, format!("/{path}")))
 }
 
-/// CPU time of every thread of the process, in seconds, to the nanosecond (from the first field
-/// of each `/proc/PID/task/TID/schedstat`, not the 10 ms ticks of `/proc/PID/stat`).
-fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let mut nanos: u64 = 0;
-    for task in
-        std::fs::read_dir(format!("/proc/{pid}/task")).context("reading the server's threads")?
-    {
-        let path = task?.path().join("schedstat");
-        // A thread may end between listing and reading; it no longer counts.
-        let Ok(text) = std::fs::read_to_string(path) else {
-            continue;
-        };
-        nanos += text
-            .split_whitespace()
-            .next()
-            .context("a schedstat line")?
-            .parse::<u64>()?;
-    }
-    Ok(nanos as f64 / 1e9)
-}
-
-fn peak_rss_kb(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .context("VmHWM")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("a number")?
-        .parse()?)
-}
-
 /// The send queues (`ss`'s Send-Q: bytes written but not yet acknowledged by the peer) of the
 /// server's connections to the given client ports, from /proc/net/tcp.
 fn send_queues(server_port: u16, client_ports: &[u16]) -> Vec<u64> {
@@ -646,13 +616,4 @@ fn mean(values: &[f64]) -> f64 {
     } else {
         values.iter().sum::<f64>() / values.len() as f64
     }
-}
-
-fn percentile(values: &mut [f64], q: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((values.len() - 1) as f64 * q).round() as usize;
-    Some(values[rank])
 }

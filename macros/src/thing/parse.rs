@@ -135,15 +135,7 @@ fn parse_stream(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
 fn parse_event(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
     if !matches!(attr.meta, syn::Meta::Path(_)) {
         attr.parse_nested_meta(|meta| {
-            if meta.path == symbol::RENAME {
-                let lit = string(&meta)?;
-                member.name = lit.value();
-                member.name_span = lit.span();
-            } else if meta.path == symbol::TITLE {
-                member.title = Some(string(&meta)?.value());
-            } else if meta.path == symbol::DESCRIPTION {
-                member.description = Some(string(&meta)?.value());
-            } else {
+            if !naming_key(&meta, member)? {
                 return Err(symbol::unknown(&meta, symbol::EVENT_KEYS));
             }
             Ok(())
@@ -199,15 +191,7 @@ fn parse_property(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> 
                 } else {
                     true
                 };
-            } else if meta.path == symbol::RENAME {
-                let lit = string(&meta)?;
-                member.name = lit.value();
-                member.name_span = lit.span();
-            } else if meta.path == symbol::TITLE {
-                member.title = Some(string(&meta)?.value());
-            } else if meta.path == symbol::DESCRIPTION {
-                member.description = Some(string(&meta)?.value());
-            } else {
+            } else if !naming_key(&meta, member)? {
                 return Err(symbol::unknown(&meta, symbol::PROPERTY_KEYS));
             }
             Ok(())
@@ -215,6 +199,23 @@ fn parse_property(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> 
     }
     member.kind = MemberKind::Property(options);
     Ok(())
+}
+
+/// Reads `rename`, `title` or `description`, the keys that name and describe any affordance;
+/// false if `meta` is none of them.
+fn naming_key(meta: &ParseNestedMeta<'_>, member: &mut Member<'_>) -> syn::Result<bool> {
+    if meta.path == symbol::RENAME {
+        let lit = string(meta)?;
+        member.name = lit.value();
+        member.name_span = lit.span();
+    } else if meta.path == symbol::TITLE {
+        member.title = Some(string(meta)?.value());
+    } else if meta.path == symbol::DESCRIPTION {
+        member.description = Some(string(meta)?.value());
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn string(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
