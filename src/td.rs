@@ -15,6 +15,9 @@ use crate::thing::ThingDescriptor;
 /// The TD 1.1 context URI.
 pub const TD_CONTEXT: &str = "https://www.w3.org/2022/wot/td/v1.1";
 
+/// The TD 1.0 context URI.
+pub const TD_1_0_CONTEXT: &str = "https://www.w3.org/2019/wot/td/v1";
+
 /// The media type of a Thing Description.
 pub const TD_MEDIA_TYPE: &str = "application/td+json";
 
@@ -23,9 +26,12 @@ pub const TD_MEDIA_TYPE: &str = "application/td+json";
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct ThingDescription {
-    /// `@context`: the TD 1.1 context.
+    /// `@context`: the TD 1.0 and TD 1.1 contexts, in the two-entry form TD 1.1 allows
+    /// ([§5.3.1.1](https://www.w3.org/TR/wot-thing-description11/#thing)); consumers that
+    /// validate against TD 1.0 (node-wot 0.9.2's `requestThingDescription`) accept it, where they
+    /// refuse the TD 1.1 URI alone.
     #[serde(rename = "@context")]
-    pub context: &'static str,
+    pub context: [&'static str; 2],
     /// A human-readable name.
     pub title: String,
     /// What the Thing is.
@@ -97,7 +103,7 @@ impl ThingDescription {
             serde_json::json!({"scheme": "nosec", "description": "No security"}),
         );
         Self {
-            context: TD_CONTEXT,
+            context: [TD_1_0_CONTEXT, TD_CONTEXT],
             title: descriptor.title.clone(),
             description: descriptor.description.clone(),
             base: String::new(),

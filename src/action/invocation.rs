@@ -93,6 +93,11 @@ impl std::fmt::Display for InvocationStatus {
     }
 }
 
+/// The problem type of a cancelled invocation: labthings-fastapi's URI for it, which its Python
+/// `ThingClient` recognises to raise `InvocationCancelledError` (rather than a generic
+/// `ServerActionError`).
+pub(crate) const CANCELLED_TYPE: &str = "https://labthings-fastapi.readthedocs.io/en/latest/autoapi/labthings_fastapi/exceptions/index.html#labthings_fastapi.exceptions.InvocationCancelledError";
+
 /// A change of an invocation's status, for websocket observers.
 #[derive(Debug, Clone)]
 pub(crate) struct ActionEvent {
@@ -479,7 +484,8 @@ fn finish(invocation: &Invocation, outcome: Outcome) {
             Outcome::Cancelled => {
                 state.error = Some(
                     Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
-                        .with_title("Cancelled")
+                        .with_type(CANCELLED_TYPE)
+                        .with_title("InvocationCancelledError")
                         .with_detail("The action was cancelled."),
                 );
                 InvocationStatus::Cancelled

@@ -130,9 +130,18 @@ pub(crate) fn outcome<O: IntoOutput, E: std::fmt::Display>(
     match result {
         Ok(value) => value.into_output(),
         Err(error) => Err(ActionFailure::Error {
-            kind: short_type_name::<E>(),
+            kind: error_title::<E>(),
             message: error.to_string(),
         }),
+    }
+}
+
+/// The title an error of type `E` is reported with: its type's name, or `ActionError` for a
+/// type that says nothing (a `String` or `&str` message, a boxed error).
+fn error_title<E>() -> String {
+    match short_type_name::<E>().as_str() {
+        "String" | "str" | "&str" | "Cow" | "Box" | "Arc" => "ActionError".to_owned(),
+        name => name.to_owned(),
     }
 }
 
@@ -182,5 +191,16 @@ mod tests {
     fn type_names_lose_their_path_and_parameters() {
         assert_eq!(short_type_name::<std::io::Error>(), "Error");
         assert_eq!(short_type_name::<Vec<u8>>(), "Vec");
+        assert_eq!(error_title::<LimitError>(), "LimitError");
+        assert_eq!(
+            error_title::<String>(),
+            "ActionError",
+            "not `[String]: ...`"
+        );
+        assert_eq!(error_title::<&str>(), "ActionError");
+        assert_eq!(
+            error_title::<Box<dyn std::error::Error + Send + Sync>>(),
+            "ActionError"
+        );
     }
 }

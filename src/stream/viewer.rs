@@ -60,6 +60,8 @@ impl ViewerOptions {
     /// [`InvalidViewerOption`] naming the parameter if `fps` is not a positive number, is
     /// given twice, or if the query holds a parameter that streams do not know.
     pub fn from_query(query: &str) -> Result<Self, InvalidViewerOption> {
+        /// The lowest frame rate a viewer may ask for: one frame in about 17 minutes.
+        const MIN_FPS: f64 = 0.001;
         let mut options = Self::default();
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             let invalid = |reason: String| InvalidViewerOption {
@@ -74,15 +76,18 @@ impl ViewerOptions {
                     let fps = value
                         .parse::<f64>()
                         .ok()
-                        .filter(|fps| fps.is_finite() && *fps > 0.0)
+                        .filter(|fps| fps.is_finite() && *fps >= MIN_FPS)
                         .ok_or_else(|| {
                             invalid(format!(
-                                "must be a positive number of frames per second, got `{value}`"
+                                "must be a number of frames per second of at least {MIN_FPS}, \
+                                 got `{value}`"
                             ))
                         })?;
                     options.max_fps = Some(fps);
                 }
-                _ => return Err(invalid("is not known; streams take `fps`".to_owned())),
+                // Pages add cache-busters (`?t=1700000000`, `?_=3`) to reconnect an `<img>`;
+                // parameters a stream does not know are left alone, as other routes do.
+                _ => {}
             }
         }
         Ok(options)
@@ -350,7 +355,7 @@ mod tests {
             ("fps=inf", "fps"),
             ("fps=", "fps"),
             ("fps=1&fps=2", "fps"),
-            ("quality=9", "quality"),
+            ("fps=1e-20", "fps"),
         ] {
             let error = ViewerOptions::from_query(query).unwrap_err();
             assert_eq!(error.name, name, "{query}");
@@ -362,6 +367,17 @@ mod tests {
         assert_eq!(
             ViewerOptions::from_query("fps=2.5").unwrap().max_fps,
             Some(2.5)
+        );
+    }
+
+    #[test]
+    fn unknown_parameters_such_as_cache_busters_are_ignored() {
+        for query in ["t=1700000000", "_=3", "fps=5&t=1", "quality=9"] {
+            assert!(ViewerOptions::from_query(query).is_ok(), "{query}");
+        }
+        assert_eq!(
+            ViewerOptions::from_query("t=1&fps=5").unwrap().max_fps,
+            Some(5.0)
         );
     }
 }

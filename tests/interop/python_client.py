@@ -4,11 +4,19 @@ Usage: python python_client.py http://127.0.0.1:PORT
 Prints one line per check and a closing "N passed, N failed" line; exits 1 on any failure.
 """
 
+import json
 import sys
+import threading
+import time
 import traceback
+import urllib.request
 
 import labthings_fastapi as lt
-from labthings_fastapi.exceptions import ClientPropertyError, ServerActionError
+from labthings_fastapi.exceptions import (
+    ClientPropertyError,
+    InvocationCancelledError,
+    ServerActionError,
+)
 
 BASE = sys.argv[1].rstrip("/")
 results = []
@@ -81,8 +89,39 @@ def _():
         stage.move_to(x=10**9, y=0, z=0)
     except ServerActionError as error:
         assert "outside the stage's travel" in str(error), error
+        assert "[String]" not in str(error), f"a title that reads badly: {error}"
     else:
         raise AssertionError("no error from a failing action")
+
+
+@check("an action cancelled by another client raises InvocationCancelledError")
+def _():
+    raised = []
+
+    def home():
+        try:
+            stage.home()
+        except InvocationCancelledError as error:  # a BaseException, not an Exception
+            raised.append(error)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            raised.append(error)
+
+    caller = threading.Thread(target=home)
+    caller.start()
+    running = None
+    for _ in range(100):
+        with urllib.request.urlopen(f"{BASE}/stage/home") as response:
+            invocations = json.load(response)
+        running = next((i for i in invocations if i["status"] == "running"), None)
+        if running:
+            break
+        time.sleep(0.05)
+    assert running, "home() never started"
+    cancel = urllib.request.Request(running["href"], method="DELETE")
+    with urllib.request.urlopen(cancel) as response:
+        assert response.status == 204, response.status
+    caller.join(timeout=30)
+    assert raised and isinstance(raised[0], InvocationCancelledError), raised
 
 
 @check("a blob output arrives as a JPEG")

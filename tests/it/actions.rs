@@ -349,6 +349,13 @@ async fn a_cooperative_action_is_cancelled_promptly() {
         "it did not wait for the grace period"
     );
     assert_eq!(done["status"], "cancelled");
+    // labthings-fastapi's URI and title, which its Python client turns into
+    // `InvocationCancelledError`.
+    assert_eq!(
+        done["error"]["type"],
+        "https://labthings-fastapi.readthedocs.io/en/latest/autoapi/labthings_fastapi/exceptions/index.html#labthings_fastapi.exceptions.InvocationCancelledError"
+    );
+    assert_eq!(done["error"]["title"], "InvocationCancelledError");
     assert_eq!(done["log"][0]["message"], "starting");
     assert_eq!(done["log"][0]["levelname"], "INFO");
     assert!(timestamp(&done["timeCompleted"]) >= timestamp(&done["timeStarted"]));
@@ -399,7 +406,10 @@ async fn errors_and_panics_end_as_error_and_the_server_keeps_serving() {
         .await;
     assert_eq!(failed["status"], "error");
     assert_eq!(failed["error"]["detail"], "deliberate failure");
-    assert_eq!(failed["error"]["title"], "String");
+    assert_eq!(
+        failed["error"]["title"], "ActionError",
+        "not the type `String`"
+    );
     let last_log = failed["log"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last_log["levelname"], "ERROR");
     let output = served

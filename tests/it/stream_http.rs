@@ -235,7 +235,8 @@ async fn bad_stream_queries_are_400_problems_naming_the_parameter() {
     for (query, name) in [
         ("fps=abc", "fps"),
         ("fps=-1", "fps"),
-        ("quality=5", "quality"),
+        ("fps=1e-20", "fps"),
+        ("t=1700000000&fps=0", "fps"),
     ] {
         let response = reqwest::get(url(address, &format!("{PATH}?{query}")))
             .await
@@ -250,6 +251,21 @@ async fn bad_stream_queries_are_400_problems_naming_the_parameter() {
         assert!(problem["detail"].as_str().unwrap().contains(name));
     }
     assert_eq!(stream.viewers(), 0, "a refused request is not a viewer");
+}
+
+#[tokio::test]
+async fn a_cache_buster_on_the_stream_is_ignored_as_on_other_routes() {
+    let stream = MjpegStream::new();
+    stream.add_frame(fake_jpeg(7, 300)).unwrap();
+    let address = serve_stream(&stream).await;
+    for query in ["t=1700000000", "_=3", "fps=10&t=5"] {
+        let mut reader = MjpegReader::connect(&url(address, &format!("{PATH}?{query}"))).await;
+        let part = reader
+            .next_part(std::time::Duration::from_secs(5))
+            .await
+            .expect("the newest frame");
+        assert_eq!(part.index(), 0, "{query}");
+    }
 }
 
 #[tokio::test]

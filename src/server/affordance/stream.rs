@@ -69,7 +69,7 @@ fn live_doc(thing: &str, name: &str, description: Option<&str>, path: &str) -> R
             "responses": {
                 "200": {"description": "multipart/x-mixed-replace, one JPEG per part",
                     "content": {STREAM_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
-                "400": openapi::problem("An invalid or unknown query parameter"),
+                "400": openapi::problem("An invalid `fps` (other query parameters, such as cache-busters, are ignored)"),
             },
         }),
     )

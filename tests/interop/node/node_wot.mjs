@@ -13,8 +13,9 @@ const base = process.argv[2].replace(/\/$/, "");
 const servient = new Servient();
 servient.addClientFactory(new HttpClientFactory(null));
 const WoT = await servient.start();
-const stage = await WoT.consume(await (await fetch(`${base}/stage/`)).json());
-const camera = await WoT.consume(await (await fetch(`${base}/camera/`)).json());
+// requestThingDescription validates the TD (against TD 1.0, where ours carries both contexts).
+const stage = await WoT.consume(await WoT.requestThingDescription(`${base}/stage/`));
+const camera = await WoT.consume(await WoT.requestThingDescription(`${base}/camera/`));
 
 await check("reads a property", async () => {
   const exposure = await (await camera.readProperty("exposure_ms")).value();
