@@ -64,31 +64,29 @@ impl ViewerOptions {
         const MIN_FPS: f64 = 0.001;
         let mut options = Self::default();
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            // Pages add cache-busters (`?t=1700000000`, `?_=3`) to reconnect an `<img>`;
+            // parameters a stream does not know are left alone, as other routes do.
+            if name != "fps" {
+                continue;
+            }
             let invalid = |reason: String| InvalidViewerOption {
                 name: name.to_string(),
                 reason,
             };
-            match &*name {
-                "fps" => {
-                    if options.max_fps.is_some() {
-                        return Err(invalid("is given more than once".to_owned()));
-                    }
-                    let fps = value
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|fps| fps.is_finite() && *fps >= MIN_FPS)
-                        .ok_or_else(|| {
-                            invalid(format!(
-                                "must be a number of frames per second of at least {MIN_FPS}, \
-                                 got `{value}`"
-                            ))
-                        })?;
-                    options.max_fps = Some(fps);
-                }
-                // Pages add cache-busters (`?t=1700000000`, `?_=3`) to reconnect an `<img>`;
-                // parameters a stream does not know are left alone, as other routes do.
-                _ => {}
+            if options.max_fps.is_some() {
+                return Err(invalid("is given more than once".to_owned()));
             }
+            let fps = value
+                .parse::<f64>()
+                .ok()
+                .filter(|fps| fps.is_finite() && *fps >= MIN_FPS)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "must be a number of frames per second of at least {MIN_FPS}, \
+                         got `{value}`"
+                    ))
+                })?;
+            options.max_fps = Some(fps);
         }
         Ok(options)
     }
