@@ -101,6 +101,13 @@ pub(crate) fn observe_property(thing: &str, property: &str) -> String {
     format!("{}/{OBSERVE}", affordance(thing, property))
 }
 
+/// Whether a link relative to `base` is a Thing's websocket (`{thing}/ws`; no affordance can
+/// be named `ws`, so nothing else has this shape).
+pub(crate) fn is_websocket_link(href: &str) -> bool {
+    href.split_once('/')
+        .is_some_and(|(thing, rest)| !thing.is_empty() && rest == WEBSOCKET)
+}
+
 /// `{stream}/snapshot`: the newest frame of the stream at `stream`.
 pub(crate) fn snapshot(stream: &str) -> String {
     format!("{stream}/snapshot")
@@ -240,6 +247,14 @@ mod tests {
             .filter(|name| !name.is_empty())
             .collect();
         assert_eq!(macro_names, RESERVED_AFFORDANCE_NAMES);
+    }
+
+    #[test]
+    fn websocket_links_are_recognised_by_their_shape() {
+        assert!(is_websocket_link(relative(&websocket("camera"))));
+        assert!(!is_websocket_link("camera/exposure"));
+        assert!(!is_websocket_link("camera/exposure/observe"));
+        assert!(!is_websocket_link("/ws"));
     }
 
     #[test]

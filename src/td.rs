@@ -131,10 +131,11 @@ impl ThingDescription {
         let mut properties = self.properties.clone();
         for affordance in properties.values_mut() {
             if let Some(forms) = affordance.get_mut("forms").and_then(Value::as_array_mut) {
-                for form in forms
-                    .iter_mut()
-                    .filter(|form| form["subprotocol"] == "webthingprotocol")
-                {
+                for form in forms.iter_mut().filter(|form| {
+                    form["href"]
+                        .as_str()
+                        .is_some_and(crate::layout::is_websocket_link)
+                }) {
                     if let Some(href) = form["href"].as_str() {
                         form["href"] = format!("{ws_base}{href}").into();
                     }

@@ -138,6 +138,31 @@ await check("a running action can be cancelled", async () => {
   await action.locator('.status[data-status="cancelled"]').waitFor();
 });
 
+await check("a browser following the TD's websocket form observes a property", async () => {
+  // As a WoT consumer in a page would: the form's href, and its subprotocol if it names one
+  // (Chromium refuses a socket whose handshake does not agree to a subprotocol it asked for).
+  const value = await page.evaluate(async (tdUrl) => {
+    const td = await (await fetch(tdUrl)).json();
+    const form = td.properties.exposure_ms.forms.find((f) =>
+      [].concat(f.op).includes("observeproperty") && f.href.startsWith("ws"));
+    const socket = new WebSocket(form.href, form.subprotocol ? [form.subprotocol] : []);
+    return await new Promise((resolve, reject) => {
+      setTimeout(() => reject(new Error("no value within 5 s")), 5000);
+      socket.onerror = () => reject(new Error("the websocket was refused"));
+      socket.onopen = () => socket.send(JSON.stringify(
+        { messageType: "addPropertyObservation", data: { exposure_ms: true } }));
+      socket.onmessage = (event) => {
+        const message = JSON.parse(event.data);
+        if (message.messageType === "propertyStatus") {
+          socket.close();
+          resolve(message.data.exposure_ms);
+        }
+      };
+    });
+  }, `${base}/camera/`);
+  assert(value === 20, `exposure_ms over the websocket: ${value}`);
+});
+
 await check("the page is usable by keyboard: every input has a label", async () => {
   const unlabelled = await page.$$eval("input, select, textarea", (inputs) =>
     inputs.filter((input) => !(input.labels && input.labels.length)).map((input) => input.outerHTML));

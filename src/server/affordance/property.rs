@@ -328,7 +328,8 @@ fn affordance<T>(thing: &str, property: &PropertyDescriptor<T>, path: &str) -> V
         forms.push(json!({
             "href": layout::relative(&layout::websocket(thing)),
             "op": ["observeproperty", "unobserveproperty"],
-            "subprotocol": "webthingprotocol",
+            // No `subprotocol`: the socket speaks LabThings' messages, not the W3C Web Thing
+            // Protocol's, and negotiates none (a browser asking for one would be refused).
             "contentType": "application/json",
         }));
     }
