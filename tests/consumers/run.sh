@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Real stream consumers, unmodified: ffmpeg (Debian's package) reads the microscope example's
-# MJPEG stream and decodes frames from it without an error.
+# Real stream consumers, unmodified: ffmpeg and GStreamer (Debian's packages) read the
+# microscope example's MJPEG streams and decode frames from them without an error.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FFMPEG_VERSION=7:5.1.9-0+deb12u1
@@ -11,6 +11,17 @@ if ! command -v ffmpeg >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
 fi
 ffmpeg -hide_banner -version | head -n 1
+# GStreamer: souphttpsrc ! multipartdemux ! jpegdec, the usual pipeline for an MJPEG camera.
+GST_TOOLS=1.22.0-2+deb12u1 GST_GOOD=1.22.0-5+deb12u4 GST_BASE=1.22.0-3+deb12u7
+if ! command -v gst-launch-1.0 >/dev/null || ! gst-inspect-1.0 souphttpsrc >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "gstreamer1.0-tools=$GST_TOOLS" "gstreamer1.0-plugins-good=$GST_GOOD" \
+    "gstreamer1.0-plugins-base=$GST_BASE" >/dev/null 2>&1 ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-base >/dev/null
+fi
+gst-launch-1.0 --version | head -n 1
 
 # shellcheck source=../support/start-microscope.sh
 source tests/support/start-microscope.sh
@@ -39,4 +50,30 @@ for stream in mjpeg_stream lores_mjpeg_stream; do
   fi
   echo "ffmpeg decoded $DECODED frames from $stream without an error"
   rm -f "$LOG"
+done
+
+# GStreamer decodes each frame and writes it as a PNG; `identity eos-after` ends the pipeline
+# after the wanted number of frames. Any error or warning it prints fails the suite.
+for stream in mjpeg_stream lores_mjpeg_stream; do
+  DIR=$(mktemp -d)
+  LOG=$(mktemp)
+  timeout 60 gst-launch-1.0 -q souphttpsrc location="$URL/camera/$stream" is-live=true \
+    ! multipartdemux ! jpegdec ! identity eos-after=$((FRAMES + 1)) ! videoconvert ! pngenc \
+    ! multifilesink location="$DIR/frame-%05d.png" >"$LOG" 2>&1 || {
+    echo "GStreamer failed on $stream:" >&2
+    cat "$LOG" >&2
+    exit 1
+  }
+  if grep -qiE 'error|warn' "$LOG"; then
+    echo "GStreamer reported problems on $stream:" >&2
+    cat "$LOG" >&2
+    exit 1
+  fi
+  DECODED=$(find "$DIR" -name 'frame-*.png' -size +0 | wc -l)
+  if [ "$DECODED" -ne "$FRAMES" ]; then
+    echo "GStreamer decoded $DECODED of $FRAMES frames from $stream" >&2
+    exit 1
+  fi
+  echo "GStreamer decoded $DECODED frames from $stream without an error"
+  rm -rf "$DIR" "$LOG"
 done
