@@ -27,7 +27,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseMessage, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, stream};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::metrics::Metrics;
 use crate::event::{Delivery, EventLog};
@@ -193,6 +193,18 @@ pub(crate) fn doc(
             },
         }),
     )
+}
+
+/// The TD form of a Server-Sent Events route at `path` for the operations `ops` (`subscribe…`
+/// and `unsubscribe…`, or `observe…` and `unobserve…`). Its `contentType` is that of each
+/// message's data, which is what WoT consumers decode it with.
+pub(crate) fn form(path: &str, ops: [&str; 2]) -> Value {
+    json!({
+        "href": crate::layout::relative(path),
+        "op": ops,
+        "subprotocol": "sse",
+        "contentType": "application/json",
+    })
 }
 
 fn lost_message(missed: Option<u64>) -> SseMessage {

@@ -147,10 +147,6 @@ async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String
     let (mut sink, mut incoming) = socket.split();
     let mut observing = Observing::default();
     let mut action_events = observable.invocations.events();
-    let thing_events = observable
-        .event_log
-        .subscribe(observable.event_log.newest(), None);
-    tokio::pin!(thing_events);
     loop {
         let outgoing = tokio::select! {
             message = incoming.next() => match message {
@@ -169,16 +165,15 @@ async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String
                 Ok(_) | Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return,
             },
-            Some(delivery) = thing_events.next() => match delivery {
+            Some(delivery) = next_event(&mut observing.event_stream) => match delivery {
                 Delivery::Event(record) if observing.events.contains(&*record.name) => {
                     let data: Value = serde_json::from_str(&record.data).unwrap_or(Value::Null);
                     vec![json!({"messageType": "event", "data": {&*record.name: data}})]
                 }
                 Delivery::Event(_) => continue,
-                Delivery::Lost(missed) if !observing.events.is_empty() => {
+                Delivery::Lost(missed) => {
                     vec![json!({"messageType": "eventsLost", "data": {"missed": missed}})]
                 }
-                Delivery::Lost(_) => continue,
             },
             () = observable.shutdown.cancelled() => {
                 // A clean end: the client learns why (1001 Going Away) rather than seeing the
@@ -231,6 +226,17 @@ struct Observing {
     properties: StreamMap<String, BoxStream<'static, Value>>,
     actions: HashSet<String>,
     events: HashSet<String>,
+    /// The Thing's events from when the first was observed; none while no event is, so that a
+    /// connection observing no event does no work when one is emitted.
+    event_stream: Option<BoxStream<'static, Delivery>>,
+}
+
+/// The next event for a connection that observes some; never, for one that observes none.
+async fn next_event(stream: &mut Option<BoxStream<'static, Delivery>>) -> Option<Delivery> {
+    match stream {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Applies one message; returns the replies (errors) to send.
@@ -318,6 +324,12 @@ fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec
                 } else {
                     observing.events.remove(&name);
                 }
+            }
+            if observing.events.is_empty() {
+                observing.event_stream = None;
+            } else if observing.event_stream.is_none() {
+                let log = &observable.event_log;
+                observing.event_stream = Some(log.subscribe(log.newest(), None).boxed());
             }
         }
         other => replies.push(bad_request(&format!(

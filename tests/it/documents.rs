@@ -88,7 +88,9 @@ fn the_schema_check_catches_an_invalid_td() {
 }
 
 /// The served `/openapi.json`, and its operations as (method, path).
-async fn openapi_operations(address: std::net::SocketAddr) -> (Value, BTreeSet<(String, String)>) {
+pub async fn openapi_operations(
+    address: std::net::SocketAddr,
+) -> (Value, BTreeSet<(String, String)>) {
     let document: Value = reqwest::get(format!("http://{address}/openapi.json"))
         .await
         .unwrap()

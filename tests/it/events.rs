@@ -10,7 +10,7 @@ use labthings::{Event, Property, Thing, ThingServer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::spawn_thing_server;
+use crate::support::{metrics_text, sample, spawn_thing_server};
 
 /// An alarm's data.
 #[labthings::data]
@@ -196,6 +196,22 @@ async fn an_event_emitted_from_a_thread_arrives_over_sse_and_the_websocket() {
         json!({"messageType": "event", "data": {"alarm": {"source": "door", "level": 3}}})
     );
     assert!(alarms.quiet().await, "the tick is not an alarm");
+
+    crate::ws::send(
+        &mut socket,
+        json!({"messageType": "removeEventObservation", "data": {"alarm": true}}),
+    )
+    .await;
+    crate::ws::send(&mut socket, json!({"messageType": "nonsense", "data": {}})).await;
+    assert!(crate::ws::next(&mut socket).await["error"].is_object());
+    sensor
+        .alarm
+        .emit(Alarm {
+            source: "window".into(),
+            level: 1,
+        })
+        .unwrap();
+    crate::ws::quiet(&mut socket).await;
 }
 
 #[tokio::test]
@@ -260,22 +276,13 @@ async fn an_id_older_than_the_history_is_reported_as_lost() {
     for count in 7..10 {
         assert_eq!(stranger.next().await.data, json!(count), "then the history");
     }
-    let metrics = reqwest::get(format!("http://{address}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&reqwest::Client::new(), &format!("http://{address}")).await;
     // The resumed reader's 6, and any the first reader lost before the server saw it go.
-    let lost: u64 = metrics
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("labthings_events_lost_total{thing=\"sensor\",kind=\"events\"} ")
-        })
-        .expect("the lost events are counted")
-        .parse()
-        .unwrap();
-    assert!((6..=12).contains(&lost), "{metrics}");
+    let lost = sample(
+        &metrics,
+        "labthings_events_lost_total{thing=\"sensor\",kind=\"events\"}",
+    );
+    assert!((6.0..=12.0).contains(&lost), "{metrics}");
 }
 
 #[tokio::test]
@@ -411,12 +418,7 @@ async fn the_td_and_the_openapi_document_describe_events_and_sse_observation() {
             .all(|form| form["subprotocol"] != "sse"),
         "no observe form for an unobservable property"
     );
-    let document: Value = reqwest::get(format!("http://{address}/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (document, _) = crate::documents::openapi_operations(address).await;
     for path in [
         "/sensor/alarm",
         "/sensor/events",
@@ -631,4 +633,49 @@ async fn the_example_stage_reports_finished_moves_and_refused_ones_as_events() {
         json!({"target": [null, 6, 7], "travel": 100_000})
     );
     assert!(moved.quiet().await, "a refused move did not finish");
+}
+
+#[tokio::test]
+async fn the_rust_client_reports_events_lost_while_it_was_away_and_goes_on() {
+    let (address, sensor, _stop) = serve(3).await;
+    let proxy = Proxy::start(address).await;
+    let client =
+        labthings::client::ThingClient::connect(format!("http://{}/sensor/", proxy.address))
+            .await
+            .unwrap();
+    let mut ticks = client.subscribe_event::<u64>("tick").unwrap();
+    // Subscribed once a first event comes through.
+    let mut count = 0;
+    loop {
+        sensor.tick.emit(count).unwrap();
+        count += 1;
+        if let Ok(item) = tokio::time::timeout(Duration::from_millis(200), next(&mut ticks)).await {
+            assert_eq!(item.unwrap(), count - 1);
+            break;
+        }
+    }
+    proxy.cut();
+    for _ in 0..10 {
+        sensor.tick.emit(count).unwrap();
+        count += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.reopen();
+    match next(&mut ticks).await {
+        Err(labthings::client::ClientError::EventsLost { missed, .. }) => {
+            assert_eq!(
+                missed,
+                Some(7),
+                "10 emitted while away, the history holds 3"
+            )
+        }
+        other => panic!("expected the loss first, got {other:?}"),
+    }
+    for expected in count - 3..count {
+        assert_eq!(
+            next(&mut ticks).await.unwrap(),
+            expected,
+            "then the history, in order"
+        );
+    }
 }

@@ -59,7 +59,7 @@ pub async fn next(socket: &mut Socket) -> Value {
 }
 
 /// Asserts nothing arrives for a while.
-async fn quiet(socket: &mut Socket) {
+pub async fn quiet(socket: &mut Socket) {
     let waited = tokio::time::timeout(Duration::from_millis(300), socket.next()).await;
     assert!(waited.is_err(), "unexpected message: {waited:?}");
 }

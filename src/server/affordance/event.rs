@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::Context;
 use crate::event::{EventLog, Sink};
@@ -90,12 +90,10 @@ pub(crate) fn serve_all(
             thing_name,
         )],
     );
-    td.forms.push(json!({
-        "href": layout::relative(&path),
-        "op": ["subscribeallevents", "unsubscribeallevents"],
-        "subprotocol": "sse",
-        "contentType": "application/json",
-    }));
+    td.forms.push(sse::form(
+        &path,
+        ["subscribeallevents", "unsubscribeallevents"],
+    ));
 }
 
 /// What an event route needs.
@@ -134,12 +132,10 @@ fn affordance<T>(event: &EventDescriptor<T>, path: &str) -> Value {
     affordance.insert("data".to_owned(), data);
     affordance.insert(
         "forms".to_owned(),
-        json!([{
-            "href": layout::relative(path),
-            "op": ["subscribeevent", "unsubscribeevent"],
-            "subprotocol": "sse",
-            "contentType": "application/json",
-        }]),
+        Value::Array(vec![sse::form(
+            path,
+            ["subscribeevent", "unsubscribeevent"],
+        )]),
     );
     Value::Object(affordance)
 }

@@ -110,12 +110,10 @@ pub(crate) fn serve_all<T: Send + Sync + 'static>(
             thing_name,
         )],
     );
-    td.forms.push(json!({
-        "href": layout::relative(&path),
-        "op": ["observeallproperties", "unobserveallproperties"],
-        "subprotocol": "sse",
-        "contentType": "application/json",
-    }));
+    td.forms.push(sse::form(
+        &path,
+        ["observeallproperties", "unobserveallproperties"],
+    ));
 }
 
 /// Reads a property's value as JSON text, for the first message of an observation.
@@ -319,12 +317,10 @@ fn affordance<T>(thing: &str, property: &PropertyDescriptor<T>, path: &str) -> V
         "contentType": "application/json",
     })];
     if property.observable {
-        forms.push(json!({
-            "href": layout::relative(&layout::observe_property(thing, property.name)),
-            "op": ["observeproperty", "unobserveproperty"],
-            "subprotocol": "sse",
-            "contentType": "application/json",
-        }));
+        forms.push(sse::form(
+            &layout::observe_property(thing, property.name),
+            ["observeproperty", "unobserveproperty"],
+        ));
         forms.push(json!({
             "href": layout::relative(&layout::websocket(thing)),
             "op": ["observeproperty", "unobserveproperty"],
