@@ -10,7 +10,8 @@ if ! command -v ffmpeg >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "ffmpeg=$FFMPEG_VERSION" >/dev/null 2>&1 ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
 fi
-ffmpeg -hide_banner -version | head -n 1
+# sed, not head: head exits after one line and the writer, still writing, dies of SIGPIPE (141).
+ffmpeg -hide_banner -version | sed -n 1p
 # GStreamer: souphttpsrc ! multipartdemux ! jpegdec, the usual pipeline for an MJPEG camera.
 GST_TOOLS=1.22.0-2+deb12u1 GST_GOOD=1.22.0-5+deb12u4 GST_BASE=1.22.0-3+deb12u7
 if ! command -v gst-launch-1.0 >/dev/null || ! gst-inspect-1.0 souphttpsrc >/dev/null 2>&1; then
@@ -21,7 +22,7 @@ if ! command -v gst-launch-1.0 >/dev/null || ! gst-inspect-1.0 souphttpsrc >/dev
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-base >/dev/null
 fi
-gst-launch-1.0 --version | head -n 1
+gst-launch-1.0 --version | sed -n 1p
 
 # shellcheck source=../support/start-microscope.sh
 source tests/support/start-microscope.sh
