@@ -22,6 +22,8 @@ pub(crate) struct RouteDoc {
     pub(crate) path: String,
     /// The OpenAPI operation object.
     pub(crate) operation: Value,
+    /// Shared schemas the operation refers to, by component name, besides [`components`]'s.
+    pub(crate) schemas: Vec<(String, Value)>,
 }
 
 impl RouteDoc {
@@ -30,6 +32,7 @@ impl RouteDoc {
             method: Method::GET,
             path,
             operation,
+            schemas: Vec::new(),
         }
     }
 
@@ -38,6 +41,7 @@ impl RouteDoc {
             method: Method::POST,
             path,
             operation,
+            schemas: Vec::new(),
         }
     }
 
@@ -46,6 +50,7 @@ impl RouteDoc {
             method: Method::DELETE,
             path,
             operation,
+            schemas: Vec::new(),
         }
     }
 
@@ -54,7 +59,14 @@ impl RouteDoc {
             method: Method::PUT,
             path,
             operation,
+            schemas: Vec::new(),
         }
+    }
+
+    /// Adds a shared schema that the operation refers to (with [`component`]).
+    pub(crate) fn with_schema(mut self, name: String, schema: Value) -> Self {
+        self.schemas.push((name, schema));
+        self
     }
 }
 
@@ -65,7 +77,21 @@ impl RouteDoc {
 /// If utoipa cannot represent a schema; the message names where.
 pub(crate) fn document(prefix: &str, routes: &[RouteDoc]) -> Result<OpenApi, String> {
     let mut paths = serde_json::Map::new();
+    let mut schemas = components();
     for route in routes {
+        for (name, schema) in &route.schemas {
+            match schemas.get(name) {
+                Some(existing) if existing != schema => {
+                    return Err(format!(
+                        "OpenAPI document: two different schemas are both named `{name}`"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    schemas.insert(name.clone(), schema.clone());
+                }
+            }
+        }
         let item = paths
             .entry(format!("{prefix}{}", route.path))
             .or_insert_with(|| json!({}));
@@ -84,7 +110,7 @@ pub(crate) fn document(prefix: &str, routes: &[RouteDoc]) -> Result<OpenApi, Str
             "version": env!("CARGO_PKG_VERSION"),
         },
         "paths": paths,
-        "components": {"schemas": components()},
+        "components": {"schemas": schemas},
     });
     let document = adapt_schemas(document);
     serde_json::from_value(document.clone()).map_err(|error| {
@@ -173,13 +199,53 @@ pub(crate) fn value_schema(schema: Value, constraints: &Constraints) -> Value {
 /// The shared schemas, each generated from the Rust type that serialises the shape (so the
 /// document describes exactly what is sent): `Invocation`, `Problem`, and what they use.
 fn components() -> Map<String, Value> {
-    let mut generator = SchemaSettings::draft2020_12()
-        .with(|settings| settings.definitions_path = "/components/schemas".into())
-        .for_serialize()
-        .into_generator();
+    let mut generator = component_generator();
     generator.subschema_for::<InvocationBody>();
     generator.subschema_for::<Problem>();
     generator.take_definitions(true)
+}
+
+fn component_generator() -> schemars::SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .with(|settings| settings.definitions_path = "/components/schemas".into())
+        .for_serialize()
+        .into_generator()
+}
+
+/// The component name of one action's invocation schema (`.` cannot occur in Thing or action
+/// names, so two actions never share one).
+pub(crate) fn action_invocation_name(thing: &str, action: &str) -> String {
+    format!("{thing}.{action}.Invocation")
+}
+
+/// One action's invocation schema: the shared `Invocation` shape with the action's own `input`
+/// and `output` schemas, so that a client generated from the document gets typed fields
+/// (labthings-fastapi, likewise, has one invocation model per action). `output` is `null` until
+/// the invocation completes.
+pub(crate) fn action_invocation(thing: &str, action: &str, input: Value, output: Value) -> Value {
+    let mut generator = component_generator();
+    generator.subschema_for::<InvocationBody>();
+    let mut schema = generator
+        .take_definitions(true)
+        .remove("Invocation")
+        .unwrap_or_default();
+    schema["description"] = format!("One run of `{thing}`'s action `{action}`.").into();
+    let properties = &mut schema["properties"];
+    let with_description = |mut schema: Value, description: &Value| {
+        if let Value::Object(object) = &mut schema {
+            object.insert("description".to_owned(), description.clone());
+        }
+        schema
+    };
+    properties["input"] = with_description(input, &properties["input"]["description"]);
+    let output = if output == json!({"type": "null"}) {
+        output
+    } else {
+        json!({"anyOf": [output, {"type": "null"}]})
+    };
+    properties["output"] =
+        with_description(output, &json!("The output once completed (`null` before)."));
+    schema
 }
 
 /// A reference to a shared schema of [`components`].

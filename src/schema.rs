@@ -90,18 +90,17 @@ fn td_member(key: &str, value: &Value) -> Value {
     }
 }
 
-/// Every JSON type: how an unconstrained schema ("any value") is written for utoipa.
-const ANY_TYPE: [&str; 7] = [
-    "string", "number", "integer", "boolean", "array", "object", "null",
-];
-
 /// Adapts a JSON Schema to what utoipa's OpenAPI model can hold, without changing its meaning:
 /// every `const` becomes a one-value `enum` (utoipa has no `const`), and a schema that allows
-/// any value (`true`, or an object with no `type` and no combinator) lists every JSON type
-/// (utoipa needs a `type`).
+/// any value (`true`, or an object with no `type` and no combinator) gets `"type": null`.
+///
+/// That `null` is how utoipa's model reads "no type" (its `SchemaType::AnyValue`, which it
+/// requires to be spelled out); utoipa leaves it out again when it writes the document, so the
+/// served schema is the plain `{}` every code generator reads as "any JSON". (Listing all seven
+/// JSON types instead, as this once did, made openapi-python-client drop the model.)
 pub(crate) fn for_openapi(schema: &Value) -> Value {
     match schema {
-        Value::Bool(true) => serde_json::json!({"type": ANY_TYPE}),
+        Value::Bool(true) => serde_json::json!({"type": null}),
         Value::Object(object) => {
             let mut adapted: Map<String, Value> = object
                 .iter()
@@ -137,7 +136,7 @@ pub(crate) fn for_openapi(schema: &Value) -> Value {
                 "type", "$ref", "oneOf", "anyOf", "allOf", "not", "enum", "const",
             ];
             if !SHAPED.iter().any(|key| object.contains_key(*key)) {
-                adapted.insert("type".to_owned(), serde_json::json!(ANY_TYPE));
+                adapted.insert("type".to_owned(), Value::Null);
             }
             Value::Object(adapted)
         }
@@ -214,6 +213,23 @@ mod tests {
         assert_eq!(td["properties"]["mode"]["description"], "Which mode.");
     }
 
+    /// "No type" is read by utoipa from `"type": null` and written as nothing.
+    fn without_null_types(value: Value) -> Value {
+        match value {
+            Value::Object(object) => Value::Object(
+                object
+                    .into_iter()
+                    .filter(|(key, value)| !(key == "type" && value.is_null()))
+                    .map(|(key, value)| (key, without_null_types(value)))
+                    .collect(),
+            ),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(without_null_types).collect())
+            }
+            other => other,
+        }
+    }
+
     #[test]
     fn openapi_schemas_round_trip_every_keyword_but_const() {
         for schema in [
@@ -227,17 +243,24 @@ mod tests {
         ] {
             let converted = to_openapi(&schema).unwrap();
             let back = serde_json::to_value(&converted).unwrap();
-            assert_eq!(back, for_openapi(&schema), "utoipa kept every keyword");
+            assert_eq!(
+                back,
+                without_null_types(for_openapi(&schema)),
+                "utoipa kept every keyword"
+            );
         }
     }
 
     #[test]
-    fn unconstrained_schemas_list_every_type_for_utoipa() {
+    fn unconstrained_schemas_are_served_as_any_value() {
         assert_eq!(
             for_openapi(&json!({"description": "anything"})),
-            json!({"description": "anything", "type": ANY_TYPE})
+            json!({"description": "anything", "type": null})
         );
-        assert_eq!(for_openapi(&json!(true)), json!({"type": ANY_TYPE}));
+        assert_eq!(for_openapi(&json!(true)), json!({"type": null}));
+        // What the document then says: no `type` at all, the plain "any JSON" schema.
+        let served = serde_json::to_value(to_openapi(&json!(true)).unwrap()).unwrap();
+        assert_eq!(served, json!({}));
         let shaped = json!({"oneOf": [{"type": "null"}, {"$ref": "#/x"}]});
         assert_eq!(
             for_openapi(&shaped),

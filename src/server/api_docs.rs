@@ -17,7 +17,8 @@ use crate::openapi::{self, RouteDoc};
 
 /// Records and documents the two routes; [`router`] serves them once the document is complete.
 pub(crate) fn document(routes: &mut RouteTable) {
-    let object = json!({"type": "object"});
+    // `additionalProperties: true` said outright: generators read a bare `object` as an empty one.
+    let object = json!({"type": "object", "additionalProperties": true});
     let path = layout::openapi();
     routes.served_elsewhere(
         &path,

@@ -44,7 +44,7 @@ pub(crate) fn serve_thing(
                 "summary": format!("The Thing Description of {name}"),
                 "tags": [name],
                 "responses": {"200": {"description": "W3C WoT Thing Description 1.1",
-                    "content": {TD_MEDIA_TYPE: {"schema": {"type": "object"}}}}},
+                    "content": {TD_MEDIA_TYPE: {"schema": {"type": "object", "additionalProperties": true}}}}},
             }),
         )],
     );
@@ -79,7 +79,7 @@ pub(crate) fn serve_indexes(descriptions: &Arc<Descriptions>, routes: &mut Route
                 "summary": "Every Thing's Thing Description",
                 "tags": ["server"],
                 "responses": {"200": openapi::json_response("Thing name to TD", json!({
-                    "type": "object", "additionalProperties": {"type": "object"}
+                    "type": "object", "additionalProperties": {"type": "object", "additionalProperties": true}
                 }))},
             }),
         )],

@@ -234,6 +234,9 @@ async fn actions_without_arguments_take_an_empty_body_an_empty_object_or_null() 
     for body in [None, Some("{}"), Some("null"), Some("  ")] {
         let response = served.invoke("zero", body).await;
         assert_eq!(response.status(), 201, "{body:?}");
+        // Recorded as no arguments, which fits the action's input schema (an object).
+        let created: Value = response.json().await.unwrap();
+        assert_eq!(created["input"], json!({}), "{body:?}");
     }
 }
 

@@ -294,3 +294,68 @@ async fn docs_are_served_with_no_network() {
         .unwrap();
     assert!(initializer.contains("/openapi.json"), "{initializer}");
 }
+
+/// Code generators need each action's invocation typed by its own input and output (issue 18,
+/// point 3): a shared `Invocation` with "any JSON" fields gave untyped or no models at all.
+#[tokio::test]
+async fn each_action_has_its_own_invocation_schema_and_any_json_is_written_as_no_type() {
+    let (address, _stop, _task) = spawn_thing_server(all_things()).await;
+    let (document, _) = openapi_operations(address).await;
+    let schemas = &document["components"]["schemas"];
+    let add = &schemas["lab.add.Invocation"];
+    assert_eq!(
+        add["properties"]["input"]["required"],
+        serde_json::json!(["a"])
+    );
+    assert_eq!(
+        add["properties"]["output"]["anyOf"],
+        serde_json::json!([{"type": "integer", "format": "int64", "title": "int64"}, {"type": "null"}])
+    );
+    let reference = serde_json::json!({"$ref": "#/components/schemas/lab.add.Invocation"});
+    let invoke = &document["paths"]["/lab/add"]["post"]["responses"];
+    for status in ["200", "201"] {
+        assert_eq!(
+            invoke[status]["content"]["application/json"]["schema"],
+            reference
+        );
+    }
+    let list = &document["paths"]["/lab/add"]["get"]["responses"]["200"];
+    assert_eq!(
+        list["content"]["application/json"]["schema"]["items"],
+        reference
+    );
+    // The shared shape (for `/action_invocations/{id}`) keeps "any JSON", written as no `type`.
+    let shared = &schemas["Invocation"]["properties"];
+    for field in ["input", "output"] {
+        assert!(
+            shared[field].get("type").is_none(),
+            "{field}: {}",
+            shared[field]
+        );
+    }
+
+    // What the server answers fits the action's schema, and would not fit another action's.
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{address}/lab/add?wait=5"))
+        .json(&serde_json::json!({"a": 2, "b": 3}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["output"], 5);
+    let validator = |name: &str| {
+        let schema = serde_json::json!({
+            "$ref": format!("#/components/schemas/{name}"),
+            "components": document["components"],
+        });
+        jsonschema::validator_for(&schema).unwrap()
+    };
+    let errors: Vec<String> = validator("lab.add.Invocation")
+        .iter_errors(&body)
+        .map(|error| error.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?} in {body}");
+    assert!(!validator("stage.move_to.Invocation").is_valid(&body));
+}

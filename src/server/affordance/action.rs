@@ -77,10 +77,13 @@ async fn invoke<T: Send + Sync + 'static>(
         Ok(wait) => wait,
         Err(problem) => return problem.into_response(),
     };
+    // No body and `null` both mean "no arguments", recorded as `{}` so that the invocation's
+    // `input` always fits the action's input schema.
     let input = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
         match problems::json_body(&headers, &body) {
+            Ok(Value::Null) => Value::Object(Map::new()),
             Ok(value) => value,
             Err(problem) => return problem.into_response(),
         }
@@ -191,7 +194,14 @@ fn requested_wait(
 /// The OpenAPI operations: invoke, and list the invocations.
 fn docs<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> Vec<RouteDoc> {
     let summary = action.title.unwrap_or(action.name);
-    let invocation = openapi::component("Invocation");
+    let name = openapi::action_invocation_name(thing, action.name);
+    let schema = openapi::action_invocation(
+        thing,
+        action.name,
+        (action.input_schema)(),
+        (action.output_schema)(),
+    );
+    let invocation = openapi::component(&name);
     vec![
         RouteDoc::post(
             path.to_owned(),
@@ -213,7 +223,8 @@ fn docs<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> Vec<RouteDo
                     "422": openapi::problem("The input does not fit; `invalid-params` names the field"),
                 },
             }),
-        ),
+        )
+        .with_schema(name, schema),
         RouteDoc::get(
             path.to_owned(),
             json!({
