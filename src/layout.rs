@@ -108,6 +108,11 @@ pub(crate) fn is_websocket_link(href: &str) -> bool {
         .is_some_and(|(thing, rest)| !thing.is_empty() && rest == WEBSOCKET)
 }
 
+/// `{action}/run`: runs the action at `action` and answers with its output once it finishes.
+pub(crate) fn run(action: &str) -> String {
+    format!("{action}/run")
+}
+
 /// `{stream}/snapshot`: the newest frame of the stream at `stream`.
 pub(crate) fn snapshot(stream: &str) -> String {
     format!("{stream}/snapshot")

@@ -25,10 +25,17 @@ pub fn json_schema_of<T: JsonSchema>() -> Value {
 ///
 /// TD DataSchemas allow one `type` per schema and know `oneOf` but not `anyOf`, so a list of
 /// types (`["number", "null"]` for an `Option<f64>`) becomes a `oneOf` of one schema per type,
-/// `anyOf` becomes `oneOf`, and the boolean schema `true` becomes `{}`.
+/// `anyOf` becomes `oneOf`, and the boolean schema `true` becomes `{}`. Every DataSchema, nested
+/// ones included, states its defaults (`readOnly` and `writeOnly` false; `properties` of an
+/// object), as the W3C TD playground's defaults check asks, and formats that JSON Schema does
+/// not define (schemars' `int64`, `uint8`, `double`, ...) are left out: validators such as
+/// node-wot's ajv warn about each on every read. The range they imply stays as `minimum` and
+/// `maximum` where schemars wrote them.
 pub fn to_td(schema: &Value) -> Value {
     let Value::Object(object) = schema else {
-        return Value::Object(Map::new());
+        let mut empty = Map::new();
+        explicit_defaults(&mut empty);
+        return Value::Object(empty);
     };
     let mut object: Map<String, Value> = object
         .iter()
@@ -52,13 +59,57 @@ pub fn to_td(schema: &Value) -> Value {
                         }
                     }
                 }
+                explicit_defaults(&mut branch);
                 Value::Object(branch)
             })
             .collect();
         object.retain(|key, _| ANNOTATIONS.contains(&key.as_str()));
         object.insert("oneOf".to_owned(), Value::Array(branches));
     }
+    explicit_defaults(&mut object);
     Value::Object(object)
+}
+
+/// The formats of JSON Schema 2020-12 (§7.3); any other is an annotation validators warn about.
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// States a DataSchema's defaults and drops a non-standard `format` (see [`to_td`]).
+fn explicit_defaults(schema: &mut Map<String, Value>) {
+    for key in ["readOnly", "writeOnly"] {
+        schema.entry(key).or_insert(Value::Bool(false));
+    }
+    if schema.get("type").and_then(Value::as_str) == Some("object") {
+        schema
+            .entry("properties")
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if schema
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|format| !STANDARD_FORMATS.contains(&format))
+    {
+        schema.remove("format");
+    }
 }
 
 /// Keywords that describe the whole schema rather than one of its types.
@@ -184,12 +235,41 @@ mod tests {
     #[test]
     fn option_types_become_one_of_for_the_td() {
         let td = to_td(&json_schema_of::<Option<f64>>());
+        let stated = |mut schema: Value| {
+            schema["readOnly"] = false.into();
+            schema["writeOnly"] = false.into();
+            schema
+        };
         assert_eq!(
             td,
-            json!({"title": "Nullable_double", "oneOf": [
-                {"type": "number", "format": "double"}, {"type": "null"}
-            ]})
+            stated(json!({"title": "Nullable_double", "oneOf": [
+                stated(json!({"type": "number"})), stated(json!({"type": "null"}))
+            ]}))
         );
+    }
+
+    #[test]
+    fn td_schemas_state_their_defaults_and_only_standard_formats() {
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Reading {
+            count: u64,
+            at: chrono::DateTime<chrono::Utc>,
+            empty: Empty,
+        }
+        #[derive(JsonSchema)]
+        struct Empty {}
+        let td = to_td(&json_schema_of::<Reading>());
+        let count = &td["properties"]["count"];
+        assert_eq!(count["type"], "integer");
+        assert!(count.get("format").is_none(), "{count}");
+        assert_eq!(count["minimum"], 0, "the range stays");
+        assert_eq!(td["properties"]["at"]["format"], "date-time");
+        assert_eq!(td["properties"]["empty"]["properties"], json!({}));
+        for schema in [&td, count, &td["properties"]["empty"]] {
+            assert_eq!(schema["readOnly"], false, "{schema}");
+            assert_eq!(schema["writeOnly"], false, "{schema}");
+        }
     }
 
     #[test]

@@ -155,6 +155,11 @@ impl Invocation {
         self.lock().output.clone()
     }
 
+    /// Why it ended as `error` or `cancelled`.
+    pub(crate) fn error(&self) -> Option<Problem> {
+        self.lock().error.clone()
+    }
+
     /// The invocation's body, with URLs under `base` (ending in `/`).
     pub(crate) fn body(&self, base: &str) -> InvocationBody {
         let state = self.lock();

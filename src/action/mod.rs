@@ -36,4 +36,5 @@ pub use descriptor::{ActionDescriptor, ActionPrepare, ActionRun, ActionStarter, 
 pub use input::InputError;
 pub use invocation::InvocationStatus;
 pub(crate) use invocation::{ActionEvent, Invocation, Invocations};
+pub(crate) use output::is_blob_schema;
 pub use output::{ActionFailure, ActionOutput, Blob, IntoOutput};

@@ -111,6 +111,11 @@ impl<T: Serialize + schemars::JsonSchema + Send + 'static> IntoOutput for T {
     }
 }
 
+/// Whether an action's output schema is [`Blob`]'s: its output is bytes behind a link.
+pub(crate) fn is_blob_schema(schema: &Value) -> bool {
+    *schema == json_schema_of::<BlobLink>()
+}
+
 impl IntoOutput for Blob {
     fn into_output(self) -> Result<ActionOutput, ActionFailure> {
         Ok(ActionOutput::Blob(self))

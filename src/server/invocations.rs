@@ -182,7 +182,7 @@ fn output_response(invocation: &Invocation) -> Response {
     }
 }
 
-fn blob_response(blob: &Blob) -> Response {
+pub(crate) fn blob_response(blob: &Blob) -> Response {
     let media_type = HeaderValue::from_str(&blob.media_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     ([(header::CONTENT_TYPE, media_type)], blob.data.clone()).into_response()

@@ -2,6 +2,7 @@
 # Interop suite: real LabThings and WoT clients against the microscope example.
 #  - labthings-fastapi 0.3.0's ThingClient (PyPI, pinned in bench/requirements.txt)
 #  - the Eclipse node-wot consumer, @node-wot/core and binding-http 0.9.2 (npm, pinned)
+#  - the W3C WoT TD playground's validator and assertion tests (npm, pinned)
 #  - clients generated from /openapi.json: openapi-python-client (PyPI, pinned in
 #    tests/interop/codegen/requirements.txt) and openapi-typescript + openapi-fetch (npm, pinned)
 set -euo pipefail
@@ -17,16 +18,27 @@ source tests/support/start-microscope.sh
 
 "$VENV/bin/python" tests/interop/python_client.py "$URL"
 
-# The Eclipse node-wot consumer, pinned by tests/interop/node/package-lock.json.
+WORK=$(mktemp -d)
+trap 'kill $MICROSCOPE_PID 2>/dev/null || true; rm -rf "$MICROSCOPE_LOG" "$WORK"' EXIT
+
+# The Eclipse node-wot consumer, pinned by tests/interop/node/package-lock.json (with the TD
+# playground and the TypeScript client's tools below).
 (cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error)
-# node-wot's own TD schema check warns about a JSON Schema format it does not know; not ours.
-node tests/interop/node/node_wot.mjs "$URL" 2>&1 | grep -v 'unknown format "iri-reference"'
+# node-wot's ajv warns once per read about a `format` it does not know: none may come from our
+# TDs. (Its own TD schema uses "iri-reference", which its ajv does not know: not ours.)
+node tests/interop/node/node_wot.mjs "$URL" 2>&1 | grep -v 'unknown format "iri-reference"' |
+  tee "$WORK/node-wot.log"
+if grep -q 'unknown format' "$WORK/node-wot.log"; then
+  echo "node-wot warned about a format in our TDs" >&2
+  exit 1
+fi
+
+# The W3C TD playground's validator and assertion tests, on every TD served.
+node tests/interop/node/td_playground.mjs "$URL"
 
 # Clients generated from the OpenAPI document, unmodified, each driven by a short script that
 # reads and writes a property and checks an action's typed output. The generators' warnings
 # about binary bodies (streams, snapshots, blobs: not JSON) are theirs to print, not failures.
-WORK=$(mktemp -d)
-trap 'kill $MICROSCOPE_PID 2>/dev/null || true; rm -rf "$MICROSCOPE_LOG" "$WORK"' EXIT
 CODEGEN=tests/interop/.venv-codegen
 if [ ! -x "$CODEGEN/bin/python" ]; then
   python3 -m venv "$CODEGEN"

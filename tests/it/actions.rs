@@ -526,3 +526,62 @@ fn a_thing_with_actions_describes_them() {
     assert!(descriptor.actions[8].lock);
     assert_eq!(Arc::new(Lab::new()).helper(), 41);
 }
+
+/// The one-call form (`POST /{thing}/{action}/run`, the TD's second `invokeaction` form):
+/// the output itself once the action finishes, for clients that cannot poll.
+#[tokio::test]
+async fn run_answers_with_the_output_once_the_action_finishes() {
+    let served = Served::default().await;
+    let response = served.invoke("add/run", Some(r#"{"a": 40}"#)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!(42));
+
+    // A blob output is its bytes, with its media type.
+    let response = served.invoke("picture/run", None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        response.bytes().await.unwrap().as_ref(),
+        [0xFF, 0xD8, 0xFF, 0xD9]
+    );
+
+    // The invocation is kept like any other.
+    let listed = served.get_json("/lab/add").await;
+    assert_eq!(listed[0]["output"], 42);
+    assert_eq!(listed[0]["input"], json!({"a": 40}));
+}
+
+#[tokio::test]
+async fn run_answers_a_failed_action_with_its_problem_and_bad_input_with_422() {
+    let served = Served::default().await;
+    let response = served.invoke("fail/run", None).await;
+    assert_eq!(
+        response.status(),
+        409,
+        "a failed action is not a server error"
+    );
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["status"], 409);
+    assert_eq!(problem["detail"], "deliberate failure");
+    let invocation = served.get_json(&location).await;
+    assert_eq!(invocation["status"], "error");
+
+    let response = served.invoke("add/run", Some(r#"{"a": "one"}"#)).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["invalid-params"][0]["name"], "a");
+}
+
+#[tokio::test]
+async fn run_answers_the_invocation_when_the_wait_ends_first() {
+    let served = Served::default().await;
+    let response = served
+        .invoke("cooperative/run?wait=0.05", Some(r#"{"seconds": 30}"#))
+        .await;
+    assert_eq!(response.status(), 201);
+    let invocation: Value = response.json().await.unwrap();
+    assert_eq!(invocation["status"], "running");
+    let cancelled = served.delete(invocation["href"].as_str().unwrap()).await;
+    assert_eq!(cancelled.status(), 204);
+}

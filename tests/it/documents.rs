@@ -22,16 +22,31 @@ pub fn td_schema() -> &'static jsonschema::Validator {
     })
 }
 
+/// The TD playground's schema with every default stated (see `tests/fixtures/README.md`).
+fn td_defaults_schema() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: Value =
+            serde_json::from_str(include_str!("../fixtures/td-schema-full.json")).unwrap();
+        jsonschema::validator_for(&schema).expect("the playground's schema compiles")
+    })
+}
+
 fn assert_valid_td(name: &str, td: &Value) {
-    let errors: Vec<String> = td_schema()
-        .iter_errors(td)
-        .map(|error| format!("{} at {}", error, error.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "TD of {name} breaks the W3C TD 1.1 schema:\n{}",
-        errors.join("\n")
-    );
+    for (validator, what) in [
+        (td_schema(), "the W3C TD 1.1 schema"),
+        (td_defaults_schema(), "the TD playground's defaults schema"),
+    ] {
+        let errors: Vec<String> = validator
+            .iter_errors(td)
+            .map(|error| format!("{} at {}", error, error.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "TD of {name} breaks {what}:\n{}",
+            errors.join("\n")
+        );
+    }
 }
 
 /// Every example Thing plus the test Thing with every kind of property, as one server.
@@ -85,6 +100,24 @@ fn the_schema_check_catches_an_invalid_td() {
     );
     td["properties"]["p"]["type"] = "number".into();
     assert!(td_schema().is_valid(&td));
+
+    // The defaults schema wants every default stated, nested DataSchemas and forms included.
+    td["properties"]["p"] = serde_json::json!({
+        "type": "array", "readOnly": false, "writeOnly": false, "observable": false,
+        "items": {"type": "number"},
+        "forms": [{"href": "p", "op": ["readproperty"], "contentType": "application/json"}],
+    });
+    assert!(
+        !td_defaults_schema().is_valid(&td),
+        "nested items without readOnly/writeOnly"
+    );
+    td["properties"]["p"]["items"] =
+        serde_json::json!({"type": "number", "readOnly": false, "writeOnly": false});
+    let errors: Vec<String> = td_defaults_schema()
+        .iter_errors(&td)
+        .map(|error| format!("{error} at {}", error.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
 }
 
 /// The served `/openapi.json`, and its operations as (method, path).

@@ -14,12 +14,15 @@ use serde_json::{Map, Value, json};
 
 use super::Context;
 use crate::Problem;
-use crate::action::{ActionDescriptor, ActionPrepare, InvocationBody, Invocations};
+use crate::action::{
+    ActionDescriptor, ActionOutput, ActionPrepare, Invocation, InvocationBody, Invocations,
+};
+use crate::error::PROBLEM_JSON;
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
 use crate::server::base::Base;
-use crate::server::problems;
 use crate::server::route_table::RouteTable;
+use crate::server::{invocations, problems};
 use crate::td::ThingDescription;
 
 /// The longest `?wait=` a client may ask for.
@@ -46,8 +49,14 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
     });
     routes.route(
         &path,
-        post(invoke::<T>).get(list::<T>).with_state(state),
+        post(invoke::<T>).get(list::<T>).with_state(state.clone()),
         docs(thing_name, action, &path),
+    );
+    let run_path = layout::run(&path);
+    routes.route(
+        &run_path,
+        post(run::<T>).with_state(state),
+        [run_doc(thing_name, action, &run_path)],
     );
     td.actions
         .insert(action.name.to_owned(), affordance(action, &path));
@@ -73,38 +82,98 @@ async fn invoke<T: Send + Sync + 'static>(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let wait = match requested_wait(query.as_deref(), &headers) {
-        Ok(wait) => wait,
-        Err(problem) => return problem.into_response(),
+    let (invocation, wait) = match start(&route, &headers, query.as_deref(), &body) {
+        Ok(started) => started,
+        Err(response) => return *response,
     };
+    let finished = match wait {
+        Some(wait) => invocation.wait(wait).await,
+        None => false,
+    };
+    let mut response = invocation_response(&route, &headers, &invocation, finished);
+    if let Some(wait) = wait.filter(|_| headers.contains_key("prefer"))
+        && let Ok(value) = HeaderValue::from_str(&format!("wait={}", wait.as_secs_f64()))
+    {
+        response.headers_mut().insert("preference-applied", value);
+    }
+    response
+}
+
+/// `POST .../run`: the one-call form for clients that cannot poll (WoT consumers such as
+/// node-wot). Starts an invocation as `POST` does, waits for it to finish (up to `wait`, by
+/// default the longest allowed), and answers as `GET /action_invocations/{id}/output` would:
+/// the output itself (JSON, or a blob's bytes), or `409` with the invocation's problem if it
+/// ended in error or was cancelled. An invocation still running when the wait ends is answered
+/// `201` with the invocation, to follow as usual.
+async fn run<T: Send + Sync + 'static>(
+    State(route): State<Arc<ActionRoute<T>>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let (invocation, wait) = match start(&route, &headers, query.as_deref(), &body) {
+        Ok(started) => started,
+        Err(response) => return *response,
+    };
+    if !invocation.wait(wait.unwrap_or(MAX_WAIT)).await {
+        return invocation_response(&route, &headers, &invocation, false);
+    }
+    match invocation.output() {
+        Some(ActionOutput::Json(value)) => axum::Json(value).into_response(),
+        Some(ActionOutput::Blob(blob)) => invocations::blob_response(&blob),
+        None => {
+            // 409, as for the output of a failed invocation: the action's failure is not the
+            // server's (no 5xx), and the body is the invocation's own problem.
+            let mut problem = invocation.error().unwrap_or_else(|| {
+                Problem::new(StatusCode::CONFLICT).with_detail("The invocation has no output.")
+            });
+            problem.status = StatusCode::CONFLICT.as_u16();
+            let href = invocation.body(&route.base.url(&headers)).href;
+            match HeaderValue::from_str(&href) {
+                Ok(location) => problem.with_header(header::LOCATION, location),
+                Err(_) => problem,
+            }
+            .into_response()
+        }
+    }
+}
+
+/// Checks the request and starts an invocation; gives the wait the client asked for.
+fn start<T: Send + Sync + 'static>(
+    route: &ActionRoute<T>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<(Arc<Invocation>, Option<Duration>), Box<Response>> {
+    let wait =
+        requested_wait(query, headers).map_err(|problem| Box::new(problem.into_response()))?;
     // No body and `null` both mean "no arguments", recorded as `{}` so that the invocation's
     // `input` always fits the action's input schema.
     let input = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
-        match problems::json_body(&headers, &body) {
+        match problems::json_body(headers, body) {
             Ok(Value::Null) => Value::Object(Map::new()),
             Ok(value) => value,
-            Err(problem) => return problem.into_response(),
+            Err(problem) => return Err(Box::new(problem.into_response())),
         }
     };
-    let starter = match (route.prepare)(route.thing.clone(), input.clone()) {
-        Ok(starter) => starter,
-        Err(error) => {
-            let field = if error.field.is_empty() {
-                "input".to_owned()
-            } else {
-                error.field.clone()
-            };
-            return Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
+    let starter = (route.prepare)(route.thing.clone(), input.clone()).map_err(|error| {
+        let field = if error.field.is_empty() {
+            "input".to_owned()
+        } else {
+            error.field.clone()
+        };
+        Box::new(
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
                 .with_detail(format!(
                     "Invalid input for action `{}`: {error}.",
                     route.name
                 ))
                 .with_invalid_param(field, error.reason)
-                .into_response();
-        }
-    };
+                .into_response(),
+        )
+    })?;
     let invocation = route.invocations.start(
         &route.thing_name,
         route.name,
@@ -112,11 +181,17 @@ async fn invoke<T: Send + Sync + 'static>(
         route.lock.clone(),
         starter,
     );
-    let finished = match wait {
-        Some(wait) => invocation.wait(wait).await,
-        None => false,
-    };
-    let body = invocation.body(&route.base.url(&headers));
+    Ok((invocation, wait))
+}
+
+/// The invocation as JSON with its `Location`: `200` if it has finished, else `201`.
+fn invocation_response<T>(
+    route: &ActionRoute<T>,
+    headers: &HeaderMap,
+    invocation: &Invocation,
+    finished: bool,
+) -> Response {
+    let body = invocation.body(&route.base.url(headers));
     let status = if finished {
         StatusCode::OK
     } else {
@@ -125,11 +200,6 @@ async fn invoke<T: Send + Sync + 'static>(
     let mut response = (status, axum::Json(&body)).into_response();
     if let Ok(location) = HeaderValue::from_str(&body.href) {
         response.headers_mut().insert(header::LOCATION, location);
-    }
-    if let Some(wait) = wait.filter(|_| headers.contains_key("prefer"))
-        && let Ok(value) = HeaderValue::from_str(&format!("wait={}", wait.as_secs_f64()))
-    {
-        response.headers_mut().insert("preference-applied", value);
     }
     response
 }
@@ -202,6 +272,18 @@ fn docs<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> Vec<RouteDo
         (action.output_schema)(),
     );
     let invocation = openapi::component(&name);
+    let mut responses = request_problems();
+    responses.insert(
+        "200".to_owned(),
+        openapi::json_response("The invocation, finished within `wait`", invocation.clone()),
+    );
+    responses.insert(
+        "201".to_owned(),
+        openapi::json_response(
+            "The invocation, started; poll its `href`",
+            invocation.clone(),
+        ),
+    );
     vec![
         RouteDoc::post(
             path.to_owned(),
@@ -210,18 +292,9 @@ fn docs<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> Vec<RouteDo
                 "summary": format!("Invoke {}: {summary}", action.name),
                 "description": action.description.unwrap_or_default(),
                 "tags": [thing],
-                "parameters": [{"name": "wait", "in": "query", "required": false,
-                    "description": "Wait up to this many seconds (at most 60) for the invocation to finish; then answer 200 with it finished. Also as `Prefer: wait=<seconds>`.",
-                    "schema": {"type": "number", "minimum": 0}}],
-                "requestBody": {"required": false, "content": {"application/json": {"schema": (action.input_schema)()}}},
-                "responses": {
-                    "200": openapi::json_response("The invocation, finished within `wait`", invocation.clone()),
-                    "201": openapi::json_response("The invocation, started; poll its `href`", invocation.clone()),
-                    "400": openapi::problem("The body is not JSON, or `wait` is not a number"),
-                    "413": openapi::problem("The body is too large"),
-                    "415": openapi::problem("The body is not sent as JSON"),
-                    "422": openapi::problem("The input does not fit; `invalid-params` names the field"),
-                },
+                "parameters": [wait_parameter("Wait up to this many seconds (at most 60) for the invocation to finish; then answer 200 with it finished. Also as `Prefer: wait=<seconds>`.")],
+                "requestBody": request_body(action),
+                "responses": responses,
             }),
         )
         .with_schema(name, schema),
@@ -235,6 +308,69 @@ fn docs<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> Vec<RouteDo
             }),
         ),
     ]
+}
+
+/// The OpenAPI operation of `.../run`: the action's output in one call.
+fn run_doc<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> RouteDoc {
+    let output = (action.output_schema)();
+    let mut responses = request_problems();
+    responses.insert(
+        "200".to_owned(),
+        if crate::action::is_blob_schema(&output) {
+            json!({"description": "The output's bytes, with the media type the action gave them",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}})
+        } else {
+            openapi::json_response("The output", output)
+        },
+    );
+    responses.insert(
+        "201".to_owned(),
+        openapi::json_response(
+            "Still running when the wait ended: the invocation, to poll as usual",
+            openapi::component(&openapi::action_invocation_name(thing, action.name)),
+        ),
+    );
+    responses.insert(
+        "409".to_owned(),
+        openapi::problem("The action ended in error or was cancelled: the invocation's problem (its `Location` is the invocation)"),
+    );
+    RouteDoc::post(
+        path.to_owned(),
+        json!({
+            "operationId": format!("{thing}_run_{}", action.name),
+            "summary": format!("Run {} and answer its output: {}", action.name, action.title.unwrap_or(action.name)),
+            "description": "Invokes the action, waits for it to finish, and answers with its output, for clients that do not poll an invocation. The invocation is kept and listed like any other.",
+            "tags": [thing],
+            "parameters": [wait_parameter("Wait up to this many seconds (at most 60, the default) for the action to finish.")],
+            "requestBody": request_body(action),
+            "responses": responses,
+        }),
+    )
+}
+
+fn wait_parameter(description: &str) -> Value {
+    json!({"name": "wait", "in": "query", "required": false, "description": description,
+        "schema": {"type": "number", "minimum": 0}})
+}
+
+fn request_body<T>(action: &ActionDescriptor<T>) -> Value {
+    json!({"required": false, "content": {"application/json": {"schema": (action.input_schema)()}}})
+}
+
+/// The refusals of an invocation request, shared by both ways to invoke.
+fn request_problems() -> Map<String, Value> {
+    [
+        ("400", "The body is not JSON, or `wait` is not a number"),
+        ("413", "The body is too large"),
+        ("415", "The body is not sent as JSON"),
+        (
+            "422",
+            "The input does not fit; `invalid-params` names the field",
+        ),
+    ]
+    .into_iter()
+    .map(|(status, description)| (status.to_owned(), openapi::problem(description)))
+    .collect()
 }
 
 /// The TD action affordance: input and output DataSchemas, and forms to invoke, query and
@@ -260,16 +396,30 @@ fn affordance<T>(action: &ActionDescriptor<T>, path: &str) -> Value {
     affordance.insert("synchronous".to_owned(), false.into());
     affordance.insert(
         "uriVariables".to_owned(),
-        json!({"id": {"type": "string", "description": "An invocation id"}}),
+        json!({"id": {"type": "string", "description": "An invocation id",
+            "readOnly": false, "writeOnly": false}}),
     );
     let invocation = layout::invocation("{id}");
+    // The second `invokeaction` form answers with the output once the action has finished (a
+    // WoT consumer picks it by its index); LabThings clients take the first.
+    let output_type = if crate::action::is_blob_schema(&(action.output_schema)()) {
+        "application/octet-stream"
+    } else {
+        "application/json"
+    };
     affordance.insert(
         "forms".to_owned(),
         json!([
             {"href": layout::relative(path), "op": ["invokeaction"],
              "htv:methodName": "POST", "contentType": "application/json"},
-            {"href": layout::relative(&invocation), "op": ["queryaction"], "htv:methodName": "GET"},
-            {"href": layout::relative(&invocation), "op": ["cancelaction"], "htv:methodName": "DELETE"},
+            {"href": layout::relative(&layout::run(path)), "op": ["invokeaction"],
+             "htv:methodName": "POST", "contentType": "application/json",
+             "response": {"contentType": output_type},
+             "additionalResponses": [{"success": false, "contentType": PROBLEM_JSON}]},
+            {"href": layout::relative(&invocation), "op": ["queryaction"], "htv:methodName": "GET",
+             "contentType": "application/json"},
+            {"href": layout::relative(&invocation), "op": ["cancelaction"],
+             "htv:methodName": "DELETE", "contentType": "application/json"},
         ]),
     );
     Value::Object(affordance)

@@ -54,6 +54,39 @@ await check("invokes an action and follows its invocation to the output", async 
   assert(JSON.stringify(state.output) === "[8,9,9]", `output ${JSON.stringify(state.output)}`);
 });
 
+// The second `invokeaction` form of each action (`.../run`) answers with the output itself once
+// the action has finished; a consumer picks it by its index, found by its declared response.
+function runFormIndex(thing, action) {
+  const forms = thing.getThingDescription().actions[action].forms;
+  const index = forms.findIndex((form) => form.op.includes("invokeaction") && form.response);
+  assert(index > 0, `no one-call form for ${action}: ${JSON.stringify(forms)}`);
+  return index;
+}
+
+await check("invokes an action in one call and gets its output from value()", async () => {
+  const output = await stage.invokeAction(
+    "move_to",
+    { x: 31, y: 32, z: 33 },
+    { formIndex: runFormIndex(stage, "move_to") },
+  );
+  const position = await output.value();
+  assert(JSON.stringify(position) === "[31,32,33]", `value() = ${JSON.stringify(position)}`);
+});
+
+await check("a failing action invoked in one call is an error", async () => {
+  let refused;
+  try {
+    await stage.invokeAction(
+      "move_to",
+      { x: 10000000, y: 0, z: 0 },
+      { formIndex: runFormIndex(stage, "move_to") },
+    );
+  } catch (error) {
+    refused = error;
+  }
+  assert(refused && /Conflict/.test(refused.message), `moved beyond the travel: ${refused}`);
+});
+
 await check("observes a property and receives a change made by another client", async () => {
   const seen = [];
   const subscription = await stage.observeProperty("position", async (data) => {
