@@ -104,9 +104,10 @@ pub(crate) fn document(prefix: &str, routes: &[RouteDoc]) -> Result<OpenApi, Str
             "description": "Laboratory instruments (Things) served by labthings. Each Thing's \
                 W3C Thing Description is at `/<thing>/`.\n\nBesides the statuses listed per \
                 operation, the connection itself may be answered, before any route is reached: \
-                `408` (the request head took too long), `431` (the request head is too large) \
-                and `503` with `Retry-After` (the server is at its connection limit). Errors are \
-                RFC 9457 problem JSON.",
+                `408` (the request head took too long), `431` (the request head is too large), \
+                `503` with `Retry-After` (the server is at its connection limit), and, on a \
+                server bound to a loopback address, `403` for a `Host` that is not one of its \
+                names (the defence against DNS rebinding). Errors are RFC 9457 problem JSON.",
             "version": env!("CARGO_PKG_VERSION"),
         },
         "paths": paths,

@@ -78,6 +78,42 @@ impl Default for ConnectionOptions {
     }
 }
 
+/// The local address a request's connection was accepted on, in the request's extensions:
+/// which of the host's addresses (and port) the client reached. [`serve`] adds it to every
+/// request; the framework uses it to tell whether the server is reachable only from this
+/// machine (bound to a loopback address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddr(pub SocketAddr);
+
+/// The router, adding [`LocalAddr`] to each request.
+#[derive(Clone)]
+struct WithLocalAddr {
+    router: Router,
+    local: LocalAddr,
+}
+
+impl tower_service::Service<axum::http::Request<hyper::body::Incoming>> for WithLocalAddr {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        <Router as tower_service::Service<axum::http::Request<hyper::body::Incoming>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::<axum::http::Request<hyper::body::Incoming>>::poll_ready(
+            &mut self.router,
+            context,
+        )
+    }
+
+    fn call(&mut self, mut request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.local);
+        self.router.call(request)
+    }
+}
+
 /// Serves `router` on `listener` until the shutdown signal, if one is set.
 ///
 /// Await the returned [`Serve`] to run the server; set a shutdown signal with
@@ -190,7 +226,16 @@ impl Serve {
             }
             let counted = Counted::new(&open);
             configure_socket(&tcp, &options, peer);
-            let service = TowerToHyperService::new(router.clone());
+            // Each request learns which of the host's addresses it arrived on.
+            let local = LocalAddr(tcp.local_addr().unwrap_or_else(|_| {
+                listener
+                    .local_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+            }));
+            let service = TowerToHyperService::new(WithLocalAddr {
+                router: router.clone(),
+                local,
+            });
             let connection = http
                 .serve_connection(
                     TokioIo::new(StallGuard::new(

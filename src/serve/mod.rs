@@ -8,4 +8,4 @@
 mod connection;
 mod stall;
 
-pub use connection::{ConnectionOptions, Serve, serve};
+pub use connection::{ConnectionOptions, LocalAddr, Serve, serve};

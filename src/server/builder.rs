@@ -15,6 +15,7 @@ use super::assemble::{self, Assemble, Assembled};
 use super::auth::{self, Auth, Guard};
 use super::base::Base;
 use super::error::ServerError;
+use super::hosts::{self, Hosts};
 use super::index::{self, Descriptions};
 use super::lifecycle::{Running, ThingServer};
 use super::metrics::{self, Metrics};
@@ -53,6 +54,10 @@ pub struct ThingServerBuilder {
     settings_folder: Option<PathBuf>,
     public_url: Option<String>,
     cors: Option<tower_http::cors::CorsLayer>,
+    /// Origins given to `allow_origins`, which may also open websockets.
+    origins: Vec<String>,
+    /// Host names answered on loopback besides `localhost` and IP addresses.
+    hosts: Vec<String>,
     auth: Option<Auth>,
     connection: ConnectionOptions,
     retention: std::time::Duration,
@@ -101,6 +106,8 @@ impl ThingServerBuilder {
             settings_folder: None,
             public_url: None,
             cors: None,
+            origins: Vec::new(),
+            hosts: Vec::new(),
             auth: None,
             connection: ConnectionOptions::default(),
             retention: std::time::Duration::from_secs(300),
@@ -160,6 +167,15 @@ impl ThingServerBuilder {
         let mut url = url.into();
         if !url.ends_with('/') {
             url.push('/');
+        }
+        // Its host is one of the server's names (see `allow_hosts`).
+        if let Some((_, rest)) = url.split_once("://")
+            && let Some(authority) = rest.split('/').next()
+        {
+            let host = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
+            self.hosts.push(host.to_owned());
         }
         self.public_url = Some(url);
         self
@@ -235,7 +251,10 @@ impl ThingServerBuilder {
                 .or_else(|| trimmed.strip_prefix("https://"));
             let valid = host.is_some_and(|h| !h.is_empty() && !h.contains(['/', ' ', '*']));
             match HeaderValue::from_str(trimmed) {
-                Ok(value) if valid => allowed.push(value),
+                Ok(value) if valid => {
+                    self.origins.push(trimmed.to_owned());
+                    allowed.push(value);
+                }
                 _ => self
                     .errors
                     .push(ServerError::InvalidOrigin(origin.to_owned())),
@@ -251,6 +270,20 @@ impl ThingServerBuilder {
                     header::HeaderName::from_static(crate::stream::FRAME_INDEX_HEADER),
                 ]),
         );
+        self
+    }
+
+    /// Host names this server may be reached under when it is bound to a loopback address
+    /// (`"microscope.lab"`; `"*"` for any), besides `localhost`, IP addresses and the host of
+    /// [`public_url`](Self::public_url). Others are refused with `403`, the defence against DNS
+    /// rebinding (a page of another site that makes its own name point at `127.0.0.1`). Needed
+    /// behind a reverse proxy on the same machine that passes its own `Host` on.
+    pub fn allow_hosts<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.hosts.extend(names.into_iter().map(Into::into));
         self
     }
 
@@ -439,10 +472,13 @@ impl ThingServerBuilder {
         if let Some(cors) = self.cors.take() {
             router = router.layer(cors);
         }
-        router.layer(axum::middleware::from_fn_with_state(
-            metrics.clone(),
-            metrics::observe,
-        ))
+        let hosts = Arc::new(Hosts::new(&self.hosts, &self.origins));
+        router
+            .layer(axum::middleware::from_fn_with_state(hosts, hosts::check))
+            .layer(axum::middleware::from_fn_with_state(
+                metrics.clone(),
+                metrics::observe,
+            ))
     }
 }
 

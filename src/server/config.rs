@@ -52,9 +52,15 @@ pub struct ServerConfig {
     /// "public_read": false}`; none: every request is allowed. See [`Auth`](crate::Auth).
     #[serde(default)]
     pub auth: Option<crate::Auth>,
-    /// Web origins (`scheme://host[:port]`) whose pages may call this server (CORS).
+    /// Web origins (`scheme://host[:port]`) whose pages may call this server (CORS) and open
+    /// its websockets.
     #[serde(default)]
     pub allow_origins: Vec<String>,
+    /// Host names the server may be reached under when bound to a loopback address, besides
+    /// `localhost` and IP addresses (`["microscope.lab"]`, or `["*"]` for any): the defence
+    /// against DNS rebinding. See [`ThingServerBuilder::allow_hosts`].
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
 }
 
 /// One entry of `things`, in its long form.
@@ -314,6 +320,7 @@ impl ThingRegistry {
         if !config.allow_origins.is_empty() {
             builder = builder.allow_origins(&config.allow_origins);
         }
+        builder = builder.allow_hosts(config.allow_hosts.iter().cloned());
         let mut made = Vec::new();
         for (name, entry) in &config.things {
             let entry: ThingEntry = match entry {

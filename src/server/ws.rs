@@ -125,6 +125,7 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
                 "responses": {
                     "101": {"description": "Switching to the WebSocket protocol"},
                     "400": openapi::problem("Not a valid WebSocket handshake"),
+                    "403": openapi::problem("The request comes from a page of another site (its `Origin` is neither this server nor in `allow_origins`)"),
                     "426": openapi::problem("Not a WebSocket upgrade request"),
                 },
             }),

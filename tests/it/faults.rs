@@ -56,7 +56,7 @@ async fn settled(http: &reqwest::Client, base: &str) -> Usage {
 async fn viewer_cycle(address: &str, polite: bool) {
     let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
     socket
-        .write_all(b"GET /camera/lores_mjpeg_stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /camera/lores_mjpeg_stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let mut seen = Vec::new();

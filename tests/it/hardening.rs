@@ -518,7 +518,7 @@ async fn time_idle_between_requests_is_not_head_time() {
     options.header_read_timeout = std::time::Duration::from_secs(2);
     let address = crate::support::spawn_microscope(options).await;
     let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = b"GET /camera/exposure_ms HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = b"GET /camera/exposure_ms HTTP/1.1\r\nHost: localhost\r\n\r\n";
     for round in 0..2 {
         if round > 0 {
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
@@ -576,7 +576,7 @@ async fn request_limits_are_answered_cleanly_without_hurting_other_clients() {
 
     // A body larger than any property value needs: 413, as soon as the head announces it
     // (so the client need not send it: a client still sending would see the connection close).
-    let request = "PUT /camera/exposure_ms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+    let request = "PUT /camera/exposure_ms HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                    Content-Length: 4000000\r\n\r\n";
     let (answer, _) = raw_exchange(
         address,
@@ -589,7 +589,7 @@ async fn request_limits_are_answered_cleanly_without_hurting_other_clients() {
     assert!(answer.contains("application/problem+json"), "{answer}");
     // A request head larger than the connection's buffer: 431.
     let request = format!(
-        "GET /camera/ HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n",
+        "GET /camera/ HTTP/1.1\r\nHost: localhost\r\nX-Padding: {}\r\n\r\n",
         "a".repeat(40_000)
     );
     let (answer, _) = raw_exchange(
@@ -605,7 +605,7 @@ async fn request_limits_are_answered_cleanly_without_hurting_other_clients() {
     // the connection is closed.
     let (answer, closed) = raw_exchange(
         address,
-        b"GET /camera/ HTTP/1.1\r\nHost: x\r\n",
+        b"GET /camera/ HTTP/1.1\r\nHost: localhost\r\n",
         std::time::Duration::from_secs(10),
     )
     .await;
@@ -617,7 +617,7 @@ async fn request_limits_are_answered_cleanly_without_hurting_other_clients() {
     // One that dribbles its head a byte at a time fares no better than one that stops.
     let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
     let dribbled = async {
-        for byte in b"GET /camera/ HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        for byte in b"GET /camera/ HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
             .iter()
             .cycle()
         {
@@ -660,7 +660,7 @@ async fn request_limits_are_answered_cleanly_without_hurting_other_clients() {
     for _ in 0..10 {
         let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
         socket
-            .write_all(b"GET /camera/lores_mjpeg_stream?fps=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .write_all(b"GET /camera/lores_mjpeg_stream?fps=1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .await
             .unwrap();
         let mut first = [0u8; 12];
@@ -802,7 +802,7 @@ async fn two_hundred_viewers_keep_up_while_twenty_stalled_ones_are_disconnected(
         socket.set_recv_buffer_size(4096).unwrap();
         let mut socket = socket.connect(address).await.unwrap();
         socket
-            .write_all(b"GET /camera/lores_mjpeg_stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            .write_all(b"GET /camera/lores_mjpeg_stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .await
             .unwrap();
         stalled.push(socket);
@@ -917,4 +917,85 @@ async fn allowed_origins_come_from_the_configuration_file_and_never_a_wildcard()
         .build()
         .unwrap_err();
     assert!(error.to_string().contains("invalid CORS origin"), "{error}");
+}
+
+/// DNS rebinding (issue 18, point 8): bound to loopback, the server answers `localhost`, IP
+/// addresses and the names it was given, and refuses any other `Host`, whatever the route.
+#[tokio::test]
+async fn on_loopback_requests_for_unknown_host_names_are_refused() {
+    let address = crate::support::spawn_configured(
+        r#"{"things": {"stage": "simulated_stage"}, "allow_hosts": ["microscope.lab"]}"#,
+        Default::default(),
+    )
+    .await;
+    let status_for = |host: &'static str, path: &'static str| async move {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let (answer, _) = raw_exchange(
+            address,
+            request.as_bytes(),
+            std::time::Duration::from_secs(5),
+        )
+        .await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    for host in [
+        "127.0.0.1:5000",
+        "localhost:5000",
+        "microscope.lab",
+        "[::1]",
+    ] {
+        let answer = status_for(host, "/stage/position").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    for path in ["/stage/position", "/stage/", "/", "/openapi.json"] {
+        let answer = status_for("evil.example:5000", path).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{path}: {answer}");
+        assert!(answer.contains("application/problem+json"), "{answer}");
+        assert!(
+            answer.contains("allow_hosts"),
+            "says how to allow it: {answer}"
+        );
+    }
+}
+
+/// Cross-site websockets (issue 18, point 8): a page from another site cannot open one; the
+/// server's own pages, allowed origins and clients that send no `Origin` can.
+#[tokio::test]
+async fn websockets_from_other_sites_pages_are_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let address = crate::support::spawn_configured(
+        r#"{"things": {"stage": "simulated_stage"}, "allow_origins": ["http://lab-ui.local:8080"]}"#,
+        Default::default(),
+    )
+    .await;
+    let open = |origin: Option<String>| async move {
+        let mut request = format!("ws://{address}/stage/ws")
+            .into_client_request()
+            .unwrap();
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok(_) => 101,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                response.status().as_u16()
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert_eq!(open(None).await, 101, "no Origin: not a browser");
+    assert_eq!(
+        open(Some(format!("http://{address}"))).await,
+        101,
+        "the server's own page"
+    );
+    assert_eq!(
+        open(Some("http://lab-ui.local:8080".into())).await,
+        101,
+        "an allowed origin"
+    );
+    assert_eq!(open(Some("https://evil.example".into())).await, 403);
+    assert_eq!(open(Some("null".into())).await, 403);
 }

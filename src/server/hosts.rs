@@ -1,0 +1,203 @@
+//! Which `Host` and `Origin` the server answers: the defences that CORS does not give.
+//!
+//! - **DNS rebinding.** A web page from `evil.example` can make its own name resolve to
+//!   `127.0.0.1` and then read anything a server on this machine answers, because to the browser
+//!   it is the page's own origin. When the server is bound to a loopback address, a request
+//!   whose `Host` is a name other than `localhost` (or a name the server was given with
+//!   [`allow_hosts`](crate::ThingServerBuilder::allow_hosts) or its public URL) is refused with
+//!   `403`. IP literals are always accepted: rebinding needs a name. Jupyter does the same.
+//! - **Cross-site websockets.** Browsers let any page open a websocket to any server (CORS does
+//!   not apply), so a page from another site open in a lab member's browser could observe every
+//!   value. A websocket upgrade whose `Origin` is neither this server's own nor one of
+//!   [`allow_origins`](crate::ThingServerBuilder::allow_origins) is refused with `403`. Clients
+//!   that send no `Origin` (scripts, node-wot, the Python client) are not browsers and pass.
+//!
+//! Both need [`crate::serve`] underneath (it tells each request which address it arrived on);
+//! a router served some other way skips the `Host` check.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::Problem;
+use crate::serve::LocalAddr;
+
+/// The names and origins the server answers besides its own.
+#[derive(Debug, Default)]
+pub(crate) struct Hosts {
+    /// Host names (lower case, without a port) accepted on loopback besides `localhost`.
+    names: Vec<String>,
+    /// `*` was given: any `Host` is accepted.
+    any_name: bool,
+    /// Origins (lower case `scheme://host[:port]`) whose pages may open websockets.
+    origins: Vec<String>,
+}
+
+impl Hosts {
+    pub(crate) fn new(names: &[String], origins: &[String]) -> Self {
+        Self {
+            names: names
+                .iter()
+                .filter(|name| *name != "*")
+                .map(|name| host_name(name).to_ascii_lowercase())
+                .collect(),
+            any_name: names.iter().any(|name| name == "*"),
+            origins: origins
+                .iter()
+                .map(|origin| origin.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Whether a request for `host` (a `Host` header's value) may be answered.
+    fn allows_host(&self, host: &str) -> bool {
+        let name = host_name(host).to_ascii_lowercase();
+        self.any_name
+            || name.parse::<IpAddr>().is_ok()
+            || name == "localhost"
+            || name.ends_with(".localhost")
+            || self.names.contains(&name)
+    }
+
+    /// Whether a page from `origin` may open a websocket to the server at `host`.
+    fn allows_origin(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        let same = origin
+            .split_once("://")
+            .zip(host)
+            .is_some_and(|((scheme, authority), host)| {
+                without_default_port(scheme, authority)
+                    == without_default_port(scheme, &host.to_ascii_lowercase())
+            });
+        same || self.origins.contains(&origin)
+    }
+}
+
+/// The layer: refuses rebound `Host`s on loopback and cross-site websocket upgrades.
+pub(crate) async fn check(
+    State(hosts): State<Arc<Hosts>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request_host(&request);
+    let on_loopback = request
+        .extensions()
+        .get::<LocalAddr>()
+        .is_some_and(|LocalAddr(local)| local.ip().is_loopback());
+    if on_loopback
+        && let Some(host) = &host
+        && !hosts.allows_host(host)
+    {
+        tracing::warn!(%host, "refused a request for an unknown host name (DNS rebinding?)");
+        return Problem::new(StatusCode::FORBIDDEN)
+            .with_title("Unknown host name")
+            .with_detail(format!(
+                "This server is bound to a loopback address and answers requests for \
+                 `localhost` and IP addresses only, not for `{host}`: a page that reaches it \
+                 under another name may be a DNS rebinding attack. To serve it under this \
+                 name, add it to `allow_hosts` in the configuration."
+            ))
+            .into_response();
+    }
+    if is_websocket_upgrade(request.headers())
+        && let Some(origin) = request.headers().get(header::ORIGIN)
+    {
+        let origin = origin.to_str().unwrap_or("(not text)");
+        if !hosts.allows_origin(origin, host.as_deref()) {
+            tracing::warn!(%origin, "refused a websocket from another site's page");
+            return Problem::new(StatusCode::FORBIDDEN)
+                .with_title("Websocket from another site")
+                .with_detail(format!(
+                    "A page from `{origin}` may not open a websocket to this server: only \
+                     pages from the server itself, or from an origin in `allow_origins`, may."
+                ))
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The host the request is for: `Host`, or the URI's authority (HTTP/2's `:authority`).
+fn request_host(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(ToString::to_string))
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
+}
+
+/// `host[:port]` without the port; IPv6 literals lose their brackets.
+fn host_name(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match authority.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => authority,
+    }
+}
+
+/// `authority` without the scheme's default port (`:80` for http, `:443` for https).
+fn without_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
+    let default = match scheme {
+        "http" | "ws" => ":80",
+        "https" | "wss" => ":443",
+        _ => return authority,
+    };
+    authority.strip_suffix(default).unwrap_or(authority)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_other_than_localhost_and_ip_literals_need_allowing() {
+        let hosts = Hosts::new(&["Microscope.lab:8080".to_owned()], &[]);
+        for allowed in [
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "192.168.1.20",
+            "localhost:5000",
+            "LOCALHOST",
+            "app.localhost:80",
+            "microscope.lab",
+            "MICROSCOPE.LAB:5000",
+        ] {
+            assert!(hosts.allows_host(allowed), "{allowed}");
+        }
+        for refused in [
+            "evil.example:5000",
+            "localhost.evil.example",
+            "microscope.lab.evil",
+        ] {
+            assert!(!hosts.allows_host(refused), "{refused}");
+        }
+        assert!(Hosts::new(&["*".to_owned()], &[]).allows_host("anything.example"));
+    }
+
+    #[test]
+    fn websocket_origins_are_the_server_itself_or_allowed() {
+        let hosts = Hosts::new(&[], &["https://lab-ui.local:8443/".to_owned()]);
+        let host = Some("127.0.0.1:5000");
+        assert!(hosts.allows_origin("http://127.0.0.1:5000", host));
+        assert!(hosts.allows_origin("https://lab-ui.local:8443", host));
+        assert!(hosts.allows_origin("http://microscope.lab", Some("microscope.lab:80")));
+        assert!(!hosts.allows_origin("http://127.0.0.1:5001", host));
+        assert!(!hosts.allows_origin("https://evil.example", host));
+        assert!(!hosts.allows_origin("null", host));
+        assert!(!hosts.allows_origin("http://127.0.0.1:5000", None));
+    }
+}
