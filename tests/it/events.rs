@@ -291,7 +291,9 @@ async fn a_stalled_sse_reader_delays_neither_the_emitter_nor_another_subscriber(
     // A reader that sends its request and never reads: the server's socket buffers fill up.
     let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
     stalled
-        .write_all(b"GET /sensor/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
+        .write_all(
+            b"GET /sensor/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+        )
         .await
         .unwrap();
     let mut head = [0u8; 64];
