@@ -124,8 +124,11 @@ impl Problem {
     }
 
     /// Sets the human-readable explanation of this occurrence.
+    ///
+    /// A detail longer than 2,048 characters is cut short (saying how much was left out): a
+    /// detail often quotes the value a client sent, and a problem never echoes megabytes back.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = detail.into();
+        self.detail = shortened(detail.into(), MAX_DETAIL);
         self
     }
 
@@ -148,8 +151,8 @@ impl Problem {
         reason: impl Into<String>,
     ) -> Self {
         self.invalid_params.push(InvalidParam {
-            name: name.into(),
-            reason: reason.into(),
+            name: shortened(name.into(), MAX_REASON),
+            reason: shortened(reason.into(), MAX_REASON),
         });
         self
     }
@@ -216,8 +219,48 @@ impl IntoResponse for Problem {
     }
 }
 
+/// The longest `detail` a problem carries, in characters.
+const MAX_DETAIL: usize = 2048;
+/// The longest name or reason of an invalid parameter, in characters.
+const MAX_REASON: usize = 512;
+
+/// `text` cut to `max` characters, saying how many were left out.
+fn shortened(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((cut, _)) => {
+            let left_out = text[cut..].chars().count();
+            format!("{}… ({left_out} more characters)", &text[..cut])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_details_and_reasons_are_cut_short() {
+        let long = "é".repeat(5000);
+        let problem = super::Problem::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY)
+            .with_detail(long.clone())
+            .with_invalid_param("x", long);
+        assert!(
+            problem.detail.ends_with("… (2952 more characters)"),
+            "{}",
+            &problem.detail[4000..]
+        );
+        assert_eq!(
+            problem.detail.chars().count(),
+            2048 + "… (2952 more characters)".chars().count()
+        );
+        assert!(
+            problem.invalid_params[0]
+                .reason
+                .ends_with("(4488 more characters)")
+        );
+        let short = super::Problem::new(axum::http::StatusCode::BAD_REQUEST).with_detail("fine");
+        assert_eq!(short.detail, "fine");
+    }
+
     use super::*;
 
     #[test]

@@ -59,7 +59,7 @@ mod thing;
 pub struct ReadmeDoctests;
 
 pub use error::{InvalidParam, PROBLEM_JSON, Problem};
-pub use serve::{ConnectionOptions, Serve, serve};
+pub use serve::{ConnectionOptions, LocalAddr, Serve, serve};
 
 #[cfg(feature = "server")]
 pub use action::{ActionContext, Blob, Cancelled};

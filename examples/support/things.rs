@@ -221,7 +221,7 @@ impl Stage {
     /// Move by a number of steps on each axis, and return the new position.
     ///
     /// Moves of one stage never overlap: a second move waits for the first.
-    #[action(lock)]
+    #[action(lock = "motion")]
     fn move_relative(&self, x: i64, y: i64, z: Option<i64>) -> Result<[i64; 3], String> {
         let [px, py, pz] = self.position.get();
         let target = self.within_travel([
@@ -235,7 +235,7 @@ impl Stage {
     }
 
     /// Move to an absolute position, within the stage's travel of ±100000 steps per axis.
-    #[action(lock)]
+    #[action(lock = "motion")]
     fn move_to(&self, x: i64, y: i64, z: i64) -> Result<[i64; 3], String> {
         let target = self.within_travel([Some(x), Some(y), Some(z)])?;
         std::thread::sleep(Duration::from_millis(20));
@@ -243,7 +243,7 @@ impl Stage {
     }
 
     /// Return to [0, 0, 0], slowly (about 2 s), unless cancelled.
-    #[action(lock)]
+    #[action(lock = "motion")]
     async fn home(&self, ctx: ActionContext) -> Result<[i64; 3], Cancelled> {
         let start = self.position.get();
         for step in 1..=20 {

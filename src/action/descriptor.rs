@@ -49,8 +49,9 @@ pub struct ActionDescriptor<T> {
     pub input_schema: fn() -> Value,
     /// The JSON Schema of the output.
     pub output_schema: fn() -> Value,
-    /// Invocations queue for this action instead of running side by side.
-    pub lock: bool,
+    /// The lock its invocations hold while they run, if any: invocations of every action of
+    /// the Thing holding the same lock queue instead of running side by side.
+    pub lock: Option<&'static str>,
     /// Checks the input and prepares a run.
     pub prepare: ActionPrepare<T>,
 }
@@ -132,7 +133,7 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
             description: None,
             input_schema,
             output_schema,
-            lock: false,
+            lock: None,
             prepare,
         }
     }
@@ -149,10 +150,20 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
         self
     }
 
-    /// Makes invocations of this action queue rather than run side by side.
+    /// Makes invocations of this action queue rather than run side by side (`#[action(lock)]`):
+    /// the action holds a lock of its own name while it runs.
     #[must_use]
     pub fn with_lock(mut self, lock: bool) -> Self {
-        self.lock = lock;
+        self.lock = lock.then_some(self.name);
+        self
+    }
+
+    /// Makes this action hold the Thing's lock `name` while it runs
+    /// (`#[action(lock = "motion")]`): invocations of every action of the Thing that holds the
+    /// same lock run one at a time, in the order they were invoked.
+    #[must_use]
+    pub fn with_named_lock(mut self, name: &'static str) -> Self {
+        self.lock = Some(name);
         self
     }
 }

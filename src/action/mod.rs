@@ -10,9 +10,10 @@
 //!   so blocking instrument code never stalls the server.
 //! - An [`ActionContext`] argument gives cancellation, progress and logging into the
 //!   invocation's log.
-//! - `#[action(lock)]` makes invocations of that action queue, so two cannot interleave on the
-//!   hardware; `#[action(rename = "...")]` and `#[action(skip)]` (a helper that is not an
-//!   action) also exist.
+//! - `#[action(lock = "motion")]` makes invocations of every action of the Thing that names the
+//!   lock queue, so two cannot interleave on the hardware (`#[action(lock)]`: that action's
+//!   invocations only); `#[action(rename = "...")]` and `#[action(skip)]` (a helper that is
+//!   not an action) also exist.
 //! - Return `T` (serde + JSON Schema), `()`, a [`Blob`] (binary data such as a JPEG), or
 //!   `Result` of those with any `Display` error. An error or a panic ends the invocation as
 //!   `error` with its message; the server keeps serving.

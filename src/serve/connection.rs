@@ -12,7 +12,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +22,7 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -49,8 +50,19 @@ pub struct ConnectionOptions {
     pub shutdown_timeout: Duration,
     /// The most connections served at once; `None` for no limit. A connection over the limit
     /// is answered `503 Service Unavailable` (problem JSON, `Retry-After: 1`) and closed, so
-    /// the clients already connected keep their share. Default 1024.
+    /// the clients already connected keep their share. Websockets count for as long as they
+    /// are open, as do streams and Server-Sent Events. Default 1024.
     pub max_connections: Option<usize>,
+    /// The most connections one client address may hold at once; `None` for no limit. Over it,
+    /// the client's new connection is answered `503` as above, so one client (or attacker)
+    /// cannot take every slot of [`max_connections`](Self::max_connections). Behind a reverse
+    /// proxy every client has the proxy's address: raise it or turn it off there. Default 256.
+    pub max_connections_per_client: Option<usize>,
+    /// How long a request's whole body may take to arrive, from the end of its head. A body
+    /// still arriving after this long is answered `408 Request Timeout` (problem JSON) and the
+    /// connection closed, so clients that trickle a body cannot hold connections. Applied by
+    /// the framework's routes. Default 30 s.
+    pub body_read_timeout: Duration,
     /// How long a write to a client may stay blocked before the connection is closed: a
     /// stream viewer that stops reading is disconnected after this long, instead of holding
     /// its connection (and a slot under [`max_connections`](Self::max_connections)) forever.
@@ -72,6 +84,8 @@ impl Default for ConnectionOptions {
             header_read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
             max_connections: Some(1024),
+            max_connections_per_client: Some(256),
+            body_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             tcp_keepalive: Some(Duration::from_secs(60)),
         }
@@ -191,9 +205,10 @@ impl Serve {
         let Self {
             listener,
             router,
-            options,
+            mut options,
             mut shutdown,
         } = self;
+        options.max_connections = reachable_connections(options.max_connections);
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .max_buf_size(options.max_buf_size.max(8192))
@@ -205,6 +220,7 @@ impl Serve {
         // `closed`, learns when the last one has gone.
         let (shutting_down, shutdown_rx) = watch::channel(false);
         let open = Arc::new(AtomicUsize::new(0));
+        let per_client: PerClient = Arc::default();
         loop {
             let (tcp, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -216,15 +232,28 @@ impl Serve {
                 },
                 () = &mut shutdown => break,
             };
-            if options
-                .max_connections
-                .is_some_and(|max| open.load(Ordering::Relaxed) >= max)
+            if let Some(max) = options.max_connections
+                && open.load(Ordering::Relaxed) >= max
             {
                 tracing::warn!(%peer, "connection refused: at the connection limit");
-                tokio::spawn(refuse(tcp, options.max_connections.unwrap_or_default()));
+                let detail = format!(
+                    "The server is serving its limit of {max} connections; try again shortly."
+                );
+                tokio::spawn(refuse(tcp, detail));
                 continue;
             }
-            let counted = Counted::new(&open);
+            if let Some(max) = options.max_connections_per_client
+                && client_connections(&per_client, peer.ip()) >= max
+            {
+                tracing::warn!(%peer, "connection refused: the client's connection limit");
+                let detail = format!(
+                    "Your address holds {max} connections to this server, its limit per client; \
+                     close some, or try again shortly."
+                );
+                tokio::spawn(refuse(tcp, detail));
+                continue;
+            }
+            let counted = Counted::new(&open, &per_client, peer.ip());
             configure_socket(&tcp, &options, peer);
             // Each request learns which of the host's addresses it arrived on.
             let local = LocalAddr(tcp.local_addr().unwrap_or_else(|_| {
@@ -239,7 +268,10 @@ impl Serve {
             let connection = http
                 .serve_connection(
                     TokioIo::new(StallGuard::new(
-                        tcp,
+                        CountedTcp {
+                            tcp,
+                            _counted: counted,
+                        },
                         options.write_timeout,
                         options.header_read_timeout,
                     )),
@@ -260,7 +292,6 @@ impl Serve {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
                 drop(shutdown_rx);
-                drop(counted);
             });
         }
         drop(listener);
@@ -288,26 +319,156 @@ impl IntoFuture for Serve {
     }
 }
 
-/// Counts a connection as open while it lives.
-struct Counted(Arc<AtomicUsize>);
+/// Descriptors kept for what the process opens besides connections (files, settings, logs).
+const SPARE_DESCRIPTORS: u64 = 128;
+
+/// Raises the open-files limit as far as the system allows and gives the connection limit
+/// that can really be reached: a limit above what the process may open would never answer
+/// its `503`, the clients over it would hang instead. Logs the figures.
+fn reachable_connections(wanted: Option<usize>) -> Option<usize> {
+    #[cfg(unix)]
+    {
+        let files = match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(files) => files,
+            Err(error) => {
+                tracing::warn!(%error, "could not read or raise the open-files limit");
+                return wanted;
+            }
+        };
+        let possible =
+            usize::try_from(files.saturating_sub(SPARE_DESCRIPTORS)).unwrap_or(usize::MAX);
+        match wanted {
+            Some(wanted) if wanted > possible => {
+                tracing::warn!(
+                    max_connections = possible,
+                    configured = wanted,
+                    open_files_limit = files,
+                    "the connection limit is lowered to what the open-files limit allows; \
+                     raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) to serve more"
+                );
+                Some(possible.max(1))
+            }
+            _ => {
+                tracing::debug!(?wanted, open_files_limit = files, "connection limit");
+                wanted
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        wanted
+    }
+}
+
+/// Connections open now, by client address.
+type PerClient = Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>;
+
+fn client_connections(per_client: &PerClient, client: IpAddr) -> usize {
+    per_client
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&client)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Counts a connection as open (in all and for its client) while it lives.
+struct Counted {
+    open: Arc<AtomicUsize>,
+    per_client: PerClient,
+    client: IpAddr,
+}
 
 impl Counted {
-    fn new(open: &Arc<AtomicUsize>) -> Self {
+    fn new(open: &Arc<AtomicUsize>, per_client: &PerClient, client: IpAddr) -> Self {
         open.fetch_add(1, Ordering::Relaxed);
-        Self(open.clone())
+        *per_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(client)
+            .or_default() += 1;
+        Self {
+            open: open.clone(),
+            per_client: per_client.clone(),
+            client,
+        }
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        let mut per_client = self
+            .per_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = per_client.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// A connection's socket with its count: the count lasts as long as the socket, which after
+/// an upgrade lives on in the websocket, so open websockets count against the limits too.
+struct CountedTcp {
+    tcp: TcpStream,
+    /// Held, not read: dropped with the socket.
+    _counted: Counted,
+}
+
+impl AsyncRead for CountedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(context, buffer)
+    }
+}
+
+impl AsyncWrite for CountedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(context, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        data: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(context, data)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(context)
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(context)
     }
 }
 
 /// Answers a connection over the limit with a 503 and closes it. The request head is read
 /// first (briefly), so that closing does not reset the connection before the client reads
 /// the answer.
-async fn refuse(mut tcp: TcpStream, limit: usize) {
+async fn refuse(mut tcp: TcpStream, detail: String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let patience = Duration::from_secs(1);
     let mut head = Vec::new();
@@ -322,9 +483,7 @@ async fn refuse(mut tcp: TcpStream, limit: usize) {
     })
     .await;
     let response = crate::Problem::new(axum::http::StatusCode::SERVICE_UNAVAILABLE)
-        .with_detail(format!(
-            "The server is serving its limit of {limit} connections; try again shortly."
-        ))
+        .with_detail(detail)
         .with_header(
             axum::http::header::RETRY_AFTER,
             axum::http::HeaderValue::from_static("1"),

@@ -87,11 +87,13 @@ fn assemble<T: Thing>(
         &mut routes,
         &mut description,
     );
+    let mut locks = affordance::action::Locks::new();
     for action in &descriptor.actions {
         affordance::action::serve(
             &name,
             &thing,
             action,
+            &mut locks,
             context,
             &mut routes,
             &mut description,

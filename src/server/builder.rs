@@ -168,14 +168,16 @@ impl ThingServerBuilder {
         if !url.ends_with('/') {
             url.push('/');
         }
-        // Its host is one of the server's names (see `allow_hosts`).
-        if let Some((_, rest)) = url.split_once("://")
+        // Its host is one of the server's names (see `allow_hosts`), and its pages are the
+        // server's own (they may write and open websockets; see `allow_origins`).
+        if let Some((scheme, rest)) = url.split_once("://")
             && let Some(authority) = rest.split('/').next()
         {
             let host = authority
                 .rsplit_once('@')
                 .map_or(authority, |(_, host)| host);
             self.hosts.push(host.to_owned());
+            self.origins.push(format!("{scheme}://{host}"));
         }
         self.public_url = Some(url);
         self
@@ -456,7 +458,10 @@ impl ThingServerBuilder {
                     .layer(axum::middleware::map_response(problems::as_problem))
                     .service(routes),
             )
-            .layer(axum::middleware::from_fn(problems::limit_body))
+            .layer(axum::middleware::from_fn_with_state(
+                self.connection.body_read_timeout,
+                problems::limit_body,
+            ))
             .layer(axum::extract::DefaultBodyLimit::max(problems::MAX_BODY))
             // A bug in a handler is a 500 problem for that request, not a dropped connection.
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -6,11 +6,15 @@
 //!   whose `Host` is a name other than `localhost` (or a name the server was given with
 //!   [`allow_hosts`](crate::ThingServerBuilder::allow_hosts) or its public URL) is refused with
 //!   `403`. IP literals are always accepted: rebinding needs a name. Jupyter does the same.
-//! - **Cross-site websockets.** Browsers let any page open a websocket to any server (CORS does
-//!   not apply), so a page from another site open in a lab member's browser could observe every
-//!   value. A websocket upgrade whose `Origin` is neither this server's own nor one of
-//!   [`allow_origins`](crate::ThingServerBuilder::allow_origins) is refused with `403`. Clients
-//!   that send no `Origin` (scripts, node-wot, the Python client) are not browsers and pass.
+//! - **Cross-site requests.** Browsers let any page open a websocket to any server, and send
+//!   "simple" cross-site requests (an HTML form's POST, a `fetch` without custom headers)
+//!   without asking first; CORS only hides the answer. So a page from another site open in a
+//!   lab member's browser could observe every value, or start an action such as `stage/home`
+//!   with an empty form POST. A websocket upgrade, or a request with an unsafe method (`POST`,
+//!   `PUT`, `DELETE`, ...), whose `Origin` is neither this server's own (or its public URL's)
+//!   nor one of [`allow_origins`](crate::ThingServerBuilder::allow_origins) is refused with
+//!   `403`. Clients that send no `Origin` (scripts, node-wot, the Python client) are not
+//!   browsers and pass. (Bodies must be JSON besides: a form's body is a `415`.)
 //!
 //! Both need [`crate::serve`] underneath (it tells each request which address it arrived on);
 //! a router served some other way skips the `Host` check.
@@ -19,7 +23,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -103,17 +107,28 @@ pub(crate) async fn check(
             ))
             .into_response();
     }
-    if is_websocket_upgrade(request.headers())
+    let websocket = is_websocket_upgrade(request.headers());
+    let unsafe_method = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
+    if (websocket || unsafe_method)
         && let Some(origin) = request.headers().get(header::ORIGIN)
     {
         let origin = origin.to_str().unwrap_or("(not text)");
         if !hosts.allows_origin(origin, host.as_deref()) {
-            tracing::warn!(%origin, "refused a websocket from another site's page");
+            let what = if websocket {
+                "open a websocket to this server"
+            } else {
+                "change anything on this server (write, invoke or cancel)"
+            };
+            tracing::warn!(%origin, method = %request.method(), "refused a request from another site's page");
             return Problem::new(StatusCode::FORBIDDEN)
-                .with_title("Websocket from another site")
+                .with_title("Request from another site")
                 .with_detail(format!(
-                    "A page from `{origin}` may not open a websocket to this server: only \
-                     pages from the server itself, or from an origin in `allow_origins`, may."
+                    "A page from `{}` may not {what}: only pages from the server itself, or \
+                     from an origin in `allow_origins`, may.",
+                    origin.chars().take(200).collect::<String>()
                 ))
                 .into_response();
         }

@@ -2,7 +2,8 @@
 //! anything axum answers on its own.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -118,9 +119,14 @@ pub(crate) fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Respon
 /// The largest request body accepted (property values, action inputs): 2 MiB.
 pub(crate) const MAX_BODY: usize = 2 * 1024 * 1024;
 
-/// Refuses a request whose `Content-Length` is over [`MAX_BODY`] at once, before any of the
-/// body is read. (A body without a length is cut off at the limit while it is read.)
+/// Reads the request body before any route sees it, within limits: a `Content-Length` over
+/// [`MAX_BODY`] is refused at once (`413`, before any of the body is read), a body without a
+/// length is cut off at the limit (`413`), and a body still arriving `timeout` after the head
+/// (see [`ConnectionOptions::body_read_timeout`](crate::ConnectionOptions)) is answered `408`,
+/// so that a client trickling a body cannot hold its connection. Each refusal closes the
+/// connection, whose unread body makes it unusable.
 pub(crate) async fn limit_body(
+    State(timeout): State<std::time::Duration>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -129,21 +135,52 @@ pub(crate) async fn limit_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
-    match length {
-        Some(length) if length > MAX_BODY as u64 => {
-            let mut response = Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
-                .with_detail(format!(
-                    "The request body is {length} bytes; this server accepts at most {MAX_BODY}."
-                ))
-                .with_invalid_param("Content-Length", "over the limit")
-                .into_response();
-            // The body was not read: the connection cannot be reused.
-            response.headers_mut().insert(
-                header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-            response
-        }
-        _ => next.run(request).await,
+    if let Some(length) = length.filter(|length| *length > MAX_BODY as u64) {
+        return closing(too_large(&format!("The request body is {length} bytes")));
     }
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Ok(Err(error)) => {
+            let too_long = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if too_long {
+                closing(too_large("The request body is longer than that"))
+            } else {
+                closing(
+                    Problem::new(StatusCode::BAD_REQUEST)
+                        .with_detail(format!("The request body could not be read: {error}.")),
+                )
+            }
+        }
+        Err(_) => closing(
+            Problem::new(StatusCode::REQUEST_TIMEOUT).with_detail(format!(
+                "The request body did not arrive within {} s of the request head.",
+                timeout.as_secs_f64()
+            )),
+        ),
+    }
+}
+
+fn too_large(what: &str) -> Problem {
+    Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
+        .with_detail(format!(
+            "{what}; this server accepts at most {MAX_BODY} bytes."
+        ))
+        .with_invalid_param("Content-Length", "over the limit")
+}
+
+/// The problem as a response that closes the connection (its request body was not all read).
+fn closing(problem: Problem) -> Response {
+    let mut response = problem.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }

@@ -140,8 +140,25 @@ async fn upgrade(
     headers: HeaderMap,
 ) -> Response {
     let root = observable.base.url(&headers);
-    upgrade.on_upgrade(move |socket| connection(socket, observable, root))
+    upgrade
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        // Small buffers keep an idle socket cheap (the library's defaults are 128 KiB each);
+        // each reply is written as soon as it is sent.
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| connection(socket, observable, root))
 }
+
+/// The largest message (and frame) a client may send: the protocol's messages name properties,
+/// actions or events to observe, a few hundred bytes each. A larger one closes the socket.
+const MAX_MESSAGE: usize = 16 * 1024;
+
+/// The most names one message may list (far more than any Thing has).
+const MAX_NAMES: usize = 256;
+
+/// The most error replies one message gets: past it, one reply says how many more were wrong.
+const MAX_ERROR_REPLIES: usize = 16;
 
 async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String) {
     let _open = observable.metrics.websocket_opened();
@@ -254,6 +271,12 @@ fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec
             "`data` must be an object whose keys are the names to observe",
         )];
     };
+    if names.len() > MAX_NAMES {
+        return vec![bad_request(&format!(
+            "`data` names {} affordances; a message may name at most {MAX_NAMES}",
+            names.len()
+        ))];
+    }
     let mut replies = Vec::new();
     match kind {
         "addPropertyObservation" | "removePropertyObservation" => {
@@ -334,10 +357,18 @@ fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec
             }
         }
         other => replies.push(bad_request(&format!(
-            "unknown messageType `{other}`; use addPropertyObservation, removePropertyObservation, \
+            "unknown messageType `{}`; use addPropertyObservation, removePropertyObservation, \
              addActionObservation, removeActionObservation, addEventObservation or \
-             removeEventObservation"
+             removeEventObservation",
+            other.chars().take(64).collect::<String>()
         ))),
+    }
+    if replies.len() > MAX_ERROR_REPLIES {
+        let more = replies.len() - MAX_ERROR_REPLIES;
+        replies.truncate(MAX_ERROR_REPLIES);
+        replies.push(bad_request(&format!(
+            "{more} more names in this message were not found or not observable"
+        )));
     }
     replies
 }

@@ -523,7 +523,7 @@ fn a_thing_with_actions_describes_them() {
     assert_eq!(input["additionalProperties"], false);
     assert_eq!(input["required"], json!(["a"]));
     assert_eq!(add.title, Some("Add two numbers"));
-    assert!(descriptor.actions[8].lock);
+    assert_eq!(descriptor.actions[8].lock, Some("exclusive"));
     assert_eq!(Arc::new(Lab::new()).helper(), 41);
 }
 

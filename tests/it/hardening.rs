@@ -8,7 +8,7 @@ use labthings::client::{MjpegClient, Reconnect};
 use serde_json::json;
 
 use crate::example_things as things;
-use crate::support::{sample, spawn_thing_server};
+use crate::support::{raw_exchange, sample, spawn_thing_server};
 
 /// Log lines written by the server's `tracing` events.
 #[derive(Clone, Default)]
@@ -534,30 +534,6 @@ async fn time_idle_between_requests_is_not_head_time() {
             String::from_utf8_lossy(&answer[..n])
         );
     }
-}
-
-/// Sends a raw request and reads until the server closes or `patience` runs out.
-async fn raw_exchange(
-    address: SocketAddr,
-    request: &[u8],
-    patience: std::time::Duration,
-) -> (Vec<u8>, bool) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    socket.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    let closed = tokio::time::timeout(patience, async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            match socket.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => answer.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await
-    .is_ok();
-    (answer, closed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ mod events;
 mod examples;
 mod faults;
 mod hardening;
+mod limits;
 mod macros;
 mod stream_http;
 mod things;

@@ -312,3 +312,27 @@ impl MicroscopeProcess {
         self.log.lock().unwrap().clone()
     }
 }
+
+/// Sends a raw request and reads until the server closes or `patience` runs out.
+pub async fn raw_exchange(
+    address: SocketAddr,
+    request: &[u8],
+    patience: std::time::Duration,
+) -> (Vec<u8>, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(patience, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (answer, closed)
+}

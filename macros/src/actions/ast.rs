@@ -12,7 +12,8 @@ pub struct Action<'a> {
     pub title: Option<String>,
     pub description: Option<String>,
     pub execution: Execution,
-    pub lock: bool,
+    /// `#[action(lock)]`: the action's own lock; `#[action(lock = "name")]`: a named one.
+    pub lock: Lock,
     /// The arguments that make up the input, in order.
     pub inputs: Vec<Input<'a>>,
     /// Every argument in order, inputs and the context.
@@ -54,5 +55,16 @@ pub enum Returns<'a> {
 pub struct Options {
     pub skip: bool,
     pub rename: Option<(String, Span)>,
-    pub lock: bool,
+    pub lock: Lock,
+}
+
+/// Which lock an action holds while it runs.
+#[derive(Default, Clone)]
+pub enum Lock {
+    #[default]
+    None,
+    /// Its own.
+    Own,
+    /// One the Thing's actions share by name.
+    Named(String),
 }

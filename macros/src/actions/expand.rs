@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::ast::{Action, Argument, Execution, Returns};
+use super::ast::{Action, Argument, Execution, Lock, Returns};
 use crate::expand::option_str;
 
 /// The `ThingActions` impl with a descriptor per action (none when there were errors).
@@ -77,7 +77,11 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
     };
     let title = option_str(action.title.as_deref());
     let description = option_str(action.description.as_deref());
-    let lock = action.lock;
+    let lock = match &action.lock {
+        Lock::None => quote!(),
+        Lock::Own => quote!(.with_lock(true)),
+        Lock::Named(name) => quote!(.with_named_lock(#name)),
+    };
     quote! {
         {
             #[allow(non_camel_case_types)]
@@ -89,7 +93,7 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
             actions.push(
                 ::labthings::__private::ActionDescriptor::<Self>::#run
                     .with_docs(#title, #description)
-                    .with_lock(#lock),
+                    #lock,
             );
         }
     }

@@ -4,7 +4,7 @@
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type};
 
-use super::ast::{Action, Argument, Execution, Input, Options, Returns};
+use super::ast::{Action, Argument, Execution, Input, Lock, Options, Returns};
 use crate::ctxt::Errors;
 use crate::names::docs;
 use crate::symbol;
@@ -31,7 +31,15 @@ fn options(method: &mut ImplItemFn, errors: &mut Errors) -> Options {
             if meta.path == symbol::SKIP {
                 options.skip = true;
             } else if meta.path == symbol::LOCK {
-                options.lock = true;
+                options.lock = if meta.input.peek(syn::Token![=]) {
+                    let lit: syn::LitStr = meta.value()?.parse()?;
+                    if lit.value().is_empty() {
+                        return Err(syn::Error::new(lit.span(), "a lock's name cannot be empty"));
+                    }
+                    Lock::Named(lit.value())
+                } else {
+                    Lock::Own
+                };
             } else if meta.path == symbol::RENAME {
                 let lit: syn::LitStr = meta.value()?.parse()?;
                 options.rename = Some((lit.value(), lit.span()));
@@ -119,7 +127,7 @@ fn action<'a>(method: &'a ImplItemFn, options: Options, errors: &mut Errors) -> 
         } else {
             Execution::Blocking
         },
-        lock: options.lock,
+        lock: options.lock.clone(),
         inputs,
         arguments,
         returns,

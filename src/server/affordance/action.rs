@@ -33,6 +33,7 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
     thing_name: &str,
     thing: &Arc<T>,
     action: &ActionDescriptor<T>,
+    locks: &mut Locks,
     context: &Context,
     routes: &mut RouteTable,
     td: &mut ThingDescription,
@@ -43,7 +44,9 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
         thing_name: thing_name.to_owned(),
         name: action.name,
         prepare: action.prepare.clone(),
-        lock: action.lock.then(|| Arc::new(tokio::sync::Mutex::new(()))),
+        lock: action
+            .lock
+            .map(|name| locks.entry(name).or_default().clone()),
         invocations: context.invocations.clone(),
         base: context.base.clone(),
     });
@@ -62,13 +65,17 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
         .insert(action.name.to_owned(), affordance(action, &path));
 }
 
+/// A Thing's action locks, by name (see [`ActionDescriptor::lock`]).
+pub(crate) type Locks = std::collections::HashMap<&'static str, Arc<tokio::sync::Mutex<()>>>;
+
 /// What the handlers of one action need.
 struct ActionRoute<T> {
     thing: Arc<T>,
     thing_name: String,
     name: &'static str,
     prepare: ActionPrepare<T>,
-    /// Held while an invocation runs, for `#[action(lock)]`.
+    /// Held while an invocation runs, for `#[action(lock)]` (shared by the Thing's actions
+    /// that name the same lock).
     lock: Option<Arc<tokio::sync::Mutex<()>>>,
     invocations: Arc<Invocations>,
     base: Base,

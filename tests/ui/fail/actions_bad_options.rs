@@ -11,6 +11,9 @@ impl Stage {
     #[action(locked)]
     fn home(&self) {}
 
+    #[action(lock = "")]
+    fn park(&self) {}
+
     #[action(rename = "move to")]
     fn move_to(&self, x: i64) -> i64 {
         x

@@ -27,6 +27,7 @@ impl Camera {
     }
 
     /// Returns nothing.
+    #[action(lock = "motion")]
     async fn reset(&self) {}
 
     #[action(skip)]
@@ -45,7 +46,8 @@ fn main() {
     let descriptor = <Camera as Thing>::descriptor();
     let names: Vec<&str> = descriptor.actions.iter().map(|a| a.name).collect();
     assert_eq!(names, ["capture", "set-exposure", "reset"]);
-    assert!(descriptor.actions[1].lock);
+    assert_eq!(descriptor.actions[1].lock, Some("set-exposure"), "its own lock, by its name");
+    assert_eq!(descriptor.actions[2].lock, Some("motion"));
     let input = (descriptor.actions[1].input_schema)();
     assert_eq!(input["required"], serde_json::json!(["value"]));
     assert_eq!(Camera::new().helper(), 1);
