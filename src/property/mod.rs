@@ -322,7 +322,9 @@ impl PropertyError {
         match self {
             Self::Invalid { .. } | Self::Constraint { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Rejected(error) => error.status(),
-            Self::NotSaved(_) | Self::Serialize(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // 507 Insufficient Storage: the server could not store what it was sent.
+            Self::NotSaved(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::Serialize(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -35,15 +35,46 @@ pub(crate) struct Loaded {
     pub(crate) values: Map<String, Value>,
 }
 
-/// A settings file that could not be used, and where it was put.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "settings file {path} is not usable ({reason}); it was moved to {aside} and defaults are used"
-)]
+/// A settings file that is not JSON settings, and where it was put.
+#[derive(Debug)]
 pub(crate) struct CorruptSettings {
     pub(crate) path: PathBuf,
-    pub(crate) aside: PathBuf,
+    /// Where it was moved, or why it could not be.
+    pub(crate) aside: Result<PathBuf, String>,
     pub(crate) reason: String,
+}
+
+impl std::fmt::Display for CorruptSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            path,
+            aside,
+            reason,
+        } = self;
+        let path = path.display();
+        match aside {
+            Ok(aside) => write!(
+                f,
+                "settings file {path} is not usable ({reason}); it was moved to {} and defaults \
+                 are used",
+                aside.display()
+            ),
+            Err(error) => write!(
+                f,
+                "settings file {path} is not usable ({reason}) and could not be moved aside \
+                 ({error}); defaults are used, and saving will replace it"
+            ),
+        }
+    }
+}
+
+/// Why a settings file was not loaded.
+#[derive(Debug)]
+pub(crate) enum LoadError {
+    /// Not JSON settings: moved aside (reported; the defaults are used).
+    Corrupt(CorruptSettings),
+    /// Not a regular file, or unreadable: the server cannot start with it.
+    Unusable(String),
 }
 
 impl SettingsFile {
@@ -73,21 +104,66 @@ impl SettingsFile {
     ///
     /// # Errors
     ///
-    /// [`CorruptSettings`] if it exists but is not a JSON object; it has been moved aside.
-    pub(crate) fn load(path: &Path) -> Result<Option<Loaded>, CorruptSettings> {
-        let text = match std::fs::read(path) {
-            Ok(text) => text,
+    /// [`LoadError::Corrupt`] if it is not a JSON object (it has been moved aside), and
+    /// [`LoadError::Unusable`] if it is not a regular file or cannot be read.
+    pub(crate) fn load(path: &Path) -> Result<Option<Loaded>, LoadError> {
+        match std::fs::metadata(path) {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(set_aside(path, "corrupt", error.to_string())),
-        };
+            Err(error) => return Err(LoadError::Unusable(error.to_string())),
+            Ok(metadata) if !metadata.is_file() => {
+                return Err(LoadError::Unusable(
+                    "it is not a regular file; remove it or give another settings folder"
+                        .to_owned(),
+                ));
+            }
+            Ok(_) => {}
+        }
+        let text = std::fs::read(path).map_err(|error| LoadError::Unusable(error.to_string()))?;
         match serde_json::from_slice::<Value>(&text) {
             Ok(Value::Object(values)) => Ok(Some(Loaded { values })),
-            Ok(other) => Err(set_aside(
+            Ok(other) => Err(LoadError::Corrupt(set_aside(
                 path,
                 "corrupt",
                 format!("expected a JSON object, found {}", json_kind(&other)),
-            )),
-            Err(error) => Err(set_aside(path, "corrupt", format!("invalid JSON: {error}"))),
+            ))),
+            Err(error) => Err(LoadError::Corrupt(set_aside(
+                path,
+                "corrupt",
+                format!("invalid JSON: {error}"),
+            ))),
+        }
+    }
+
+    /// Removes the temporary files that saves interrupted by a crash or `SIGKILL` left beside
+    /// `path` (`.settings.json.<pid>.tmp`); at start, no save of this process is under way.
+    pub(crate) fn remove_stale_temporaries(path: &Path) {
+        let (Some(folder), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return;
+        };
+        let prefix = format!(".{name}.");
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            let stale = file_name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+            if stale {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(file = %entry.path().display(), "removed the temporary file of an interrupted settings save")
+                    }
+                    Err(error) => {
+                        tracing::warn!(file = %entry.path().display(), %error, "could not remove the temporary file of an interrupted settings save")
+                    }
+                }
+            }
         }
     }
 
@@ -180,12 +256,11 @@ fn aside_path(path: &Path, why: &str) -> PathBuf {
 
 fn set_aside(path: &Path, why: &str, reason: String) -> CorruptSettings {
     let aside = aside_path(path, why);
-    if let Err(error) = std::fs::rename(path, &aside) {
-        tracing::error!(%error, path = %path.display(), "could not move a bad settings file aside");
-    }
     CorruptSettings {
         path: path.to_owned(),
-        aside,
+        aside: std::fs::rename(path, &aside)
+            .map(|()| aside)
+            .map_err(|error| error.to_string()),
         reason,
     }
 }
@@ -206,17 +281,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_file_that_could_not_be_moved_aside_is_not_said_to_have_been() {
+        let failed = CorruptSettings {
+            path: PathBuf::from("/s/settings.json"),
+            aside: Err("Read-only file system (os error 30)".to_owned()),
+            reason: "invalid JSON".to_owned(),
+        };
+        let message = failed.to_string();
+        assert!(!message.contains("was moved"), "{message}");
+        assert!(
+            message.contains("could not be moved aside (Read-only file system"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn corrupt_files_are_moved_aside_not_overwritten() {
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join("settings.json");
         std::fs::write(&path, b"{\"gain\": 2.0,").unwrap();
-        let error = SettingsFile::load(&path).unwrap_err();
+        let corrupt = |path: &Path| match SettingsFile::load(path) {
+            Err(LoadError::Corrupt(corrupt)) => corrupt,
+            other => panic!("{other:?}"),
+        };
+        let error = corrupt(&path);
         assert!(!path.exists(), "the bad file is no longer in the way");
-        assert_eq!(std::fs::read(&error.aside).unwrap(), b"{\"gain\": 2.0,");
+        assert_eq!(
+            std::fs::read(error.aside.as_ref().unwrap()).unwrap(),
+            b"{\"gain\": 2.0,"
+        );
         assert!(error.to_string().contains("invalid JSON"), "{error}");
 
         std::fs::write(&path, b"[1, 2]").unwrap();
-        let error = SettingsFile::load(&path).unwrap_err();
+        let error = corrupt(&path);
         assert!(error.reason.contains("an array"), "{error}");
     }
 

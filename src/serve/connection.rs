@@ -544,6 +544,25 @@ async fn accept_failed(error: io::Error) {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    #[test]
+    fn the_connection_limit_stays_below_the_open_files_limit() {
+        let reachable = reachable_connections(Some(usize::MAX)).unwrap();
+        let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+        assert!(soft > 0 && soft <= hard);
+        assert_eq!(
+            reachable as u64,
+            soft - SPARE_DESCRIPTORS,
+            "lowered to what can be opened"
+        );
+        assert_eq!(
+            reachable_connections(Some(10)),
+            Some(10),
+            "a reachable limit is kept"
+        );
+        assert_eq!(reachable_connections(None), None);
+    }
+
     #[tokio::test]
     async fn accepted_sockets_get_keepalive_and_no_delay() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

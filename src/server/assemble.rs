@@ -63,7 +63,7 @@ fn assemble<T: Thing>(
         &changes,
     )?;
     if let Some(file) = &settings {
-        settings::load_settings(&name, &thing, &descriptor, file);
+        settings::load_settings(&name, &thing, &descriptor, file)?;
     }
     let mut routes = RouteTable::default();
     let mut description = ThingDescription::new(&descriptor);

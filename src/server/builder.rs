@@ -381,6 +381,9 @@ impl ThingServerBuilder {
 
     /// Binds, loads settings of, and serves the affordances of every Thing, in the order added.
     fn assemble_things(&mut self, context: &Context) -> Result<Vec<Assembled>, ServerError> {
+        if let Some(folder) = &self.settings_folder {
+            super::settings::check_folder(folder)?;
+        }
         std::mem::take(&mut self.things)
             .into_iter()
             .map(|pending| (pending.assemble)(context, self.settings_folder.as_deref()))

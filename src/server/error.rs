@@ -65,6 +65,18 @@ pub enum ServerError {
         /// What its start hook said.
         error: BoxError,
     },
+    /// The settings folder, or a Thing's settings file, cannot be used: it cannot be created
+    /// or written, or the settings path is not a regular file (a folder, a FIFO).
+    #[error("settings at {path} cannot be used: {reason}")]
+    Settings {
+        /// The folder or file.
+        path: std::path::PathBuf,
+        /// Why, with the system's error.
+        reason: String,
+    },
+    /// Settings could not be saved when the server stopped: their newest values are lost.
+    #[error("settings were not saved at shutdown: {}", .0.join("; "))]
+    SettingsNotSaved(Vec<String>),
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -170,13 +170,21 @@ impl ThingServer {
         if !self.metrics.websockets_closed(Duration::from_secs(2)).await {
             tracing::warn!("shutting down: websockets still open are dropped");
         }
+        let mut not_saved = Vec::new();
         for thing in self.things.iter().rev() {
             thing.lifecycle.stop().await;
-            if let Some(settings) = &thing.settings {
-                let _ = settings.save().await;
+            if let Some(settings) = &thing.settings
+                && let Err(error) = settings.save().await
+            {
+                not_saved.push(error);
             }
         }
-        Ok(result?)
+        result?;
+        if not_saved.is_empty() {
+            Ok(())
+        } else {
+            Err(ServerError::SettingsNotSaved(not_saved))
+        }
     }
 }
 

@@ -5,7 +5,8 @@ use std::sync::{Arc, Weak};
 
 use serde_json::Map;
 
-use crate::property::settings::SettingsFile;
+use super::error::ServerError;
+use crate::property::settings::{LoadError, SettingsFile};
 use crate::thing::{Thing, ThingDescriptor};
 
 pub(crate) fn settings_file<T: Thing>(
@@ -42,18 +43,51 @@ pub(crate) fn settings_file<T: Thing>(
     ))
 }
 
+/// Checks that settings can be kept in `folder` (it is created if missing and must be
+/// writable), so that an unusable folder is an error at start rather than a surprise at the
+/// first write.
+///
+/// # Errors
+///
+/// [`ServerError::Settings`] naming the folder and the system's error.
+pub(crate) fn check_folder(folder: &Path) -> Result<(), ServerError> {
+    let unusable = |reason: String| ServerError::Settings {
+        path: folder.to_owned(),
+        reason,
+    };
+    std::fs::create_dir_all(folder).map_err(|e| unusable(format!("cannot create it: {e}")))?;
+    let probe = folder.join(format!(".labthings-write-check.{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| unusable(format!("cannot write in it: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Loads a Thing's saved settings. A file that is unreadable JSON is moved aside and logged
+/// (defaults are used); stale temporary files of interrupted saves are removed.
+///
+/// # Errors
+///
+/// [`ServerError::Settings`] if the settings path is not a regular file (reading a FIFO would
+/// wait forever) or cannot be read.
 pub(crate) fn load_settings<T: Thing>(
     name: &str,
     thing: &Arc<T>,
     descriptor: &ThingDescriptor<T>,
     file: &SettingsFile,
-) {
+) -> Result<(), ServerError> {
+    SettingsFile::remove_stale_temporaries(file.path());
     let mut values = match SettingsFile::load(file.path()) {
         Ok(Some(loaded)) => loaded.values,
-        Ok(None) => return,
-        Err(corrupt) => {
+        Ok(None) => return Ok(()),
+        Err(LoadError::Unusable(reason)) => {
+            return Err(ServerError::Settings {
+                path: file.path().to_owned(),
+                reason,
+            });
+        }
+        Err(LoadError::Corrupt(corrupt)) => {
             tracing::error!(thing = name, "{corrupt}");
-            return;
+            return Ok(());
         }
     };
     let mut rejected = Vec::new();
@@ -77,4 +111,5 @@ pub(crate) fn load_settings<T: Thing>(
             rejected.join("; ")
         );
     }
+    Ok(())
 }

@@ -770,3 +770,94 @@ async fn a_users_own_folders_serve_instead_of_or_beside_the_ui() {
     let api_only = Served::start(server).await;
     problem(api_only.get("/").await, 404).await;
 }
+
+/// A write the settings file cannot take (issue 19, point 11): the value is in use, and the
+/// answer says it was not saved, naming the file and the system's error; a final save that
+/// fails makes the server's end an error (the process exits non-zero).
+#[tokio::test]
+async fn a_setting_that_cannot_be_saved_says_so_and_so_does_shutdown() {
+    let folder = tempfile::tempdir().unwrap();
+    let server = ThingServer::builder()
+        .settings_folder(folder.path())
+        .add_thing("things_test", Everything::new())
+        .build()
+        .unwrap();
+    let served = Served::start(server).await;
+    // Where the Thing's folder should be, a file: nothing can be written under it.
+    std::fs::write(folder.path().join("things_test"), b"in the way").unwrap();
+    let response = served.put("/things_test/gain", json!(4.5)).await;
+    let body = problem(response, 507).await;
+    assert_eq!(body["title"], "Setting not saved");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("`gain`") && detail.contains("settings.json"),
+        "{detail}"
+    );
+    assert!(detail.contains("lost at restart"), "{detail}");
+    assert_eq!(
+        served.value("/things_test/gain").await,
+        json!(4.5),
+        "in use"
+    );
+    let error = served.shutdown().await.unwrap_err();
+    assert!(matches!(error, ServerError::SettingsNotSaved(_)), "{error}");
+}
+
+#[test]
+fn unusable_settings_are_errors_at_start_not_hangs() {
+    let folder = tempfile::tempdir().unwrap();
+    // The settings folder is a file.
+    let file = folder.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let error = ThingServer::builder()
+        .settings_folder(&file)
+        .add_thing("things_test", Everything::new())
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, ServerError::Settings { .. }), "{error}");
+    assert!(error.to_string().contains("a-file"), "{error}");
+
+    // The settings path is a FIFO, which a read would wait on forever.
+    let thing_folder = folder.path().join("settings").join("things_test");
+    std::fs::create_dir_all(&thing_folder).unwrap();
+    let fifo = thing_folder.join("settings.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let settings = folder.path().join("settings");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = ThingServer::builder()
+            .settings_folder(settings)
+            .add_thing("things_test", Everything::new())
+            .build();
+        let _ = sender.send(result.map(|_| ()).map_err(|e| e.to_string()));
+    });
+    let result = receiver
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("building hung on the FIFO");
+    let error = result.unwrap_err();
+    assert!(error.contains("not a regular file"), "{error}");
+}
+
+/// Saves interrupted by SIGKILL leave `.settings.json.<pid>.tmp` files: removed at start.
+#[tokio::test]
+async fn stale_temporary_files_of_interrupted_saves_are_removed_at_start() {
+    let folder = tempfile::tempdir().unwrap();
+    let thing_folder = folder.path().join("things_test");
+    std::fs::create_dir_all(&thing_folder).unwrap();
+    let stale = thing_folder.join(".settings.json.4242.tmp");
+    std::fs::write(&stale, b"{\"gain\": 2").unwrap();
+    let other = thing_folder.join("notes.txt");
+    std::fs::write(&other, b"mine").unwrap();
+    let server = ThingServer::builder()
+        .settings_folder(folder.path())
+        .add_thing("things_test", Everything::new())
+        .build()
+        .unwrap();
+    assert!(!stale.exists(), "the stale temporary file is gone");
+    assert!(other.exists(), "nothing else is touched");
+    drop(server);
+}

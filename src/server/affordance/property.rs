@@ -226,6 +226,17 @@ async fn refuse_write<T>(State(route): State<Arc<PropertyRoute<T>>>, method: Met
 /// A refused write as problem JSON naming the property; a fault of the server as a generic 500.
 fn write_problem(name: &str, error: &PropertyError) -> Response {
     let status = error.status();
+    if let PropertyError::NotSaved(reason) = error {
+        tracing::error!(property = name, %reason, "a setting's new value was not saved");
+        return Problem::new(status)
+            .with_title("Setting not saved")
+            .with_detail(format!(
+                "`{name}` has the new value, but it could not be saved ({reason}): it will be \
+                 lost at restart. Free space or make the settings folder writable, then write \
+                 the value again."
+            ))
+            .into_response();
+    }
     if status.is_server_error() && !matches!(error, PropertyError::Rejected(_)) {
         return problems::internal(&format!("writing property {name}"), error);
     }
@@ -278,11 +289,18 @@ fn docs<T>(thing: &str, property: &PropertyDescriptor<T>, path: &str) -> Vec<Rou
                     "413": openapi::problem("The body is too large"),
                     "415": openapi::problem("The body is not sent as JSON"),
                     "422": openapi::problem("The value is of the wrong type or breaks a constraint; `invalid-params` names the property"),
-                    "500": openapi::problem("The value was applied but could not be saved"),
+                    "500": openapi::problem("The value could not be written"),
                     "503": openapi::problem("The instrument cannot take the value now"),
                 },
             }),
         ));
+        if property.setting
+            && let Some(put) = docs.last_mut()
+        {
+            put.operation["responses"]["507"] = openapi::problem(
+                "The value is in use but could not be saved to the settings file: it will be lost at restart. The problem names the file and the system's error",
+            );
+        }
     }
     docs
 }
