@@ -110,6 +110,8 @@ pub(crate) struct ActionEvent {
 /// One invocation.
 pub(crate) struct Invocation {
     pub(crate) id: String,
+    /// Its place among the server's invocations (1 for the first): the cursor of list pages.
+    pub(crate) seq: u64,
     pub(crate) thing: String,
     pub(crate) action: String,
     pub(crate) context: ActionContext,
@@ -243,6 +245,9 @@ fn time(time: DateTime<Utc>) -> String {
 }
 
 /// Every invocation the server knows, oldest first; finished ones are kept for a while.
+/// The most finished invocations kept (within the retention time); the oldest go first.
+pub(crate) const MAX_FINISHED: usize = 10_000;
+
 pub(crate) struct Invocations {
     list: Mutex<VecDeque<Arc<Invocation>>>,
     events: tokio::sync::broadcast::Sender<ActionEvent>,
@@ -331,8 +336,13 @@ impl Invocations {
         make: impl FnOnce(ActionContext) -> ActionRun,
     ) -> Arc<Invocation> {
         let context = ActionContext::new(CancellationToken::new());
+        let seq = self
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         let invocation = Arc::new(Invocation {
             id: new_id(),
+            seq,
             thing: thing.to_owned(),
             action: action.to_owned(),
             context: context.clone(),
@@ -349,8 +359,6 @@ impl Invocations {
             events: self.events.clone(),
         });
         invocation.set_status(InvocationStatus::Pending);
-        self.started
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.prune();
         self.lock_list().push_back(invocation.clone());
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
@@ -373,25 +381,54 @@ impl Invocations {
         self.lock_list().iter().find(|i| i.id == id).cloned()
     }
 
-    /// Every invocation, oldest first, optionally of one action only.
-    pub(crate) fn list(&self, of: Option<(&str, &str)>) -> Vec<Arc<Invocation>> {
+    /// At most `limit` invocations started after the one numbered `after` (0: from the
+    /// first), oldest first, optionally of one action only; and whether more follow.
+    pub(crate) fn page(
+        &self,
+        of: Option<(&str, &str)>,
+        after: u64,
+        limit: usize,
+    ) -> (Vec<Arc<Invocation>>, bool) {
         self.prune();
-        self.lock_list()
+        let list = self.lock_list();
+        let mut matching = list
             .iter()
-            .filter(|i| of.is_none_or(|(thing, action)| i.thing == thing && i.action == action))
-            .cloned()
-            .collect()
+            .filter(|i| i.seq > after)
+            .filter(|i| of.is_none_or(|(thing, action)| i.thing == thing && i.action == action));
+        let page: Vec<Arc<Invocation>> = matching.by_ref().take(limit).cloned().collect();
+        let more = matching.next().is_some();
+        (page, more)
     }
 
-    /// Drops finished invocations older than the retention time.
+    /// Drops finished invocations older than the retention time, and the oldest finished ones
+    /// beyond [`MAX_FINISHED`] (down to nine tenths of it), so that a client invoking in a
+    /// loop cannot grow the table without bound.
     fn prune(&self) {
         let now = Instant::now();
-        self.lock_list().retain(|invocation| {
+        let mut list = self.lock_list();
+        list.retain(|invocation| {
             invocation
                 .lock()
                 .finished_at
                 .is_none_or(|finished| now.duration_since(finished) < self.retention)
         });
+        // Over the cap, down to nine tenths of it, so that the count is not taken on every
+        // start once a busy server is at the cap.
+        let finished = if list.len() > MAX_FINISHED {
+            list.iter().filter(|i| i.status().is_finished()).count()
+        } else {
+            0
+        };
+        if finished > MAX_FINISHED {
+            let mut excess = finished - MAX_FINISHED * 9 / 10;
+            list.retain(|invocation| {
+                let drop = excess > 0 && invocation.status().is_finished();
+                if drop {
+                    excess -= 1;
+                }
+                !drop
+            });
+        }
     }
 
     fn lock_list(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Invocation>>> {
@@ -533,6 +570,30 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(30)).await;
             Ok(ActionOutput::Json(Value::Null))
         })
+    }
+
+    #[tokio::test]
+    async fn at_most_so_many_finished_invocations_are_kept() {
+        let invocations = Invocations::new(Duration::from_secs(600), Duration::from_millis(50));
+        let quick = |_: ActionContext| -> ActionRun {
+            Box::pin(async { Ok(ActionOutput::Json(Value::Null)) })
+        };
+        let mut last = None;
+        for _ in 0..MAX_FINISHED + 50 {
+            let invocation = invocations.start("lab", "zero", json!({}), None, quick);
+            if invocations.started() % 1000 == 0 {
+                // Let them finish as they go, as a client invoking in a loop would.
+                invocation.wait(Duration::from_secs(5)).await;
+            }
+            last = Some(invocation);
+        }
+        assert!(last.unwrap().wait(Duration::from_secs(5)).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (kept, _) = invocations.page(None, 0, usize::MAX);
+        assert!(kept.len() <= MAX_FINISHED + 1, "{} kept", kept.len());
+        assert_eq!(invocations.started(), (MAX_FINISHED + 50) as u64);
+        // The newest are the ones kept.
+        assert_eq!(kept.last().unwrap().seq, (MAX_FINISHED + 50) as u64);
     }
 
     #[tokio::test]

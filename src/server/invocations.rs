@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::base::Base;
 use super::route_table::RouteTable;
@@ -37,14 +37,15 @@ pub(crate) fn serve(invocations: &Arc<Invocations>, base: &Base, routes: &mut Ro
     let missing = openapi::problem("No such invocation (or it has expired)");
     let invocation = openapi::component("Invocation");
     let path = layout::invocations();
+    let (parameters, page) = page_docs(invocation.clone());
     routes.route(
         &path,
         get(all).with_state(state.clone()),
         [RouteDoc::get(
             path.clone(),
-            json!({"operationId": "list_invocations", "summary": "Every invocation kept, oldest first",
-                "tags": ["actions"],
-                "responses": {"200": openapi::json_response("Invocations", json!({"type": "array", "items": invocation.clone()}))}}),
+            json!({"operationId": "list_invocations", "summary": "The invocations kept, oldest first, a page at a time",
+                "tags": ["actions"], "parameters": parameters,
+                "responses": {"200": page, "400": openapi::problem("`limit` or `after` is not valid")}}),
         )],
     );
     let path = layout::invocation("{id}");
@@ -104,15 +105,102 @@ pub(crate) fn serve(invocations: &Arc<Invocations>, base: &Base, routes: &mut Ro
 }
 
 /// `GET /action_invocations`.
-async fn all(State(routes): Routes, headers: HeaderMap) -> Response {
-    let base = routes.base.url(&headers);
-    let list: Vec<InvocationBody> = routes
-        .invocations
-        .list(None)
+async fn all(State(routes): Routes, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    list_page(
+        &routes.invocations,
+        None,
+        query.as_deref(),
+        &routes.base.url(&headers),
+        &layout::invocations(),
+    )
+}
+
+/// The most invocations one page lists, unless the client asks for fewer (or more, up to
+/// [`MAX_PAGE`]).
+pub(crate) const DEFAULT_PAGE: usize = 100;
+/// The most a client may ask one page to list.
+pub(crate) const MAX_PAGE: usize = 1000;
+
+/// One page of invocations (`?limit=` of them, after the cursor `?after=`), oldest first, as
+/// the LabThings JSON array; when more follow, a `Link: <...>; rel="next"` header (RFC 8288)
+/// gives the next page's URL. `path` is the list's route.
+pub(crate) fn list_page(
+    invocations: &Invocations,
+    of: Option<(&str, &str)>,
+    query: Option<&str>,
+    base: &str,
+    path: &str,
+) -> Response {
+    let (after, limit) = match page_query(query) {
+        Ok(page) => page,
+        Err(problem) => return problem.into_response(),
+    };
+    let (page, more) = invocations.page(of, after, limit);
+    let body: Vec<InvocationBody> = page
         .iter()
-        .map(|invocation| invocation.body(&base))
+        .map(|invocation| invocation.body(base))
         .collect();
-    axum::Json(list).into_response()
+    let mut response = axum::Json(body).into_response();
+    if more && let Some(last) = page.last() {
+        let next = format!(
+            "<{base}{}?after={}&limit={limit}>; rel=\"next\"",
+            layout::relative(path),
+            last.seq
+        );
+        if let Ok(value) = HeaderValue::from_str(&next) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    response
+}
+
+/// `?after=<cursor>&limit=<n>`; other parameters are ignored.
+fn page_query(query: Option<&str>) -> Result<(u64, usize), Box<Problem>> {
+    let (mut after, mut limit) = (0, DEFAULT_PAGE);
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let invalid = |reason: &str| {
+            Box::new(
+                Problem::new(StatusCode::BAD_REQUEST)
+                    .with_detail(format!("`{name}` {reason}, got `{value}`."))
+                    .with_invalid_param(name.as_ref(), reason),
+            )
+        };
+        match name.as_ref() {
+            "after" => {
+                after = value
+                    .parse()
+                    .map_err(|_| invalid("must be a cursor from a `Link: rel=\"next\"` header"))?;
+            }
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| invalid("must be a whole number from 1 to 1000"))?;
+            }
+            _ => {}
+        }
+    }
+    Ok((after, limit))
+}
+
+/// The OpenAPI parameters and response of a paged list of invocations.
+pub(crate) fn page_docs(item: Value) -> (Value, Value) {
+    let parameters = json!([
+        {"name": "limit", "in": "query", "required": false,
+         "description": "How many invocations to list (default 100).",
+         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
+        {"name": "after", "in": "query", "required": false,
+         "description": "Where to go on from: the cursor in the previous page's `Link: <...>; rel=\"next\"` header.",
+         "schema": {"type": "integer", "minimum": 0}},
+    ]);
+    let mut ok = openapi::json_response(
+        "Oldest first, at most `limit`; a `Link` header with `rel=\"next\"` gives the next page when more follow",
+        json!({"type": "array", "items": item}),
+    );
+    ok["headers"] = json!({"Link": {"description": "The next page, when there is one (RFC 8288)",
+        "schema": {"type": "string"}}});
+    (parameters, ok)
 }
 
 /// `GET /action_invocations/{id}`.

@@ -35,6 +35,7 @@ mod builder;
 mod cli;
 mod config;
 mod error;
+mod folder;
 mod hosts;
 mod index;
 mod invocations;

@@ -1,7 +1,7 @@
 //! [`RouteTable`]: the one way routes reach the server's router, so that what is served is
 //! recorded beside what is documented.
 //!
-//! Every route goes in with [`RouteTable::route`] (or [`RouteTable::nest_service`] for a
+//! Every route goes in with [`RouteTable::route`] (or [`RouteTable::nest_folder`] for a
 //! folder), which adds it to the axum router, records its path as served, and keeps the
 //! OpenAPI operations given for it. A route added with no operation is still recorded, so the
 //! test that compares the served routes with the OpenAPI document (probing the real router for
@@ -34,14 +34,16 @@ impl RouteTable {
         self.docs.extend(docs);
     }
 
-    /// Serves the files of a folder under `path` (at `{path}/{file}`), documented by `docs`.
-    pub(crate) fn nest_service(
+    /// Serves the files of a folder under `path` (at `{path}/{file}`, never a file a link
+    /// leads to outside the folder), documented by `docs`.
+    pub(crate) fn nest_folder(
         &mut self,
         path: &str,
-        folder: tower_http::services::ServeDir,
+        folder: &std::path::Path,
         docs: impl IntoIterator<Item = RouteDoc>,
     ) {
-        self.router = std::mem::take(&mut self.router).nest_service(path, folder);
+        self.router =
+            std::mem::take(&mut self.router).nest_service(path, super::folder::serve(folder));
         self.served.push(format!("{path}/{{file}}"));
         self.docs.extend(docs);
     }

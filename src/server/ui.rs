@@ -60,9 +60,9 @@ pub(crate) fn serve(
                 [page("/", "ui", "The web UI (from the configured folder)")],
             );
             let statics = layout::static_files();
-            routes.nest_service(
+            routes.nest_folder(
                 &statics,
-                tower_http::services::ServeDir::new(folder.join("static")),
+                &folder.join("static"),
                 [folder_doc(&statics, "ui_static")],
             );
             let index = tower_http::services::ServeFile::new(folder.join("index.html"));
@@ -71,9 +71,9 @@ pub(crate) fn serve(
         UiSource::None => None,
     };
     for (index, (path, folder)) in extra.iter().enumerate() {
-        routes.nest_service(
+        routes.nest_folder(
             path,
-            tower_http::services::ServeDir::new(folder),
+            folder,
             [folder_doc(path, &format!("static_folder_{index}"))],
         );
     }

@@ -585,3 +585,60 @@ async fn run_answers_the_invocation_when_the_wait_ends_first() {
     let cancelled = served.delete(invocation["href"].as_str().unwrap()).await;
     assert_eq!(cancelled.status(), 204);
 }
+
+/// `GET /action_invocations` and `GET /{thing}/{action}` list a page at a time (issue 19,
+/// point 15): the LabThings JSON array, at most `limit`, and a `Link` to the next page.
+#[tokio::test]
+async fn invocation_lists_come_a_page_at_a_time() {
+    let served = Served::default().await;
+    for n in 0..7 {
+        let response = served
+            .invoke("add?wait=5", Some(&format!(r#"{{"a": {n}}}"#)))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    served.invoke("zero?wait=5", None).await;
+    let mut outputs = Vec::new();
+    let mut next = Some(served.url("/lab/add?limit=3"));
+    let mut pages = 0;
+    while let Some(url) = next.take() {
+        let response = served.get(&url).await;
+        assert_eq!(response.status(), 200);
+        next = response.headers().get("link").map(|link| {
+            let link = link.to_str().unwrap();
+            assert!(link.ends_with(r#">; rel="next""#), "{link}");
+            link[1..link.find('>').unwrap()].to_owned()
+        });
+        let page: Vec<Value> = response.json().await.unwrap();
+        assert!(page.len() <= 3);
+        outputs.extend(
+            page.iter()
+                .map(|invocation| invocation["output"].as_i64().unwrap()),
+        );
+        pages += 1;
+        assert!(pages < 10);
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        outputs,
+        [2, 3, 4, 5, 6, 7, 8],
+        "every invocation once, oldest first"
+    );
+
+    // All actions: the default page holds them all; bad parameters are a 400 naming them.
+    let all = served.get("/action_invocations").await;
+    assert!(all.headers().get("link").is_none());
+    assert_eq!(all.json::<Vec<Value>>().await.unwrap().len(), 8);
+    for (query, name) in [
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+        ("after=x", "after"),
+    ] {
+        let body = crate::support::problem(
+            served.get(format!("/action_invocations?{query}")).await,
+            400,
+        )
+        .await;
+        assert_eq!(body["invalid-params"][0]["name"], name, "{query}");
+    }
+}

@@ -762,6 +762,23 @@ async fn a_users_own_folders_serve_instead_of_or_beside_the_ui() {
     );
     problem(served.get("/data/missing.txt").await, 404).await;
 
+    // Symbolic links: one staying inside the folder works; one leading out of it (to a file,
+    // or a folder) is as good as missing, percent-encoded or not.
+    std::fs::write(folder.path().join("secret.txt"), "private").unwrap();
+    let data = folder.path().join("data");
+    std::os::unix::fs::symlink(data.join("notes.txt"), data.join("inside.txt")).unwrap();
+    std::os::unix::fs::symlink(folder.path().join("secret.txt"), data.join("leak.txt")).unwrap();
+    std::os::unix::fs::symlink(folder.path(), data.join("up")).unwrap();
+    assert_eq!(
+        served.get("/data/inside.txt").await.text().await.unwrap(),
+        "calibrated"
+    );
+    for path in ["/data/leak.txt", "/data/up/secret.txt", "/data/%6Ceak.txt"] {
+        let response = served.get(path).await;
+        let body = problem(response, 404).await;
+        assert!(!body.to_string().contains("private"), "{path}");
+    }
+
     let server = ThingServer::builder()
         .without_ui()
         .add_thing("things_test", Everything::new())

@@ -14,9 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::Context;
 use crate::Problem;
-use crate::action::{
-    ActionDescriptor, ActionOutput, ActionPrepare, Invocation, InvocationBody, Invocations,
-};
+use crate::action::{ActionDescriptor, ActionOutput, ActionPrepare, Invocation, Invocations};
 use crate::error::PROBLEM_JSON;
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
@@ -211,16 +209,19 @@ fn invocation_response<T>(
     response
 }
 
-/// `GET`: this action's invocations, oldest first.
-async fn list<T>(State(route): State<Arc<ActionRoute<T>>>, headers: HeaderMap) -> Response {
-    let base = route.base.url(&headers);
-    let list: Vec<InvocationBody> = route
-        .invocations
-        .list(Some((&route.thing_name, route.name)))
-        .iter()
-        .map(|invocation| invocation.body(&base))
-        .collect();
-    axum::Json(list).into_response()
+/// `GET`: this action's invocations, oldest first, a page at a time.
+async fn list<T>(
+    State(route): State<Arc<ActionRoute<T>>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    invocations::list_page(
+        &route.invocations,
+        Some((&route.thing_name, route.name)),
+        query.as_deref(),
+        &route.base.url(&headers),
+        &layout::affordance(&route.thing_name, route.name),
+    )
 }
 
 /// `?wait=<seconds>` or `Prefer: wait=<seconds>` (RFC 7240), capped at a minute.
@@ -305,15 +306,19 @@ fn docs<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> Vec<RouteDo
             }),
         )
         .with_schema(name, schema),
-        RouteDoc::get(
-            path.to_owned(),
-            json!({
-                "operationId": format!("{thing}_list_{}", action.name),
-                "summary": format!("Invocations of {}", action.name),
-                "tags": [thing],
-                "responses": {"200": openapi::json_response("Oldest first", json!({"type": "array", "items": invocation}))},
-            }),
-        ),
+        {
+            let (parameters, page) = invocations::page_docs(invocation);
+            RouteDoc::get(
+                path.to_owned(),
+                json!({
+                    "operationId": format!("{thing}_list_{}", action.name),
+                    "summary": format!("Invocations of {}, oldest first, a page at a time", action.name),
+                    "tags": [thing],
+                    "parameters": parameters,
+                    "responses": {"200": page, "400": openapi::problem("`limit` or `after` is not valid")},
+                }),
+            )
+        },
     ]
 }
 
