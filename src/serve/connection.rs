@@ -12,7 +12,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,10 +22,10 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::limits::{Counted, CountedTcp, PerClient, client_connections, reachable_connections};
 use super::stall::StallGuard;
 
 /// How [`serve`] treats each connection.
@@ -319,152 +319,6 @@ impl IntoFuture for Serve {
     }
 }
 
-/// Descriptors kept for what the process opens besides connections (files, settings, logs).
-const SPARE_DESCRIPTORS: u64 = 128;
-
-/// Raises the open-files limit as far as the system allows and gives the connection limit
-/// that can really be reached: a limit above what the process may open would never answer
-/// its `503`, the clients over it would hang instead. Logs the figures.
-fn reachable_connections(wanted: Option<usize>) -> Option<usize> {
-    #[cfg(unix)]
-    {
-        let files = match rlimit::increase_nofile_limit(u64::MAX) {
-            Ok(files) => files,
-            Err(error) => {
-                tracing::warn!(%error, "could not read or raise the open-files limit");
-                return wanted;
-            }
-        };
-        let possible =
-            usize::try_from(files.saturating_sub(SPARE_DESCRIPTORS)).unwrap_or(usize::MAX);
-        match wanted {
-            Some(wanted) if wanted > possible => {
-                tracing::warn!(
-                    max_connections = possible,
-                    configured = wanted,
-                    open_files_limit = files,
-                    "the connection limit is lowered to what the open-files limit allows; \
-                     raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) to serve more"
-                );
-                Some(possible.max(1))
-            }
-            _ => {
-                tracing::debug!(?wanted, open_files_limit = files, "connection limit");
-                wanted
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        wanted
-    }
-}
-
-/// Connections open now, by client address.
-type PerClient = Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>;
-
-fn client_connections(per_client: &PerClient, client: IpAddr) -> usize {
-    per_client
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(&client)
-        .copied()
-        .unwrap_or(0)
-}
-
-/// Counts a connection as open (in all and for its client) while it lives.
-struct Counted {
-    open: Arc<AtomicUsize>,
-    per_client: PerClient,
-    client: IpAddr,
-}
-
-impl Counted {
-    fn new(open: &Arc<AtomicUsize>, per_client: &PerClient, client: IpAddr) -> Self {
-        open.fetch_add(1, Ordering::Relaxed);
-        *per_client
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(client)
-            .or_default() += 1;
-        Self {
-            open: open.clone(),
-            per_client: per_client.clone(),
-            client,
-        }
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-        let mut per_client = self
-            .per_client
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = per_client.get_mut(&self.client) {
-            *count -= 1;
-            if *count == 0 {
-                per_client.remove(&self.client);
-            }
-        }
-    }
-}
-
-/// A connection's socket with its count: the count lasts as long as the socket, which after
-/// an upgrade lives on in the websocket, so open websockets count against the limits too.
-struct CountedTcp {
-    tcp: TcpStream,
-    /// Held, not read: dropped with the socket.
-    _counted: Counted,
-}
-
-impl AsyncRead for CountedTcp {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-        buffer: &mut ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_read(context, buffer)
-    }
-}
-
-impl AsyncWrite for CountedTcp {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-        data: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(context, data)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-        data: &[io::IoSlice<'_>],
-    ) -> std::task::Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(context, data)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-
-    fn poll_flush(
-        self: Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(context)
-    }
-
-    fn poll_shutdown(
-        self: Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(context)
-    }
-}
-
 /// Answers a connection over the limit with a 503 and closes it. The request head is read
 /// first (briefly), so that closing does not reset the connection before the client reads
 /// the answer.
@@ -543,25 +397,6 @@ async fn accept_failed(error: io::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[cfg(unix)]
-    #[test]
-    fn the_connection_limit_stays_below_the_open_files_limit() {
-        let reachable = reachable_connections(Some(usize::MAX)).unwrap();
-        let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
-        assert!(soft > 0 && soft <= hard);
-        assert_eq!(
-            reachable as u64,
-            soft - SPARE_DESCRIPTORS,
-            "lowered to what can be opened"
-        );
-        assert_eq!(
-            reachable_connections(Some(10)),
-            Some(10),
-            "a reachable limit is kept"
-        );
-        assert_eq!(reachable_connections(None), None);
-    }
 
     #[tokio::test]
     async fn accepted_sockets_get_keepalive_and_no_delay() {

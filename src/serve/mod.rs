@@ -6,6 +6,7 @@
 //! beside [`crate::stream`].
 
 mod connection;
+mod limits;
 mod stall;
 
 pub use connection::{ConnectionOptions, LocalAddr, Serve, serve};
