@@ -10,8 +10,6 @@
 //! `support/things.rs`) can set the camera's size and frame rate, a settings folder, and an API
 //! prefix.
 
-#[path = "support/cli.rs"]
-mod cli;
 #[path = "support/sim.rs"]
 mod sim;
 #[path = "support/things.rs"]
@@ -19,7 +17,7 @@ mod things;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    cli::init_logging();
+    // No logging set up here: the framework logs to the terminal (`RUST_LOG` to filter).
     labthings::run(&things::registry(), things::CAMERA_CONFIG).await?;
     Ok(())
 }

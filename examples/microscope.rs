@@ -13,8 +13,6 @@
 //! curl -X PUT -H 'Content-Type: application/json' -d '[100, 50, 0]' http://127.0.0.1:5000/stage/position
 //! ```
 
-#[path = "support/cli.rs"]
-mod cli;
 #[path = "support/sim.rs"]
 mod sim;
 #[path = "support/things.rs"]
@@ -22,7 +20,7 @@ mod things;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    cli::init_logging();
+    // No logging set up here: the framework logs to the terminal (`RUST_LOG` to filter).
     labthings::run(&things::registry(), things::MICROSCOPE_CONFIG).await?;
     Ok(())
 }

@@ -71,8 +71,8 @@ pub use labthings_macros::{Thing, data, thing_actions};
 pub use property::{Property, PropertyError, SetError};
 #[cfg(feature = "server")]
 pub use server::{
-    Auth, ConfigError, IntoShared, Role, ServerConfig, ServerError, ThingContext, ThingRegistry,
-    ThingServer, ThingServerBuilder, shutdown_signal,
+    Auth, ConfigError, DEFAULT_SETTINGS_FOLDER, IntoShared, Role, ServerConfig, ServerError,
+    ThingContext, ThingRegistry, ThingServer, ThingServerBuilder, shutdown_signal,
 };
 #[cfg(feature = "cli")]
 pub use server::{CommandLine, run};

@@ -45,7 +45,7 @@ fn assemble<T: Thing>(
 ) -> Result<Assembled, ServerError> {
     let descriptor = T::descriptor();
     check_names(&name, &descriptor)?;
-    let settings = settings::settings_file(&name, &thing, &descriptor, settings_folder);
+    let settings = settings::settings_file(&name, &thing, &descriptor, settings_folder)?;
     // What clients observing over Server-Sent Events may resume from.
     let (events, changes) = (
         EventLog::new(context.event_history),

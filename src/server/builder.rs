@@ -47,6 +47,10 @@ impl<T: Thing> IntoShared<T> for Arc<T> {
     }
 }
 
+/// Where settings are kept unless a server is told otherwise: `settings` in the working
+/// directory.
+pub const DEFAULT_SETTINGS_FOLDER: &str = "settings";
+
 /// Builds a [`ThingServer`]; from [`ThingServer::builder`].
 #[must_use]
 pub struct ThingServerBuilder {
@@ -103,7 +107,7 @@ impl ThingServerBuilder {
     pub(crate) fn new() -> Self {
         Self {
             api_prefix: String::new(),
-            settings_folder: None,
+            settings_folder: Some(PathBuf::from(DEFAULT_SETTINGS_FOLDER)),
             public_url: None,
             cors: None,
             origins: Vec::new(),
@@ -154,10 +158,20 @@ impl ThingServerBuilder {
         self
     }
 
-    /// Where settings are kept: `<folder>/<thing>/settings.json`. Without a folder, settings
-    /// behave as plain properties and are not persisted.
+    /// Where settings are kept: `<folder>/<thing>/settings.json`. By default
+    /// [`DEFAULT_SETTINGS_FOLDER`] (`./settings`, relative to the working directory, as in
+    /// labthings-fastapi); the server logs where at start. The folder is created when a Thing
+    /// has settings, and must be writable.
     pub fn settings_folder(mut self, folder: impl Into<PathBuf>) -> Self {
         self.settings_folder = Some(folder.into());
+        self
+    }
+
+    /// Keeps no settings: `#[setting]`s behave as plain properties, lost at restart (for
+    /// tests, and for servers whose settings live elsewhere). The server logs a warning when a
+    /// Thing has settings.
+    pub fn without_settings_folder(mut self) -> Self {
+        self.settings_folder = None;
         self
     }
 
@@ -319,6 +333,8 @@ impl ThingServerBuilder {
     /// a schema the OpenAPI document cannot hold. Problems with settings files are not errors:
     /// they are logged and the file is kept aside (see [`Property`](crate::Property)).
     pub fn build(mut self) -> Result<ThingServer, ServerError> {
+        // From here on the framework has things to say (settings it could not use, above all).
+        super::terminal_log::init();
         let prefix = self.check()?;
         let base = Base {
             public_url: self.public_url.take(),
@@ -381,9 +397,6 @@ impl ThingServerBuilder {
 
     /// Binds, loads settings of, and serves the affordances of every Thing, in the order added.
     fn assemble_things(&mut self, context: &Context) -> Result<Vec<Assembled>, ServerError> {
-        if let Some(folder) = &self.settings_folder {
-            super::settings::check_folder(folder)?;
-        }
         std::mem::take(&mut self.things)
             .into_iter()
             .map(|pending| (pending.assemble)(context, self.settings_folder.as_deref()))

@@ -42,8 +42,12 @@ use crate::thing::{BoxError, Thing};
 pub struct ServerConfig {
     /// The Things, by name, in the order they are created and started.
     pub things: Map<String, Value>,
-    /// Where settings are kept (`<folder>/<thing>/settings.json`); none: not kept.
-    #[serde(default)]
+    /// Where settings are kept (`<folder>/<thing>/settings.json`). Left out: `./settings`
+    /// ([`DEFAULT_SETTINGS_FOLDER`](crate::DEFAULT_SETTINGS_FOLDER)); `null`: not kept.
+    #[serde(
+        default = "default_settings_folder",
+        deserialize_with = "folder_or_null"
+    )]
     pub settings_folder: Option<PathBuf>,
     /// A prefix for every route, such as `/api/v3`.
     #[serde(default)]
@@ -311,9 +315,10 @@ impl ThingRegistry {
     /// [`ConfigError::Create`] from a factory.
     pub fn builder(&self, config: &ServerConfig) -> Result<ThingServerBuilder, ConfigError> {
         let mut builder = ThingServer::builder().api_prefix(config.api_prefix.clone());
-        if let Some(folder) = &config.settings_folder {
-            builder = builder.settings_folder(folder);
-        }
+        builder = match &config.settings_folder {
+            Some(folder) => builder.settings_folder(folder),
+            None => builder.without_settings_folder(),
+        };
         if let Some(auth) = &config.auth {
             builder = builder.auth(auth.clone());
         }
@@ -355,6 +360,17 @@ impl ThingRegistry {
         }
         Ok(builder)
     }
+}
+
+fn default_settings_folder() -> Option<PathBuf> {
+    Some(PathBuf::from(super::builder::DEFAULT_SETTINGS_FOLDER))
+}
+
+/// A folder, or `null` for none (a key left out takes [`default_settings_folder`]).
+fn folder_or_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<PathBuf>, D::Error> {
+    Option::<PathBuf>::deserialize(deserializer)
 }
 
 #[cfg(test)]

@@ -3,9 +3,20 @@
 use crate::thing::BoxError;
 
 /// Why a server could not be built or started.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` form is its message (with the error it comes from), so that a `main` returning
+/// `Result<(), ServerError>` prints a sentence, not a structure.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
+    /// The address to listen on cannot be used (most often: another program listens there).
+    #[error("cannot listen on {address}: {error}{}", bind_hint(.error))]
+    Bind {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// What the system said.
+        error: std::io::Error,
+    },
     /// A Thing name is not a valid URL segment or is reserved.
     #[error("invalid Thing name {name:?}: {reason}")]
     InvalidName {
@@ -80,4 +91,40 @@ pub enum ServerError {
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl std::fmt::Debug for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message = self.to_string();
+        f.write_str(&message)?;
+        let mut source = std::error::Error::source(self);
+        while let Some(error) = source {
+            // Most messages quote their cause already.
+            let cause = error.to_string();
+            if !message.contains(&cause) {
+                write!(f, "\n  caused by: {cause}")?;
+            }
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+/// What to do about a bind error.
+fn bind_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another program (or another server) is using this port. Choose another with \
+             `--port` (or the address given to `ThingServer::serve`). On macOS, port 5000 is \
+             taken by the AirPlay Receiver."
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "; this machine has no such address. Use 127.0.0.1 (this machine only) or 0.0.0.0 \
+             (every network) with `--host`."
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need extra rights. Choose a port above 1024 with `--port`."
+        }
+        _ => "",
+    }
 }

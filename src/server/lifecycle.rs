@@ -119,7 +119,10 @@ impl ThingServer {
     ///
     /// As [`serve_with`](Self::serve_with), and if the address cannot be bound.
     pub async fn serve(self, address: SocketAddr) -> Result<(), ServerError> {
-        let listener = tokio::net::TcpListener::bind(address).await?;
+        super::terminal_log::init();
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|error| ServerError::Bind { address, error })?;
         tracing::info!("serving on http://{}", listener.local_addr()?);
         self.serve_with(listener, shutdown_signal()).await
     }
@@ -137,6 +140,7 @@ impl ThingServer {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        super::terminal_log::init();
         for (started, thing) in self.things.iter().enumerate() {
             if let Err(error) = thing.lifecycle.start().await {
                 for earlier in self.things[..started].iter().rev() {

@@ -45,11 +45,12 @@ mod problems;
 mod route_table;
 mod settings;
 mod sse;
+mod terminal_log;
 mod ui;
 mod ws;
 
 pub use auth::{Auth, Role};
-pub use builder::{IntoShared, ThingServerBuilder};
+pub use builder::{DEFAULT_SETTINGS_FOLDER, IntoShared, ThingServerBuilder};
 #[cfg(feature = "cli")]
 pub use cli::{CommandLine, run};
 pub use config::{ConfigError, ServerConfig, ThingContext, ThingRegistry};

@@ -9,16 +9,37 @@ use super::error::ServerError;
 use crate::property::settings::{LoadError, SettingsFile};
 use crate::thing::{Thing, ThingDescriptor};
 
+/// The settings file of a Thing that has settings, in a folder checked to be usable; none
+/// for a Thing without settings or a server without a settings folder (which is logged).
+///
+/// # Errors
+///
+/// [`ServerError::Settings`] if the folder cannot be created or written in.
 pub(crate) fn settings_file<T: Thing>(
     name: &str,
     thing: &Arc<T>,
     descriptor: &ThingDescriptor<T>,
     settings_folder: Option<&Path>,
-) -> Option<Arc<SettingsFile>> {
-    let folder = settings_folder?;
+) -> Result<Option<Arc<SettingsFile>>, ServerError> {
     if !descriptor.properties.iter().any(|p| p.setting) {
-        return None;
+        return Ok(None);
     }
+    let Some(folder) = settings_folder else {
+        tracing::warn!(
+            thing = name,
+            "the server has no settings folder: this Thing's settings will be lost at restart"
+        );
+        return Ok(None);
+    };
+    check_folder(folder)?;
+    let path = folder.join(name).join("settings.json");
+    tracing::info!(
+        thing = name,
+        "settings are kept in {}",
+        std::path::absolute(&path)
+            .unwrap_or_else(|_| path.clone())
+            .display()
+    );
     let weak: Weak<T> = Arc::downgrade(thing);
     let accessors: Vec<_> = descriptor
         .properties
@@ -37,10 +58,7 @@ pub(crate) fn settings_file<T: Thing>(
             })
             .collect()
     });
-    Some(SettingsFile::new(
-        folder.join(name).join("settings.json"),
-        snapshot,
-    ))
+    Ok(Some(SettingsFile::new(path, snapshot)))
 }
 
 /// Checks that settings can be kept in `folder` (it is created if missing and must be

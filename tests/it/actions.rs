@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use labthings::{ActionContext, Blob, Cancelled, Property, Thing, ThingServer, thing_actions};
+use labthings::{ActionContext, Blob, Cancelled, Property, Thing, thing_actions};
 use serde_json::{Value, json};
 
 use crate::support::{problem, spawn_thing_server};
@@ -115,7 +115,7 @@ impl Served {
     }
 
     async fn default() -> Self {
-        Self::start(ThingServer::builder().cancellation_grace(Duration::from_millis(300))).await
+        Self::start(crate::support::builder().cancellation_grace(Duration::from_millis(300))).await
     }
 
     fn url(&self, path: &str) -> String {
@@ -338,7 +338,7 @@ async fn bad_inputs_are_422_problems_naming_the_field() {
 async fn a_cooperative_action_is_cancelled_promptly() {
     // A long grace period: an action that ends well before it noticed the cancellation itself.
     let served =
-        Served::start(ThingServer::builder().cancellation_grace(Duration::from_secs(5))).await;
+        Served::start(crate::support::builder().cancellation_grace(Duration::from_secs(5))).await;
     let started = served
         .start_action("cooperative", r#"{"seconds": 30}"#)
         .await;
@@ -443,7 +443,7 @@ async fn errors_and_panics_end_as_error_and_the_server_keeps_serving() {
 #[tokio::test]
 async fn finished_invocations_expire_after_the_retention_time() {
     let served =
-        Served::start(ThingServer::builder().invocation_retention(Duration::from_secs(2))).await;
+        Served::start(crate::support::builder().invocation_retention(Duration::from_secs(2))).await;
     let done = served
         .finished(&served.start_action("zero", "{}").await)
         .await;

@@ -53,7 +53,7 @@ fn assert_valid_td(name: &str, td: &Value) {
 fn all_things() -> ThingServer {
     let stage = Arc::new(example_things::Stage::new());
     let camera = example_things::Camera::new(sim::CameraSettings::default()).with_stage(&stage);
-    ThingServer::builder()
+    crate::support::builder()
         .public_url(PUBLIC_URL)
         .add_thing("stage", stage)
         .add_thing("camera", camera)

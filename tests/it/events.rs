@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use labthings::{Event, Property, Thing, ThingServer};
+use labthings::{Event, Property, Thing};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -56,7 +56,7 @@ impl Sensor {
 
 async fn serve(history: usize) -> (SocketAddr, Arc<Sensor>, tokio::sync::oneshot::Sender<()>) {
     let sensor = Arc::new(Sensor::new());
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .event_history(history)
         .add_thing("sensor", sensor.clone())
         .build()
@@ -569,7 +569,7 @@ async fn the_rust_client_resumes_after_a_dropped_connection_with_nothing_lost_or
 
 #[tokio::test]
 async fn a_quiet_stream_sends_heartbeat_comments() {
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .sse_heartbeat(Duration::from_millis(100))
         .add_thing("sensor", Sensor::new())
         .build()
@@ -598,7 +598,7 @@ async fn a_quiet_stream_sends_heartbeat_comments() {
 
 #[tokio::test]
 async fn the_example_stage_reports_finished_moves_and_refused_ones_as_events() {
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .add_thing("stage", crate::example_things::Stage::new())
         .build()
         .unwrap();

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use labthings::ThingServer;
 use serde_json::json;
 
 use crate::example_things as things;
@@ -54,7 +53,7 @@ fn changed_fraction(a: &[u8], b: &[u8]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_camera_serves_real_moving_jpegs_on_both_streams_and_counts_frames() {
     let camera = Arc::new(things::Camera::new(sim::CameraSettings::default()));
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .add_thing("camera", camera.clone())
         .build()
         .unwrap();
@@ -103,7 +102,7 @@ async fn exposure_changes_the_image_brightness() {
         drift: false,
         ..Default::default()
     }));
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .add_thing("camera", camera.clone())
         .build()
         .unwrap();
@@ -135,7 +134,7 @@ async fn moving_the_stage_moves_the_camera_image() {
         })
         .with_stage(&stage),
     );
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .add_thing("stage", stage.clone())
         .add_thing("camera", camera.clone())
         .build()
@@ -183,6 +182,7 @@ async fn the_built_in_microscope_configuration_serves_a_stage_and_a_camera_that_
     let server = things::registry()
         .builder(&config)
         .unwrap()
+        .without_settings_folder()
         .build()
         .unwrap();
     let (address, _stop, _task) = spawn_thing_server(server).await;
@@ -236,11 +236,72 @@ fn configuration_mistakes_are_named() {
         }, "api_prefix": "/api"}"#,
     )
     .unwrap();
-    let server = things::registry().builder(&named).unwrap().build().unwrap();
+    let server = things::registry()
+        .builder(&named)
+        .unwrap()
+        .without_settings_folder()
+        .build()
+        .unwrap();
     assert!(
         server
             .routes()
             .iter()
             .any(|(_, path)| path == "/api/b/position")
     );
+}
+
+/// A port already in use (issue 15, point 3): the process ends at once with a sentence naming
+/// the address and how to choose another, not a structure dump; nothing else was set up to log.
+#[tokio::test]
+async fn a_port_in_use_is_a_clear_error_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cwd = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(crate::support::example_binary("microscope"))
+        .current_dir(cwd.path())
+        .args(["--port", &port.to_string()])
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), output)
+        .await
+        .expect("it ends at once")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--port"), "{stderr}");
+    assert!(!stderr.contains("Os {"), "no structure dump: {stderr}");
+}
+
+#[test]
+fn a_servers_error_reads_as_a_sentence_in_main() {
+    let error = labthings::ServerError::Bind {
+        address: "127.0.0.1:5000".parse().unwrap(),
+        error: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+    };
+    // What `main() -> Result<(), ServerError>` prints.
+    let printed = format!("{error:?}");
+    assert!(
+        printed.starts_with("cannot listen on 127.0.0.1:5000"),
+        "{printed}"
+    );
+    assert!(printed.contains("AirPlay"), "{printed}");
+}
+
+/// A server whose application set up no logging still says where it serves and logs each
+/// request (issue 15, point 2): the examples set none up.
+#[tokio::test]
+async fn a_server_logs_to_the_terminal_without_being_told_to() {
+    let folder = tempfile::tempdir().unwrap();
+    let config = folder.path().join("config.json");
+    std::fs::write(&config, crate::example_things::MICROSCOPE_CONFIG).unwrap();
+    let process = crate::support::MicroscopeProcess::start(&config).await;
+    assert!(process.log().contains("serving on http://"));
+    let url = format!("http://{}/stage/position", process.address);
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    crate::support::eventually(|| process.log().contains("/stage/position")).await;
 }

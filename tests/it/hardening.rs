@@ -1,7 +1,6 @@
 //! Operating the server: request logs, metrics, limits, access control, crash safety.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use labthings::client::{MjpegClient, Reconnect};
@@ -10,54 +9,13 @@ use serde_json::json;
 use crate::example_things as things;
 use crate::support::{raw_exchange, sample, spawn_thing_server};
 
-/// Log lines written by the server's `tracing` events.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// The log of the whole test binary, from a global subscriber installed on first use.
-    /// (A per-thread subscriber is not reliable here: tracing caches per call site whether
-    /// anyone listens, and tests run in parallel.) Tests look for lines only they produce.
-    fn start() -> Self {
-        static GLOBAL: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-        GLOBAL
-            .get_or_init(|| {
-                let captured = Self::default();
-                let writer = captured.clone();
-                let subscriber = tracing_subscriber::fmt()
-                    .with_env_filter("labthings=info")
-                    .with_ansi(false)
-                    .with_writer(move || writer.clone())
-                    .finish();
-                tracing::subscriber::set_global_default(subscriber)
-                    .expect("no other global subscriber in the tests");
-                captured
-            })
-            .clone()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 async fn microscope() -> SocketAddr {
     crate::support::spawn_microscope(labthings::ConnectionOptions::default()).await
 }
 
 #[tokio::test]
 async fn requests_and_stream_viewers_are_logged_and_counted_in_metrics() {
-    let logs = Captured::start();
+    let logs = crate::support::Captured::start();
     let address = microscope().await;
     let base = format!("http://{address}");
 
@@ -202,7 +160,7 @@ async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
 
 #[tokio::test]
 async fn with_tokens_configured_reads_need_a_token_and_writes_a_read_write_one() {
-    let logs = Captured::start();
+    let logs = crate::support::Captured::start();
     let address = guarded_microscope(false).await;
     let base = format!("http://{address}");
     let http = reqwest::Client::new();
@@ -702,7 +660,7 @@ async fn a_panicking_handler_is_a_500_problem_and_the_server_keeps_serving() {
             Ok(())
         }),
     };
-    let server = labthings::ThingServer::builder()
+    let server = crate::support::builder()
         .add_thing("buggy", buggy)
         .build()
         .unwrap();

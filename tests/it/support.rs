@@ -215,7 +215,14 @@ pub async fn spawn_microscope(options: labthings::ConnectionOptions) -> SocketAd
 
 /// Serves the example Things a configuration file (JSON) names, until the test ends.
 pub async fn spawn_configured(config: &str, options: labthings::ConnectionOptions) -> SocketAddr {
-    let config = labthings::ServerConfig::from_json(config).unwrap();
+    // Settings are not kept unless the test says where (the default is `./settings`, which
+    // parallel tests would share).
+    let mut config: serde_json::Value = serde_json::from_str(config).unwrap();
+    if config.get("settings_folder").is_none() {
+        config["settings_folder"] = serde_json::Value::Null;
+    }
+    let config = labthings::ServerConfig::from_json(&config.to_string()).unwrap();
+    Captured::start();
     let server = crate::example_things::registry()
         .builder(&config)
         .unwrap()
@@ -261,6 +268,8 @@ pub fn sum_of(text: &str, family: &str) -> f64 {
 /// The microscope example's binary, serving on a free port.
 pub struct MicroscopeProcess {
     pub child: tokio::process::Child,
+    /// Its working directory, where its default `./settings` goes.
+    _cwd: tempfile::TempDir,
     /// `host:port`.
     pub address: String,
     /// Everything it has logged so far.
@@ -271,7 +280,9 @@ impl MicroscopeProcess {
     /// Starts it with a configuration file and waits until it serves.
     pub async fn start(config: &std::path::Path) -> Self {
         use tokio::io::AsyncBufReadExt;
+        let cwd = tempfile::tempdir().unwrap();
         let mut child = tokio::process::Command::new(example_binary("microscope"))
+            .current_dir(cwd.path())
             .arg("--config")
             .arg(config)
             .args(["--port", "0"])
@@ -302,6 +313,7 @@ impl MicroscopeProcess {
         });
         Self {
             child,
+            _cwd: cwd,
             address,
             log,
         }
@@ -335,4 +347,54 @@ pub async fn raw_exchange(
     .await
     .is_ok();
     (answer, closed)
+}
+
+/// Log lines written by the server's `tracing` events.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// The log of the whole test binary, from a global subscriber installed on first use
+    /// (by [`builder`] and [`spawn_configured`] too, before any server is built, so that the
+    /// framework's own terminal log never takes its place).
+    /// (A per-thread subscriber is not reliable here: tracing caches per call site whether
+    /// anyone listens, and tests run in parallel.) Tests look for lines only they produce.
+    pub fn start() -> Self {
+        static GLOBAL: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let captured = Self::default();
+                let writer = captured.clone();
+                let subscriber = tracing_subscriber::fmt()
+                    .with_env_filter("labthings=info")
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone())
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber)
+                    .expect("no other global subscriber in the tests");
+                captured
+            })
+            .clone()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// A server builder for tests: the test log captured, and no settings kept unless the test
+/// gives a folder (the default `./settings` would be shared by tests running in parallel).
+pub fn builder() -> labthings::ThingServerBuilder {
+    Captured::start();
+    labthings::ThingServer::builder().without_settings_folder()
 }

@@ -132,7 +132,7 @@ impl Served {
 
 async fn everything() -> (Served, Arc<Everything>) {
     let thing = Arc::new(Everything::new());
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .add_thing("things_test", thing.clone())
         .build()
         .unwrap();
@@ -310,7 +310,7 @@ async fn the_index_routes_list_every_thing() {
 
 #[tokio::test]
 async fn an_api_prefix_moves_every_route_and_the_td_base() {
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .api_prefix("/api/v3")
         .add_thing("things_test", Everything::new())
         .build()
@@ -330,7 +330,7 @@ async fn an_api_prefix_moves_every_route_and_the_td_base() {
 async fn a_setting_survives_a_restart() {
     let folder = tempfile::tempdir().unwrap();
     let build = || {
-        ThingServer::builder()
+        crate::support::builder()
             .settings_folder(folder.path())
             .add_thing("things_test", Everything::new())
             .build()
@@ -366,7 +366,7 @@ async fn a_corrupt_settings_file_is_kept_aside_and_defaults_are_used() {
     let thing_folder = folder.path().join("things_test");
     std::fs::create_dir_all(&thing_folder).unwrap();
     std::fs::write(thing_folder.join("settings.json"), b"{\"gain\": 4.5").unwrap();
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .settings_folder(folder.path())
         .add_thing("things_test", Everything::new())
         .build()
@@ -402,7 +402,7 @@ async fn saved_values_that_no_longer_fit_keep_their_default_and_the_file_is_copi
         br#"{"gain": 99.0, "retired_setting": "kept"}"#,
     )
     .unwrap();
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .settings_folder(folder.path())
         .add_thing("things_test", Everything::new())
         .build()
@@ -438,7 +438,7 @@ async fn saved_values_that_no_longer_fit_keep_their_default_and_the_file_is_copi
 #[test]
 fn thing_names_are_checked() {
     let build = |name: &str| {
-        ThingServer::builder()
+        crate::support::builder()
             .add_thing(name, Everything::new())
             .build()
     };
@@ -457,13 +457,13 @@ fn thing_names_are_checked() {
         );
     }
     assert!(build("camera-2_b").is_ok());
-    let twice = ThingServer::builder()
+    let twice = crate::support::builder()
         .add_thing("a", Everything::new())
         .add_thing("a", Everything::new())
         .build();
     assert!(matches!(twice, Err(ServerError::DuplicateName(name)) if name == "a"));
     let shared = Arc::new(Everything::new());
-    let again = ThingServer::builder()
+    let again = crate::support::builder()
         .add_thing("a", shared.clone())
         .add_thing("b", shared)
         .build();
@@ -485,7 +485,7 @@ impl Clash {
 
 #[test]
 fn two_affordances_with_one_name_are_refused_when_the_server_is_built() {
-    let result = ThingServer::builder()
+    let result = crate::support::builder()
         .add_thing(
             "stage",
             Clash {
@@ -522,7 +522,7 @@ impl Thing for HandMade {
 
 #[test]
 fn a_reserved_or_unusable_affordance_name_is_refused_when_the_server_is_built() {
-    let result = ThingServer::builder()
+    let result = crate::support::builder()
         .add_thing(
             "camera",
             HandMade {
@@ -577,7 +577,7 @@ impl Fragile {
 #[tokio::test]
 async fn a_failing_start_hook_stops_the_server_with_the_things_name() {
     let healthy = Arc::new(Fragile::new(false));
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .add_thing("healthy", healthy.clone())
         .add_thing("broken", Fragile::new(true))
         .build()
@@ -606,7 +606,7 @@ async fn start_runs_before_serving_and_stop_at_shutdown_ending_streams() {
         .camera
         .add_frame([0xFF, 0xD8, 0xFF, 0xD9])
         .unwrap();
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .add_thing("fragile", fragile.clone())
         .add_thing("things_test", everything.clone())
         .build()
@@ -627,7 +627,7 @@ async fn start_runs_before_serving_and_stop_at_shutdown_ending_streams() {
 
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .allow_origins(["http://lab-ui.local:8080"])
         .add_thing("things_test", Everything::new())
         .build()
@@ -656,9 +656,9 @@ async fn cors_allows_only_the_configured_origins() {
     let other = preflight("http://elsewhere.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 
-    let bad = ThingServer::builder().allow_origins(["*"]).build();
+    let bad = crate::support::builder().allow_origins(["*"]).build();
     assert!(matches!(bad, Err(ServerError::InvalidOrigin(origin)) if origin == "*"));
-    let bad = ThingServer::builder()
+    let bad = crate::support::builder()
         .allow_origins(["lab-ui.local"])
         .build();
     assert!(matches!(bad, Err(ServerError::InvalidOrigin(_))));
@@ -710,7 +710,7 @@ async fn the_web_ui_is_served_from_the_binary_at_the_root_and_under_a_prefix() {
         );
     }
 
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .api_prefix("/api")
         .add_thing("things_test", Everything::new())
         .build()
@@ -741,7 +741,7 @@ async fn a_users_own_folders_serve_instead_of_or_beside_the_ui() {
     .unwrap();
     std::fs::create_dir_all(folder.path().join("data")).unwrap();
     std::fs::write(folder.path().join("data/notes.txt"), "calibrated").unwrap();
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .ui_folder(folder.path().join("ui"))
         .serve_folder("/data", folder.path().join("data"))
         .add_thing("things_test", Everything::new())
@@ -779,7 +779,7 @@ async fn a_users_own_folders_serve_instead_of_or_beside_the_ui() {
         assert!(!body.to_string().contains("private"), "{path}");
     }
 
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .without_ui()
         .add_thing("things_test", Everything::new())
         .build()
@@ -794,7 +794,7 @@ async fn a_users_own_folders_serve_instead_of_or_beside_the_ui() {
 #[tokio::test]
 async fn a_setting_that_cannot_be_saved_says_so_and_so_does_shutdown() {
     let folder = tempfile::tempdir().unwrap();
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .settings_folder(folder.path())
         .add_thing("things_test", Everything::new())
         .build()
@@ -826,7 +826,7 @@ fn unusable_settings_are_errors_at_start_not_hangs() {
     // The settings folder is a file.
     let file = folder.path().join("a-file");
     std::fs::write(&file, b"").unwrap();
-    let error = ThingServer::builder()
+    let error = crate::support::builder()
         .settings_folder(&file)
         .add_thing("things_test", Everything::new())
         .build()
@@ -846,7 +846,7 @@ fn unusable_settings_are_errors_at_start_not_hangs() {
     let settings = folder.path().join("settings");
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let result = ThingServer::builder()
+        let result = crate::support::builder()
             .settings_folder(settings)
             .add_thing("things_test", Everything::new())
             .build();
@@ -869,7 +869,7 @@ async fn stale_temporary_files_of_interrupted_saves_are_removed_at_start() {
     std::fs::write(&stale, b"{\"gain\": 2").unwrap();
     let other = thing_folder.join("notes.txt");
     std::fs::write(&other, b"mine").unwrap();
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .settings_folder(folder.path())
         .add_thing("things_test", Everything::new())
         .build()

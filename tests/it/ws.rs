@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use labthings::ThingServer;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -21,7 +20,7 @@ async fn serve() -> (
     tokio::sync::oneshot::Sender<()>,
 ) {
     let everything = Arc::new(Everything::new());
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .add_thing("things_test", everything.clone())
         .add_thing("lab", Lab::new())
         .build()
@@ -207,7 +206,7 @@ async fn a_client_that_does_not_read_never_blocks_writes_and_then_gets_the_newes
     let chatty = Arc::new(Chatty {
         text: labthings::Property::new(String::new()),
     });
-    let server = ThingServer::builder()
+    let server = crate::support::builder()
         .add_thing("chatty", chatty.clone())
         .build()
         .unwrap();

@@ -1,10 +1,24 @@
 # Sourced by the interop and browser suites: builds and starts the microscope example on a free
 # port (extra arguments are passed to it), sets URL, and stops it when the calling script exits.
+# It runs in a folder of its own, where its settings (kept in ./settings by default) start
+# empty and go away with the run.
 cargo build -q --example microscope
 MICROSCOPE_LOG=$(mktemp)
-target/debug/examples/microscope --port 0 "$@" >"$MICROSCOPE_LOG" 2>&1 &
+MICROSCOPE_DIR=$(mktemp -d)
+MICROSCOPE_BIN="$PWD/target/debug/examples/microscope"
+MICROSCOPE_ARGS=()
+previous=
+for arg in "$@"; do
+  # Paths given relative to the project (a --config file) still point there.
+  if [ "$previous" = "--config" ] && [ "${arg#/}" = "$arg" ]; then
+    arg="$PWD/$arg"
+  fi
+  MICROSCOPE_ARGS+=("$arg")
+  previous=$arg
+done
+(cd "$MICROSCOPE_DIR" && exec "$MICROSCOPE_BIN" --port 0 "${MICROSCOPE_ARGS[@]}") >"$MICROSCOPE_LOG" 2>&1 &
 MICROSCOPE_PID=$!
-trap 'kill $MICROSCOPE_PID 2>/dev/null || true; rm -f "$MICROSCOPE_LOG"' EXIT
+trap 'kill $MICROSCOPE_PID 2>/dev/null || true; rm -rf "$MICROSCOPE_LOG" "$MICROSCOPE_DIR"' EXIT
 URL=
 for _ in $(seq 1 100); do
   URL=$(grep -o 'serving on http://[0-9.:]*' "$MICROSCOPE_LOG" | head -n 1 | sed 's/serving on //') || true
