@@ -179,6 +179,7 @@ fn config_error(json: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_built_in_microscope_configuration_serves_a_stage_and_a_camera_that_share_it() {
     let config = labthings::ServerConfig::from_json(things::MICROSCOPE_CONFIG).unwrap();
+    crate::support::Captured::start();
     let server = things::registry()
         .builder(&config)
         .unwrap()
@@ -236,6 +237,7 @@ fn configuration_mistakes_are_named() {
         }, "api_prefix": "/api"}"#,
     )
     .unwrap();
+    crate::support::Captured::start();
     let server = things::registry()
         .builder(&named)
         .unwrap()

@@ -379,6 +379,7 @@ fn unusable_access_control_is_refused_at_build() {
         r#"{"things": {}, "auth": {"tokens": [{"token": "short", "role": "read-write"}]}}"#,
     )
     .unwrap();
+    crate::support::Captured::start();
     let error = things::registry()
         .builder(&config)
         .unwrap()
@@ -845,6 +846,7 @@ async fn allowed_origins_come_from_the_configuration_file_and_never_a_wildcard()
 
     let wildcard =
         labthings::ServerConfig::from_json(r#"{"things": {}, "allow_origins": ["*"]}"#).unwrap();
+    crate::support::Captured::start();
     let error = things::registry()
         .builder(&wildcard)
         .unwrap()
