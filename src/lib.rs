@@ -19,6 +19,7 @@
 //! | `server` | yes | the framework: [`Thing`], [`Property`], actions, Thing Descriptions, OpenAPI, [`ThingServer`] |
 //! | `swagger-ui` | yes | the API browser at `/docs/` (Swagger UI served from the binary, works offline) |
 //! | `cli` | yes | [`run`] and [`CommandLine`]: `--config`, `--host`, `--port` |
+//! | `log` | yes | a terminal log (`info`, or `RUST_LOG`) for servers whose application installs no `tracing` subscriber |
 //! | `client` | no | `labthings::client`: `MjpegClient`, `ThingClient`, the multipart parser |
 //!
 //! With `default-features = false` the crate is [`stream`] and [`serve`] alone: live MJPEG

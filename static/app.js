@@ -462,15 +462,17 @@ function renderAction(thing, name, affordance, url) {
       error.textContent = await problemDetail(response);
       return;
     }
-    follow(await response.json(), invocation);
+    // Only an action whose TD offers `cancelaction` can be stopped once running.
+    follow(await response.json(), invocation, formHref(affordance, "cancelaction") !== undefined);
   });
   return node;
 }
 
-/** Shows an invocation and polls it until it ends. */
-async function follow(started, container) {
+/** Shows an invocation and polls it until it ends; with a Cancel button if it can stop. */
+async function follow(started, container, cancellable) {
   const status = element("span", { className: "status", "data-status": started.status });
   const cancel = element("button", { type: "button" }, "Cancel");
+  cancel.hidden = !cancellable;
   const log = element("ul", { className: "log" });
   const output = element("div", { className: "output" });
   const progress = element("progress", { max: 1 });

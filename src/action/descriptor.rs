@@ -52,6 +52,14 @@ pub struct ActionDescriptor<T> {
     /// The lock its invocations hold while they run, if any: invocations of every action of
     /// the Thing holding the same lock queue instead of running side by side.
     pub lock: Option<&'static str>,
+    /// Whether a running invocation can be cancelled: an async action always can (it is
+    /// stopped at an `.await`), a blocking one only if it takes an [`ActionContext`] to check.
+    /// A client asking to cancel one that cannot be gets `409` (one still waiting to start can
+    /// always be cancelled).
+    pub cancellable: bool,
+    /// It runs on a blocking thread, which nothing can stop: once cancelled, it is waited for
+    /// rather than dropped after the grace period.
+    pub blocking: bool,
     /// Checks the input and prepares a run.
     pub prepare: ActionPrepare<T>,
 }
@@ -117,7 +125,9 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
                 )
             }))
         });
-        Self::with_schemas(name, json_schema_of::<I>, O::schema, prepare)
+        let mut action = Self::with_schemas(name, json_schema_of::<I>, O::schema, prepare);
+        action.blocking = true;
+        action
     }
 
     /// An action from its parts: schemas and a prepare function of your own.
@@ -134,6 +144,8 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
             input_schema,
             output_schema,
             lock: None,
+            cancellable: true,
+            blocking: false,
             prepare,
         }
     }
@@ -147,6 +159,14 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
     ) -> Self {
         self.title = title;
         self.description = description;
+        self
+    }
+
+    /// Says whether a running invocation can be cancelled (see
+    /// [`cancellable`](Self::cancellable)); `#[thing_actions]` sets it from the method.
+    #[must_use]
+    pub fn with_cancellable(mut self, cancellable: bool) -> Self {
+        self.cancellable = cancellable;
         self
     }
 

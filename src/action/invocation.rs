@@ -108,8 +108,45 @@ pub(crate) struct ActionEvent {
 }
 
 /// One invocation.
+/// What asking an invocation to stop did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cancel {
+    /// The action was asked to stop (it ends as `cancelled` once it does).
+    Requested,
+    /// It had already finished, with this status.
+    Finished(InvocationStatus),
+    /// It is running and cannot be stopped (a blocking action without a context).
+    NotCancellable,
+}
+
+/// What an invocation remembers of its [`RunOptions`].
+struct InvocationOptions {
+    cancellable: bool,
+}
+
+/// How an invocation runs: by default without a lock, cancellable, not blocking.
+pub(crate) struct RunOptions {
+    /// Held while it runs (`#[action(lock)]`): invocations holding the same lock queue.
+    pub(crate) lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Whether it can be cancelled once running.
+    pub(crate) cancellable: bool,
+    /// It runs on a blocking thread: once cancelled it is waited for, never dropped.
+    pub(crate) blocking: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            lock: None,
+            cancellable: true,
+            blocking: false,
+        }
+    }
+}
+
 pub(crate) struct Invocation {
     pub(crate) id: String,
+    options: InvocationOptions,
     /// Its place among the server's invocations (1 for the first): the cursor of list pages.
     pub(crate) seq: u64,
     pub(crate) thing: String,
@@ -144,13 +181,17 @@ impl Invocation {
             .is_ok()
     }
 
-    /// Asks the action to stop. False if it had already finished.
-    pub(crate) fn cancel(&self) -> bool {
-        if self.status().is_finished() {
-            return false;
+    /// Asks the action to stop, if it can.
+    pub(crate) fn cancel(&self) -> Cancel {
+        let status = self.status();
+        if status.is_finished() {
+            return Cancel::Finished(status);
+        }
+        if status == InvocationStatus::Running && !self.options.cancellable {
+            return Cancel::NotCancellable;
         }
         self.context.cancel.cancel();
-        true
+        Cancel::Requested
     }
 
     pub(crate) fn output(&self) -> Option<ActionOutput> {
@@ -278,7 +319,7 @@ impl Invocations {
         let cancelled = self
             .lock_list()
             .iter()
-            .filter(|invocation| invocation.cancel())
+            .filter(|invocation| invocation.cancel() == Cancel::Requested)
             .count();
         if cancelled > 0 {
             tracing::info!(
@@ -332,7 +373,7 @@ impl Invocations {
         thing: &str,
         action: &str,
         input: Value,
-        lock: Option<Arc<tokio::sync::Mutex<()>>>,
+        options: RunOptions,
         make: impl FnOnce(ActionContext) -> ActionRun,
     ) -> Arc<Invocation> {
         let context = ActionContext::new(CancellationToken::new());
@@ -342,6 +383,9 @@ impl Invocations {
             + 1;
         let invocation = Arc::new(Invocation {
             id: new_id(),
+            options: InvocationOptions {
+                cancellable: options.cancellable,
+            },
             seq,
             thing: thing.to_owned(),
             action: action.to_owned(),
@@ -367,7 +411,7 @@ impl Invocations {
         }
         let run = make(context);
         let grace = self.grace;
-        tokio::spawn(drive(invocation.clone(), run, lock, grace));
+        tokio::spawn(drive(invocation.clone(), run, options, grace));
         invocation
     }
 
@@ -439,14 +483,9 @@ impl Invocations {
 }
 
 /// Runs one invocation to its end and records how it ended.
-async fn drive(
-    invocation: Arc<Invocation>,
-    run: ActionRun,
-    lock: Option<Arc<tokio::sync::Mutex<()>>>,
-    grace: Duration,
-) {
+async fn drive(invocation: Arc<Invocation>, run: ActionRun, options: RunOptions, grace: Duration) {
     let cancel = invocation.context.cancel.clone();
-    let _guard = match lock {
+    let _guard = match options.lock {
         Some(lock) => tokio::select! {
             guard = lock.lock_owned() => Some(guard),
             () = cancel.cancelled() => {
@@ -464,11 +503,17 @@ async fn drive(
     let outcome = tokio::select! {
         result = &mut run => Outcome::from_result(result, cancel.is_cancelled()),
         () = cancel.cancelled() => {
-            // Give a cooperative action time to notice and clean up; then drop its future,
-            // which stops an async action at the await point it is waiting at.
-            match tokio::time::timeout(grace, &mut run).await {
-                Ok(result) => Outcome::from_result(result, true),
-                Err(_) => Outcome::Cancelled,
+            if options.blocking {
+                // Nothing stops a blocking thread: it ends when the action notices (or
+                // finishes anyway, and then it has completed), and the invocation says so.
+                Outcome::from_result((&mut run).await, true)
+            } else {
+                // Give a cooperative action time to notice and clean up; then drop its
+                // future, which stops an async action at the await point it is waiting at.
+                match tokio::time::timeout(grace, &mut run).await {
+                    Ok(result) => Outcome::from_result(result, true),
+                    Err(_) => Outcome::Cancelled,
+                }
             }
         }
     };
@@ -580,7 +625,8 @@ mod tests {
         };
         let mut last = None;
         for _ in 0..MAX_FINISHED + 50 {
-            let invocation = invocations.start("lab", "zero", json!({}), None, quick);
+            let invocation =
+                invocations.start("lab", "zero", json!({}), RunOptions::default(), quick);
             if invocations.started() % 1000 == 0 {
                 // Let them finish as they go, as a client invoking in a loop would.
                 invocation.wait(Duration::from_secs(5)).await;
@@ -599,11 +645,23 @@ mod tests {
     #[tokio::test]
     async fn closing_cancels_running_actions_and_any_started_later() {
         let invocations = Invocations::new(Duration::from_secs(60), Duration::from_millis(50));
-        let running = invocations.start("stage", "home", json!({}), None, slow_action);
+        let running = invocations.start(
+            "stage",
+            "home",
+            json!({}),
+            RunOptions::default(),
+            slow_action,
+        );
         tokio::task::yield_now().await;
         invocations.close();
         // Started while the server shuts down: it never gets to run.
-        let late = invocations.start("stage", "home", json!({}), None, slow_action);
+        let late = invocations.start(
+            "stage",
+            "home",
+            json!({}),
+            RunOptions::default(),
+            slow_action,
+        );
         let started = Instant::now();
         invocations.drained().await;
         assert!(started.elapsed() < Duration::from_secs(5));

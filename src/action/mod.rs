@@ -36,6 +36,6 @@ pub use context::{ActionContext, Cancelled, LogRecord};
 pub use descriptor::{ActionDescriptor, ActionPrepare, ActionRun, ActionStarter, ThingActions};
 pub use input::InputError;
 pub use invocation::InvocationStatus;
-pub(crate) use invocation::{ActionEvent, Invocation, Invocations};
+pub(crate) use invocation::{ActionEvent, Cancel, Invocation, Invocations, RunOptions};
 pub(crate) use output::is_blob_schema;
 pub use output::{ActionFailure, ActionOutput, Blob, IntoOutput};

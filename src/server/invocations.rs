@@ -14,7 +14,7 @@ use super::base::Base;
 use super::route_table::RouteTable;
 use crate::Problem;
 use crate::action::{
-    ActionOutput, Blob, Invocation, InvocationBody, InvocationStatus, Invocations,
+    ActionOutput, Blob, Cancel, Invocation, InvocationBody, InvocationStatus, Invocations,
 };
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
@@ -66,7 +66,7 @@ pub(crate) fn serve(invocations: &Arc<Invocations>, base: &Base, routes: &mut Ro
                 "responses": {
                     "204": {"description": "Cancellation requested; the invocation ends as `cancelled`"},
                     "404": missing.clone(),
-                    "409": openapi::problem("The invocation has already finished"),
+                    "409": openapi::problem("The invocation has already finished, or it is running and its action cannot be cancelled"),
                 }}),
             ),
         ],
@@ -213,13 +213,24 @@ async fn one(State(routes): Routes, Path(id): Path<String>, headers: HeaderMap) 
 
 /// `DELETE /action_invocations/{id}`: asks the action to stop.
 async fn cancel(State(routes): Routes, Path(id): Path<String>) -> Response {
-    match routes.invocations.get(&id) {
-        None => unknown(&id),
-        Some(invocation) if invocation.cancel() => StatusCode::NO_CONTENT.into_response(),
-        Some(invocation) => Problem::new(StatusCode::CONFLICT)
+    let Some(invocation) = routes.invocations.get(&id) else {
+        return unknown(&id);
+    };
+    match invocation.cancel() {
+        Cancel::Requested => StatusCode::NO_CONTENT.into_response(),
+        Cancel::Finished(status) => Problem::new(StatusCode::CONFLICT)
             .with_detail(format!(
-                "Invocation {id} has already finished (status {}); there is nothing to cancel.",
-                invocation.status()
+                "Invocation {id} has already finished (status {status}); there is nothing to \
+                 cancel."
+            ))
+            .into_response(),
+        Cancel::NotCancellable => Problem::new(StatusCode::CONFLICT)
+            .with_title("Not cancellable")
+            .with_detail(format!(
+                "Invocation {id} of `{}` cannot be cancelled while it runs: the action is a \
+                 blocking function that does not take an `ActionContext`, so nothing can stop \
+                 it. It runs to its end; its Thing Description offers no `cancelaction`.",
+                invocation.action
             ))
             .into_response(),
     }

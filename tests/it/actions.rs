@@ -90,6 +90,22 @@ impl Lab {
         value
     }
 
+    /// Blocks its thread, and cannot be stopped: it takes no context.
+    fn blocking_plain(&self, seconds: f64) -> f64 {
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        seconds
+    }
+
+    /// Blocks its thread, checking for cancellation as it goes.
+    fn blocking_checks(&self, ctx: ActionContext, seconds: f64) -> Result<f64, Cancelled> {
+        let end = Instant::now() + Duration::from_secs_f64(seconds);
+        while Instant::now() < end {
+            ctx.check()?;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(seconds)
+    }
+
     /// Not an action: a helper.
     #[action(skip)]
     fn helper(&self) -> i64 {
@@ -515,7 +531,9 @@ fn a_thing_with_actions_describes_them() {
             "explode",
             "picture",
             "exclusive",
-            "increment"
+            "increment",
+            "blocking_plain",
+            "blocking_checks"
         ]
     );
     let add = &descriptor.actions[0];
@@ -641,4 +659,55 @@ async fn invocation_lists_come_a_page_at_a_time() {
         .await;
         assert_eq!(body["invalid-params"][0]["name"], name, "{query}");
     }
+}
+
+/// Cancelling tells the truth (issue 15, point 4): a blocking action that takes no context
+/// cannot be stopped, says so (409), and its TD offers no `cancelaction`; one that checks its
+/// context stops and ends `cancelled`.
+#[tokio::test]
+async fn only_actions_that_can_stop_are_cancelled() {
+    let served = Served::default().await;
+    let td = served.get_json("/lab/").await;
+    let ops = |action: &str| -> Vec<String> {
+        td["actions"][action]["forms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|form| form["op"].as_array().unwrap().clone())
+            .map(|op| op.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(!ops("blocking_plain").contains(&"cancelaction".to_owned()));
+    assert!(ops("blocking_checks").contains(&"cancelaction".to_owned()));
+    assert!(
+        ops("stubborn").contains(&"cancelaction".to_owned()),
+        "async: always"
+    );
+
+    let plain = served
+        .start_action("blocking_plain", r#"{"seconds": 0.5}"#)
+        .await;
+    let href = plain["href"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while served.get_json(href).await["status"] != "running" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = crate::support::problem(served.delete(href).await, 409).await;
+    assert_eq!(refused["title"], "Not cancellable");
+    let done = served.finished(&plain).await;
+    assert_eq!(
+        done["status"], "completed",
+        "it ran to its end, as the 409 said"
+    );
+
+    let checks = served
+        .start_action("blocking_checks", r#"{"seconds": 30}"#)
+        .await;
+    let started = Instant::now();
+    let href = checks["href"].as_str().unwrap();
+    assert_eq!(served.delete(href).await.status(), 204);
+    let done = served.finished(&checks).await;
+    assert_eq!(done["status"], "cancelled");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -75,6 +75,13 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
             })
         },
     };
+    // A blocking method cannot be stopped from outside: only one that takes the context (and
+    // checks it) can be cancelled once running.
+    let takes_context = action
+        .arguments
+        .iter()
+        .any(|argument| matches!(argument, Argument::Context));
+    let cancellable = matches!(action.execution, Execution::Async) || takes_context;
     let title = option_str(action.title.as_deref());
     let description = option_str(action.description.as_deref());
     let lock = match &action.lock {
@@ -93,6 +100,7 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
             actions.push(
                 ::labthings::__private::ActionDescriptor::<Self>::#run
                     .with_docs(#title, #description)
+                    .with_cancellable(#cancellable)
                     #lock,
             );
         }

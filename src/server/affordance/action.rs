@@ -14,7 +14,9 @@ use serde_json::{Map, Value, json};
 
 use super::Context;
 use crate::Problem;
-use crate::action::{ActionDescriptor, ActionOutput, ActionPrepare, Invocation, Invocations};
+use crate::action::{
+    ActionDescriptor, ActionOutput, ActionPrepare, Invocation, Invocations, RunOptions,
+};
 use crate::error::PROBLEM_JSON;
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
@@ -45,6 +47,8 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
         lock: action
             .lock
             .map(|name| locks.entry(name).or_default().clone()),
+        cancellable: action.cancellable,
+        blocking: action.blocking,
         invocations: context.invocations.clone(),
         base: context.base.clone(),
     });
@@ -75,6 +79,8 @@ struct ActionRoute<T> {
     /// Held while an invocation runs, for `#[action(lock)]` (shared by the Thing's actions
     /// that name the same lock).
     lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    cancellable: bool,
+    blocking: bool,
     invocations: Arc<Invocations>,
     base: Base,
 }
@@ -179,13 +185,15 @@ fn start<T: Send + Sync + 'static>(
                 .into_response(),
         )
     })?;
-    let invocation = route.invocations.start(
-        &route.thing_name,
-        route.name,
-        input,
-        route.lock.clone(),
-        starter,
-    );
+    let options = RunOptions {
+        lock: route.lock.clone(),
+        cancellable: route.cancellable,
+        blocking: route.blocking,
+    };
+    let invocation =
+        route
+            .invocations
+            .start(&route.thing_name, route.name, input, options, starter);
     Ok((invocation, wait))
 }
 
@@ -298,7 +306,7 @@ fn docs<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> Vec<RouteDo
             json!({
                 "operationId": format!("{thing}_invoke_{}", action.name),
                 "summary": format!("Invoke {}: {summary}", action.name),
-                "description": action.description.unwrap_or_default(),
+                "description": invoke_description(action),
                 "tags": [thing],
                 "parameters": [wait_parameter("Wait up to this many seconds (at most 60) for the invocation to finish; then answer 200 with it finished. Also as `Prefer: wait=<seconds>`.")],
                 "requestBody": request_body(action),
@@ -358,6 +366,20 @@ fn run_doc<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> RouteDoc
             "responses": responses,
         }),
     )
+}
+
+/// The action's own description, and whether it can be cancelled.
+fn invoke_description<T>(action: &ActionDescriptor<T>) -> String {
+    let cancel = if action.cancellable {
+        "A running invocation can be cancelled (`DELETE` its `href`)."
+    } else {
+        "Once running, an invocation cannot be cancelled (it runs to its end); one still \
+         waiting to start can."
+    };
+    match action.description {
+        Some(description) => format!("{description}\n\n{cancel}"),
+        None => cancel.to_owned(),
+    }
 }
 
 fn wait_parameter(description: &str) -> Value {
@@ -430,9 +452,16 @@ fn affordance<T>(action: &ActionDescriptor<T>, path: &str) -> Value {
              "additionalResponses": [{"success": false, "contentType": PROBLEM_JSON}]},
             {"href": layout::relative(&invocation), "op": ["queryaction"], "htv:methodName": "GET",
              "contentType": "application/json"},
-            {"href": layout::relative(&invocation), "op": ["cancelaction"],
-             "htv:methodName": "DELETE", "contentType": "application/json"},
         ]),
     );
+    // Only an action that can be stopped offers to cancel.
+    if action.cancellable
+        && let Some(forms) = affordance["forms"].as_array_mut()
+    {
+        forms.push(
+            json!({"href": layout::relative(&invocation), "op": ["cancelaction"],
+            "htv:methodName": "DELETE", "contentType": "application/json"}),
+        );
+    }
     Value::Object(affordance)
 }
