@@ -284,6 +284,9 @@ pub const CAMERA_CONFIG: &str = r#"{"things": {"camera": "simulated_camera"}}"#;
 
 /// The microscope the README's first command starts: a stage and a camera looking through it.
 pub const MICROSCOPE_CONFIG: &str = r#"{
+    "title": "Simulated microscope",
+    "version": "1.0.0",
+    "description": "A simulated stage, and a camera that looks through it: move the stage and the image moves.",
     "things": {
         "stage": "simulated_stage",
         "camera": {"class": "simulated_camera", "kwargs": {"stage": true}}

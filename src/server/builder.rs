@@ -55,6 +55,9 @@ pub const DEFAULT_SETTINGS_FOLDER: &str = "settings";
 #[must_use]
 pub struct ThingServerBuilder {
     api_prefix: String,
+    api_title: Option<String>,
+    api_version: Option<String>,
+    api_description: Option<String>,
     settings_folder: Option<PathBuf>,
     public_url: Option<String>,
     cors: Option<tower_http::cors::CorsLayer>,
@@ -107,6 +110,9 @@ impl ThingServerBuilder {
     pub(crate) fn new() -> Self {
         Self {
             api_prefix: String::new(),
+            api_title: None,
+            api_version: None,
+            api_description: None,
             settings_folder: Some(PathBuf::from(DEFAULT_SETTINGS_FOLDER)),
             public_url: None,
             cors: None,
@@ -172,6 +178,27 @@ impl ThingServerBuilder {
     /// Thing has settings.
     pub fn without_settings_folder(mut self) -> Self {
         self.settings_folder = None;
+        self
+    }
+
+    /// Names the application in `/openapi.json` (`info.title`), which code generators use
+    /// for the client they make: "OpenFlexure microscope", say. Default `labthings`.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.api_title = Some(title.into());
+        self
+    }
+
+    /// The application's version in `/openapi.json` (`info.version`): the version of its API
+    /// that clients are made for. Default: the labthings crate's version.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.api_version = Some(version.into());
+        self
+    }
+
+    /// What the application is, for `/openapi.json` (`info.description`, Markdown) and the
+    /// API browser's first lines. By default a description of a labthings server.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.api_description = Some(description.into());
         self
     }
 
@@ -456,6 +483,16 @@ impl ThingServerBuilder {
         }
         let mut document =
             openapi::document(prefix, routes.docs()).map_err(ServerError::OpenApi)?;
+        let info = &mut document.info;
+        if let Some(title) = &self.api_title {
+            info.title.clone_from(title);
+        }
+        if let Some(version) = &self.api_version {
+            info.version.clone_from(version);
+        }
+        if let Some(description) = &self.api_description {
+            info.description = Some(description.clone());
+        }
         if self.auth.is_some() {
             openapi::add_bearer_security(&mut document);
         }

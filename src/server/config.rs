@@ -52,6 +52,15 @@ pub struct ServerConfig {
     /// A prefix for every route, such as `/api/v3`.
     #[serde(default)]
     pub api_prefix: String,
+    /// The application's name in `/openapi.json` ([`ThingServerBuilder::title`]).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The application's version in `/openapi.json` ([`ThingServerBuilder::version`]).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// What the application is, in `/openapi.json` ([`ThingServerBuilder::description`]).
+    #[serde(default)]
+    pub description: Option<String>,
     /// Access control: `{"tokens": [{"token": "...", "role": "read-write" | "read-only"}],
     /// "public_read": false}`; none: every request is allowed. See [`Auth`](crate::Auth).
     #[serde(default)]
@@ -326,6 +335,15 @@ impl ThingRegistry {
             builder = builder.allow_origins(&config.allow_origins);
         }
         builder = builder.allow_hosts(config.allow_hosts.iter().cloned());
+        if let Some(title) = &config.title {
+            builder = builder.title(title);
+        }
+        if let Some(version) = &config.version {
+            builder = builder.version(version);
+        }
+        if let Some(description) = &config.description {
+            builder = builder.description(description);
+        }
         let mut made = Vec::new();
         for (name, entry) in &config.things {
             let entry: ThingEntry = match entry {

@@ -307,3 +307,35 @@ async fn a_server_logs_to_the_terminal_without_being_told_to() {
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
     crate::support::eventually(|| process.log().contains("/stage/position")).await;
 }
+
+/// `/openapi.json` names the application, not the framework (issue 15, point 9): from the
+/// configuration file (the microscope's), or from the builder.
+#[tokio::test]
+async fn the_openapi_document_names_the_application() {
+    let address = crate::support::spawn_configured(
+        crate::example_things::MICROSCOPE_CONFIG,
+        Default::default(),
+    )
+    .await;
+    let document: serde_json::Value = reqwest::get(format!("http://{address}/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(document["info"]["title"], "Simulated microscope");
+    assert_eq!(document["info"]["version"], "1.0.0");
+    assert!(document["info"]["description"].as_str().unwrap().contains("stage"));
+
+    let server = crate::support::builder()
+        .title("Spectrometer")
+        .version("2.3.4")
+        .description("Ocean optics, on the bench.")
+        .build()
+        .unwrap();
+    let info = &server.openapi().info;
+    assert_eq!(
+        (info.title.as_str(), info.version.as_str(), info.description.as_deref()),
+        ("Spectrometer", "2.3.4", Some("Ocean optics, on the bench."))
+    );
+}
