@@ -12,6 +12,7 @@ pub fn check(thing: &Thing<'_>, errors: &mut Errors) {
         let _ = names::check_affordance_name(&member.name, member.name_span, Named::Field, errors);
         match &member.kind {
             MemberKind::Property(options) => {
+                attribute_fits_the_type(member.ty, errors);
                 settings_are_writable(options.persistence, options.access, errors);
                 ranges_are_consistent(&options.numeric, errors);
                 lengths_are_consistent(&options.lengths, errors);
@@ -37,6 +38,21 @@ fn unique_names(thing: &Thing<'_>, errors: &mut Errors) {
             ));
         }
     }
+}
+
+/// A stream or an event marked `#[property]`: say which attribute it takes. (Other wrong
+/// types are reported by the type system, with the framework's own message.)
+fn attribute_fits_the_type(ty: &syn::Type, errors: &mut Errors) {
+    let syn::Type::Path(path) = ty else { return };
+    let Some(last) = path.path.segments.last() else {
+        return;
+    };
+    let hint = match last.ident.to_string().as_str() {
+        "MjpegStream" => "an `MjpegStream` is a stream: mark it `#[stream]`, not `#[property]`",
+        "Event" => "an `Event<T>` is an event: mark it `#[event]`, not `#[property]`",
+        _ => return,
+    };
+    errors.push(syn::Error::new_spanned(ty, hint));
 }
 
 /// A setting is a value users choose, so it must be writable.
