@@ -78,6 +78,8 @@ pub struct PropertyDescriptor<T> {
     pub observable: bool,
     /// Persisted in the Thing's settings file.
     pub setting: bool,
+    /// The unit of the value (`"ms"`), the TD's `unit`: shown beside the value by the web UI.
+    pub unit: Option<&'static str>,
     /// Validation rules.
     pub constraints: Constraints,
     /// The JSON Schema of the value type (JSON Schema 2020-12, subschemas inlined).
@@ -145,6 +147,7 @@ impl<T> PropertyDescriptor<T> {
             read_only: false,
             observable: true,
             setting: false,
+            unit: None,
             constraints: Constraints::default(),
             schema,
             access,

@@ -113,7 +113,7 @@ function renderThing(name, td) {
   section.querySelector("h2").textContent = td.title ?? name;
   const tdLink = section.querySelector(".td-link");
   tdLink.href = `${name}/`;
-  section.querySelector(".description").textContent = td.description ?? "";
+  section.querySelector(".description").replaceChildren(markdown(td.description ?? ""));
   const url = (href) => new URL(href, td.base ?? document.baseURI).href;
 
   renderStreams(section.querySelector(".streams"), name, td, url);
@@ -261,6 +261,166 @@ function editorFor(schema, id, label) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Values: numbers to a sensible precision, units and limits, plots
+
+/** A number as a person reads it: integers whole, steps of `multipleOf` to their decimals, and
+ *  anything else to six significant digits (24.1156, not 24.11558769896393). */
+function formatNumber(value, schema = {}) {
+  if (!Number.isFinite(value) || Number.isInteger(value)) return String(value);
+  const step = schema.multipleOf;
+  if (typeof step === "number" && step > 0 && step < 1) {
+    return value.toFixed(Math.min(10, Math.ceil(-Math.log10(step) - 1e-9)));
+  }
+  return String(Number(value.toPrecision(6)));
+}
+
+/** Any value as text, its numbers rounded as {@link formatNumber} does. */
+function formatValue(value, schema = {}) {
+  if (typeof value === "number") return formatNumber(value, nonNull(schema));
+  return JSON.stringify(value, (_, item) =>
+    (typeof item === "number" && !Number.isInteger(item) ? Number(item.toPrecision(6)) : item));
+}
+
+/** "0.1 – 1000 ms": the limits a value must keep to, with its unit. */
+function limitsText(schema) {
+  const s = nonNull(schema);
+  const low = s.minimum ?? s.exclusiveMinimum;
+  const high = s.maximum ?? s.exclusiveMaximum;
+  const unit = s.unit ? ` ${s.unit}` : "";
+  if (low !== undefined && high !== undefined) return `${low} – ${high}${unit}`;
+  if (low !== undefined) return `at least ${low}${unit}`;
+  if (high !== undefined) return `at most ${high}${unit}`;
+  return "";
+}
+
+const numeric = (value) => typeof value === "number" && Number.isFinite(value);
+/** Fewer numbers than this are shown as text, more as a plot. */
+const PLOT_FROM = 16;
+
+/** How to show a value: a line plot for a list of numbers, a heat map for rows of numbers (an
+ *  image), collapsible text when long, else plain text. */
+function valueView(value, schema, name) {
+  if (Array.isArray(value) && value.length >= PLOT_FROM && value.every(numeric)) {
+    return plot(value, name);
+  }
+  if (Array.isArray(value) && value.length >= 2 && value.length <= 512
+    && value.every((row) => Array.isArray(row) && row.length === value[0].length
+      && row.length >= 2 && row.length <= 512 && row.every(numeric))) {
+    return heatmap(value, name);
+  }
+  const text = formatValue(value, schema);
+  if (text.length > 200) {
+    return element("details", { className: "long-value" },
+      element("summary", {}, `${name}: ${text.length} characters`),
+      element("pre", { className: "value" }, text));
+  }
+  return element("output", { className: "value" }, text);
+}
+
+/** A link that downloads `text` as `filename`. */
+function download(text, filename, label) {
+  const href = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+  return element("a", { href, download: filename, className: "download" }, label);
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attributes = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  return node;
+}
+
+/** A line plot of a list of numbers (a spectrum, a line profile), with its range and a CSV. */
+function plot(values, name) {
+  const [width, height, pad] = [480, 160, 6];
+  let [low, high] = [Infinity, -Infinity];
+  for (const value of values) { low = Math.min(low, value); high = Math.max(high, value); }
+  const span = high - low || 1;
+  const points = values.map((value, i) => {
+    const x = pad + (i * (width - 2 * pad)) / (values.length - 1);
+    const y = height - pad - ((value - low) * (height - 2 * pad)) / span;
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  }).join(" ");
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "plot",
+    "data-points": values.length,
+    "aria-label": `${name}: ${values.length} values from ${formatNumber(low)} to ${formatNumber(high)}` });
+  chart.append(svg("rect", { x: 0, y: 0, width, height, class: "plot-frame" }),
+    svg("polyline", { points, class: "plot-line" }));
+  const csv = ["index,value", ...values.map((value, i) => `${i},${value}`)].join("\n");
+  return element("figure", { className: "chart" }, chart,
+    element("figcaption", { className: "hint" },
+      `${values.length} values, ${formatNumber(low)} to ${formatNumber(high)} · `,
+      download(csv, `${name}.csv`, "Download CSV")));
+}
+
+/** Rows of numbers (a small image) as a grey heat map, darkest the lowest, with a CSV. */
+function heatmap(rows, name) {
+  const [height, width] = [rows.length, rows[0].length];
+  const flat = rows.flat();
+  const [low, high] = [Math.min(...flat), Math.max(...flat)];
+  const canvas = element("canvas", { width, height, className: "heatmap", role: "img",
+    "aria-label": `${name}: ${width} × ${height} values from ${formatNumber(low)} to ${formatNumber(high)}` });
+  canvas.dataset.columns = width;
+  canvas.dataset.rows = height;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(width, height);
+  flat.forEach((value, i) => {
+    const level = Math.round((255 * (value - low)) / (high - low || 1));
+    image.data.set([level, level, level, 255], i * 4);
+  });
+  context.putImageData(image, 0, 0);
+  const csv = rows.map((row) => row.join(",")).join("\n");
+  return element("figure", { className: "chart" }, canvas,
+    element("figcaption", { className: "hint" }, `${width} × ${height} values · `,
+      download(csv, `${name}.csv`, "Download CSV")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Doc comments: a safe subset of Markdown, built as DOM nodes (never parsed as HTML)
+
+/** Paragraphs, `- ` lists, `code`, **strong**, *emphasis* and [links](https://...). */
+function markdown(text) {
+  const fragment = document.createDocumentFragment();
+  for (const block of String(text).split(/\n\s*\n/)) {
+    const lines = block.split("\n").filter((line) => line.trim() !== "");
+    if (lines.length === 0) continue;
+    if (lines.every((line) => /^\s*[-*] /.test(line))) {
+      fragment.append(element("ul", {}, ...lines.map((line) =>
+        element("li", {}, ...inline(line.replace(/^\s*[-*] /, ""))))));
+    } else {
+      fragment.append(element("p", {}, ...inline(lines.join(" "))));
+    }
+  }
+  return fragment;
+}
+
+const INLINE = /`([^`]+)`|\*\*([^*]+)\*\*|(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])|(?<!\w)_([^_\s][^_]*)_(?!\w)|\[([^\]]+)\]\((https?:\/\/[^)\s]+)\)/g;
+
+function inline(text) {
+  const nodes = [];
+  let last = 0;
+  for (const match of text.matchAll(INLINE)) {
+    if (match.index > last) nodes.push(text.slice(last, match.index));
+    const [, code, strong, star, underscore, label, href] = match;
+    if (code !== undefined) nodes.push(element("code", {}, code));
+    else if (strong !== undefined) nodes.push(element("strong", {}, strong));
+    else if (star !== undefined || underscore !== undefined) nodes.push(element("em", {}, star ?? underscore));
+    else nodes.push(element("a", { href, rel: "noopener noreferrer", target: "_blank" }, label));
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) nodes.push(text.slice(last));
+  return nodes;
+}
+
+/** The part of a description beyond its first line (the title, shown as the label). */
+function beyondTitle(affordance) {
+  const description = affordance.description ?? "";
+  const title = affordance.title ?? "";
+  const rest = description.startsWith(title) ? description.slice(title.length).replace(/^\.?\s*/, "") : description;
+  return rest.trim();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Properties
 
 function formHref(affordance, op) {
@@ -270,22 +430,26 @@ function formHref(affordance, op) {
 
 function renderProperty(thing, name, affordance, url) {
   const id = `${thing}-${name}-property`;
-  const valueView = element("output", { className: "value", "data-property-value": name });
+  const valueNode = element("output", { className: "value", "data-property-value": name });
   const error = element("span", { className: "error", role: "alert" });
   const node = element("div", { className: "property", "data-property": name });
-  const title = affordance.title && affordance.title !== name ? affordance.title : "";
+  // People read the title; the identifier (what scripts use) is shown beside it.
+  const label = affordance.title ?? name;
+  const unit = affordance.unit ? element("span", { className: "unit" }, affordance.unit) : null;
+  const plotView = element("div", { className: "plot-view" });
   const href = url(formHref(affordance, "readproperty") ?? `${thing}/${name}`);
   let editor = null;
   const row = element("div", { className: "row" });
   if (affordance.readOnly) {
-    node.append(element("span", { className: "name" }, name), row);
-    row.append(valueView, element("span", { className: "hint" }, "read-only"));
+    node.append(element("span", { className: "name" }, label), row);
+    row.append(...[valueNode, unit, element("span", { className: "hint" }, "read-only")].filter(Boolean));
   } else {
     editor = editorFor(affordance, id, name);
     const button = element("button", { type: "submit" }, "Set");
     // The server checks values and says why it refuses one; the browser's own checks would
     // block the request with a less helpful message.
-    const form = element("form", { className: "row", noValidate: true }, editor.node, button, valueView);
+    const form = element("form", { className: "row", noValidate: true }, editor.node, button, valueNode, unit);
+    // (`element` leaves out a missing unit.)
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.textContent = "";
@@ -307,14 +471,25 @@ function renderProperty(thing, name, affordance, url) {
         show(await (await api(href)).json());
       }
     });
-    node.append(element("label", { for: id }, name), form);
+    node.append(element("label", { for: id }, label), form);
   }
-  if (title) node.append(element("span", { className: "hint" }, title));
-  node.append(error);
+  const limits = limitsText(affordance);
+  node.append(element("span", { className: "hint" }, element("code", {}, name),
+    limits ? ` · ${limits}` : ""));
+  const more = beyondTitle(affordance);
+  if (more) node.append(element("div", { className: "doc" }, markdown(more)));
+  node.append(plotView, error);
   let edited = false;
   if (editor) editor.node.addEventListener("input", () => { edited = true; });
   const show = (value) => {
-    valueView.textContent = JSON.stringify(value);
+    const view = valueView(value, affordance, name);
+    if (view.tagName === "OUTPUT") {
+      valueNode.textContent = view.textContent;
+      plotView.replaceChildren();
+    } else {
+      valueNode.textContent = `${Array.isArray(value) ? value.length : ""} values`;
+      plotView.replaceChildren(view);
+    }
     // Keep what the user is typing; otherwise show the live value in the editor too.
     if (editor && (!edited || document.activeElement !== editor.node)) {
       editor.set(value);
@@ -429,15 +604,24 @@ function renderAction(thing, name, affordance, url) {
     const editor = editorFor(schema, id, field);
     fields.push({ field, editor, optional: !required.has(field) });
     const label = element("label", { for: id }, required.has(field) ? field : `${field} (optional)`);
-    form.append(element("div", { className: "field" }, label, editor.node));
+    const limits = limitsText(schema);
+    form.append(element("div", { className: "field" }, label, editor.node,
+      limits ? element("span", { className: "hint" }, limits) : null));
   }
+  // The last values sent are kept (in this browser) and filled in again.
+  const remembered = `labthings:${thing}/${name}`;
+  try {
+    const last = JSON.parse(localStorage.getItem(remembered) ?? "{}");
+    for (const { field, editor } of fields) if (field in last) editor.set(last[field]);
+  } catch { /* nothing kept */ }
   const invoke = element("button", { type: "submit", className: "primary" }, `Invoke ${name}`);
   const error = element("span", { className: "error", role: "alert" });
   const invocation = element("div", { className: "invocation", "aria-live": "polite" });
   form.append(element("div", { className: "field" }, invoke), error);
-  const title = affordance.title && affordance.title !== name ? affordance.title : null;
-  node.append(element("span", { className: "name" }, name),
-    title ? element("span", { className: "hint" }, title) : null, form, invocation);
+  const more = beyondTitle(affordance);
+  node.append(...[element("span", { className: "name" }, affordance.title ?? name),
+    element("span", { className: "hint" }, element("code", {}, name)),
+    more ? element("div", { className: "doc" }, markdown(more)) : null, form, invocation].filter(Boolean));
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -452,6 +636,9 @@ function renderAction(thing, name, affordance, url) {
       error.textContent = problem.message;
       return;
     }
+    try {
+      localStorage.setItem(remembered, JSON.stringify(body));
+    } catch { /* storage full or off: nothing kept */ }
     const href = url(formHref(affordance, "invokeaction") ?? `${thing}/${name}`);
     const response = await api(href, {
       method: "POST",
@@ -463,13 +650,14 @@ function renderAction(thing, name, affordance, url) {
       return;
     }
     // Only an action whose TD offers `cancelaction` can be stopped once running.
-    follow(await response.json(), invocation, formHref(affordance, "cancelaction") !== undefined);
+    follow(await response.json(), invocation, formHref(affordance, "cancelaction") !== undefined,
+      () => form.requestSubmit(), name);
   });
   return node;
 }
 
 /** Shows an invocation and polls it until it ends; with a Cancel button if it can stop. */
-async function follow(started, container, cancellable) {
+async function follow(started, container, cancellable, again, name) {
   const status = element("span", { className: "status", "data-status": started.status });
   const cancel = element("button", { type: "button" }, "Cancel");
   cancel.hidden = !cancellable;
@@ -497,6 +685,9 @@ async function follow(started, container, cancellable) {
     current = await response.json();
   }
   cancel.remove();
+  const rerun = element("button", { type: "button", className: "again" }, "Run again");
+  rerun.addEventListener("click", again);
+  status.after(rerun);
   if (current.status === "completed") {
     const value = current.output;
     if (value && typeof value === "object" && value.href && value.media_type) {
@@ -506,7 +697,7 @@ async function follow(started, container, cancellable) {
       output.append(element("a", { href: withToken(value.href), download: "" }, `Download (${value.media_type})`));
     } else {
       output.append(element("span", { className: "hint" }, "Output: "),
-        element("output", { className: "value" }, JSON.stringify(value)));
+        valueView(value, {}, name));
     }
   } else if (current.error) {
     output.append(element("span", { className: "error" }, current.error.detail ?? current.status));

@@ -20,7 +20,7 @@ pub struct Camera {
     /// Exposure time in milliseconds.
     ///
     /// Brighter images with longer exposures; 10 ms is the pattern as designed.
-    #[property(min = 0.1, max = 1000.0)]
+    #[property(min = 0.1, max = 1000.0, unit = "ms")]
     pub exposure_ms: Property<f64>,
     /// Analogue gain; kept across restarts.
     #[setting(min = 1.0, max = 16.0)]
@@ -107,6 +107,66 @@ impl Camera {
             .emit(capture)
             .map_err(|error| error.to_string())?;
         Ok(Blob::new(frame.frame, "image/jpeg"))
+    }
+
+    /// The brightness along one row of the next frame (a line profile), from 0 to 255.
+    ///
+    /// `row` counts from the top of the frame; by default the **middle** row. The web UI draws
+    /// the result as a plot, with a CSV download.
+    async fn line_profile(&self, row: Option<u32>) -> Result<Vec<f64>, String> {
+        let (width, height, grey) = self.next_grey_frame().await?;
+        let row = row.map_or(height / 2, |row| row as usize);
+        if row >= height {
+            return Err(format!("row {row} is outside the frame's {height} rows"));
+        }
+        Ok(grey[row * width..(row + 1) * width]
+            .iter()
+            .map(|&level| f64::from(level))
+            .collect())
+    }
+
+    /// A 32 × 24 grey-level thumbnail of the next frame: rows of brightness from 0 to 255.
+    async fn thumbnail(&self) -> Result<Vec<Vec<u8>>, String> {
+        const COLUMNS: usize = 32;
+        const ROWS: usize = 24;
+        let (width, height, grey) = self.next_grey_frame().await?;
+        let grey = grey.as_slice();
+        Ok((0..ROWS)
+            .map(|row| {
+                (0..COLUMNS)
+                    .map(|column| {
+                        // The mean of the block of pixels this cell covers.
+                        let (y0, y1) = (row * height / ROWS, (row + 1) * height / ROWS);
+                        let (x0, x1) = (column * width / COLUMNS, (column + 1) * width / COLUMNS);
+                        let sum: u64 = (y0..y1)
+                            .flat_map(|y| (x0..x1).map(move |x| u64::from(grey[y * width + x])))
+                            .sum();
+                        let count = ((y1 - y0) * (x1 - x0)).max(1) as u64;
+                        u8::try_from(sum / count).unwrap_or(u8::MAX)
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+impl Camera {
+    /// The next frame of the full stream, decoded to grey levels: (width, height, pixels).
+    async fn next_grey_frame(&self) -> Result<(usize, usize, Vec<u8>), String> {
+        let frame = tokio::time::timeout(Duration::from_secs(5), self.mjpeg_stream.grab_frame())
+            .await
+            .map_err(|_| "the camera produced no frame in 5 s; is it running?".to_owned())?
+            .map_err(|error| error.to_string())?;
+        let mut decoder = zune_jpeg::JpegDecoder::new(frame.frame.as_ref());
+        let rgb = decoder.decode().map_err(|error| error.to_string())?;
+        let (width, height) = decoder.dimensions().ok_or("the frame has no size")?;
+        let grey = rgb
+            .chunks_exact(3)
+            .map(|p| {
+                ((u32::from(p[0]) * 30 + u32::from(p[1]) * 59 + u32::from(p[2]) * 11) / 100) as u8
+            })
+            .collect();
+        Ok((width, height, grey))
     }
 }
 

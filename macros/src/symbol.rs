@@ -25,6 +25,7 @@ pub const MULTIPLE_OF: Key = Key("multiple_of");
 pub const MIN_LENGTH: Key = Key("min_length");
 pub const MAX_LENGTH: Key = Key("max_length");
 pub const PATTERN: Key = Key("pattern");
+pub const UNIT: Key = Key("unit");
 
 // `#[stream(...)]`
 pub const RINGBUFFER: Key = Key("ringbuffer");
@@ -50,6 +51,7 @@ pub const PROPERTY_KEYS: &[Key] = &[
     MIN_LENGTH,
     MAX_LENGTH,
     PATTERN,
+    UNIT,
 ];
 /// The keys of `#[stream(...)]`.
 pub const STREAM_KEYS: &[Key] = &[RINGBUFFER, RENAME];

@@ -23,8 +23,10 @@ page.on("console", (message) => {
 });
 page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
 page.on("requestfailed", async (request) => {
-  // A live stream's request is aborted when the page switches streams or closes: not a failure.
-  if (request.failure()?.errorText === "net::ERR_ABORTED" && request.url().includes("mjpeg_stream")) return;
+  // A live stream's or an event stream's request is aborted when the page switches streams,
+  // reloads or closes: not a failure.
+  if (request.failure()?.errorText === "net::ERR_ABORTED"
+    && /mjpeg_stream|\/observe$|\/events$/.test(new URL(request.url()).pathname)) return;
   // Chromium reports a fetch answered `204 No Content` as aborted although it succeeded
   // (microsoft/playwright#32752); the response tells the truth.
   if ((await request.response())?.status() === 204) return;
@@ -161,6 +163,86 @@ await check("a browser following the TD's websocket form observes a property", a
     });
   }, `${base}/camera/`);
   assert(value === 20, `exposure_ms over the websocket: ${value}`);
+});
+
+await check("labels are titles, with the unit and the limits beside the value", async () => {
+  const property = page.locator('[data-thing="camera"] [data-property="exposure_ms"]');
+  const td = await server("/camera/");
+  const label = await property.locator("label").textContent();
+  assert(label === td.properties.exposure_ms.title, `label: ${label}`);
+  assert((await property.locator(".unit").first().textContent()) === "ms", "no unit");
+  const hint = await property.locator(".hint").first().textContent();
+  assert(hint.includes("exposure_ms") && hint.includes("0.1 – 1000 ms"), `hint: ${hint}`);
+  const home = await page.locator('[data-thing="stage"] [data-action="home"]').textContent();
+  assert(!/\bnull\b/.test(home), `stray text: ${home}`);
+});
+
+await check("numbers are shown to a sensible precision", async () => {
+  const response = await fetch(`${base}/camera/exposure_ms`, {
+    method: "PUT", headers: { "content-type": "application/json" }, body: "24.11558769896393",
+  });
+  assert(response.status === 204, `PUT answered ${response.status}`);
+  const output = page.locator('[data-thing="camera"] [data-property="exposure_ms"] output');
+  await eventually(async () => (await output.textContent()) === "24.1156",
+    `shown as ${await output.textContent()}`);
+});
+
+await check("doc comments are rendered as Markdown, not shown raw", async () => {
+  const doc = page.locator('[data-thing="camera"] [data-action="line_profile"] .doc');
+  assert((await doc.locator("strong").textContent()) === "middle", "no bold");
+  assert((await doc.locator("code").first().textContent()) === "row", "no code");
+  assert(!(await doc.textContent()).includes("**"), "raw Markdown shown");
+});
+
+await check("a list of numbers is drawn as a line plot with a CSV download", async () => {
+  const action = page.locator('[data-thing="camera"] [data-action="line_profile"]');
+  await action.locator("button[type=submit]").click();
+  await action.locator('.status[data-status="completed"]').waitFor();
+  const plot = action.locator("svg.plot");
+  await plot.waitFor();
+  const points = Number(await plot.getAttribute("data-points"));
+  const drawn = await plot.locator("polyline").evaluate((line) => line.points.numberOfItems);
+  assert(points === 640 && drawn === 640, `${points} values, ${drawn} points drawn`);
+  const [saved] = await Promise.all([page.waitForEvent("download"),
+    action.getByRole("link", { name: "Download CSV" }).click()]);
+  const csv = await (await import("node:fs/promises")).readFile(await saved.path(), "utf8");
+  const lines = csv.trim().split("\n");
+  assert(lines[0] === "index,value" && lines.length === 641, `${lines.length} lines: ${lines[0]}`);
+});
+
+await check("rows of numbers are drawn as a heat map", async () => {
+  const action = page.locator('[data-thing="camera"] [data-action="thumbnail"]');
+  await action.locator("button[type=submit]").click();
+  const map = action.locator("canvas.heatmap");
+  await map.waitFor();
+  const size = await map.evaluate((canvas) => [canvas.width, canvas.height]);
+  assert(size[0] === 32 && size[1] === 24, `heat map ${size}`);
+});
+
+const data = screenshot.replace(/\.png$/, "-data.png");
+await page.locator('[data-thing="camera"] [data-action="line_profile"]').screenshot({ path: data });
+console.log(`screenshot saved to ${data}`);
+
+await check("an action's log box keeps a fixed height and scrolls", async () => {
+  const log = page.locator('[data-thing="camera"] [data-action="line_profile"] .log');
+  const style = await log.evaluate((node) => [getComputedStyle(node).maxHeight, getComputedStyle(node).overflowY]);
+  assert(style[0] !== "none" && style[1] === "auto", `log box: ${style}`);
+});
+
+await check("an action form keeps its last values and runs again with one click", async () => {
+  await page.reload();
+  const action = page.locator('[data-thing="stage"] [data-action="move_relative"]');
+  await action.locator("#stage-move_relative-x").waitFor();
+  const kept = [await action.locator("#stage-move_relative-x").inputValue(),
+    await action.locator("#stage-move_relative-y").inputValue()];
+  assert(kept[0] === "120" && kept[1] === "40", `after a reload: ${kept}`);
+  const [x, y, z] = await server("/stage/position");
+  await action.locator("button[type=submit]").click();
+  await action.locator('.status[data-status="completed"]').waitFor();
+  await action.getByRole("button", { name: "Run again" }).click();
+  const expected = JSON.stringify([x + 240, y + 80, z]);
+  await eventually(async () => JSON.stringify(await server("/stage/position")) === expected,
+    `position after two more moves: ${JSON.stringify(await server("/stage/position"))}, not ${expected}`);
 });
 
 await check("the page is usable by keyboard: every input has a label", async () => {

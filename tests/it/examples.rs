@@ -325,7 +325,12 @@ async fn the_openapi_document_names_the_application() {
         .unwrap();
     assert_eq!(document["info"]["title"], "Simulated microscope");
     assert_eq!(document["info"]["version"], "1.0.0");
-    assert!(document["info"]["description"].as_str().unwrap().contains("stage"));
+    assert!(
+        document["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("stage")
+    );
 
     let server = crate::support::builder()
         .title("Spectrometer")
@@ -335,7 +340,11 @@ async fn the_openapi_document_names_the_application() {
         .unwrap();
     let info = &server.openapi().info;
     assert_eq!(
-        (info.title.as_str(), info.version.as_str(), info.description.as_deref()),
+        (
+            info.title.as_str(),
+            info.version.as_str(),
+            info.description.as_deref()
+        ),
         ("Spectrometer", "2.3.4", Some("Ocean optics, on the bench."))
     );
 }

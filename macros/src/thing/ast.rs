@@ -53,6 +53,8 @@ pub struct PropertyOptions {
     pub numeric: Vec<(NumericKey, f64, Span)>,
     pub lengths: Vec<(LengthKey, u64, Span)>,
     pub pattern: Option<(String, Span)>,
+    /// The unit of the value (`"ms"`, `"°C"`), for the TD's `unit`.
+    pub unit: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

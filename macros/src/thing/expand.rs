@@ -118,6 +118,7 @@ fn member(member: &Member<'_>) -> TokenStream {
             let read_only = matches!(options.access, Access::ReadOnly(_));
             let setting = matches!(options.persistence, Persistence::Setting);
             let observable = options.observable;
+            let unit = option_str(options.unit.as_deref());
             let constraints = constraints(options);
             let type_checks = type_checks(ty, options);
             let access = quote_spanned! {ty.span()=>
@@ -136,6 +137,7 @@ fn member(member: &Member<'_>) -> TokenStream {
                     property.read_only = #read_only;
                     property.setting = #setting;
                     property.observable = #observable;
+                    property.unit = #unit;
                     #constraints
                     property
                 });

@@ -158,6 +158,7 @@ fn parse_property(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> 
         numeric: Vec::new(),
         lengths: Vec::new(),
         pattern: None,
+        unit: None,
     };
     if !matches!(attr.meta, syn::Meta::Path(_)) {
         attr.parse_nested_meta(|meta| {
@@ -183,6 +184,12 @@ fn parse_property(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> 
             } else if meta.path == symbol::PATTERN {
                 let lit = string(&meta)?;
                 options.pattern = Some((lit.value(), lit.span()));
+            } else if meta.path == symbol::UNIT {
+                let lit = string(&meta)?;
+                if lit.value().trim().is_empty() {
+                    return Err(syn::Error::new(lit.span(), "a unit cannot be empty"));
+                }
+                options.unit = Some(lit.value());
             } else if meta.path == symbol::READ_ONLY {
                 options.access = Access::ReadOnly(meta.path.span());
             } else if meta.path == symbol::OBSERVABLE {

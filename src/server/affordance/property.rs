@@ -324,6 +324,9 @@ fn affordance<T>(thing: &str, property: &PropertyDescriptor<T>, path: &str) -> V
     affordance.insert("readOnly".to_owned(), property.read_only.into());
     affordance.insert("writeOnly".to_owned(), false.into());
     affordance.insert("observable".to_owned(), property.observable.into());
+    if let Some(unit) = property.unit {
+        affordance.insert("unit".to_owned(), unit.into());
+    }
     let ops: &[&str] = if property.read_only {
         &["readproperty"]
     } else {

@@ -8,7 +8,7 @@ use labthings::{Property, Thing};
 #[thing(title = "Spectrometer", on_start = Self::open, on_stop = Self::close)]
 struct Spectrometer {
     /// Integration time in ms.
-    #[property(min = 1, max = 10_000, multiple_of = 1)]
+    #[property(min = 1, max = 10_000, multiple_of = 1, unit = "ms")]
     integration_ms: Property<u32>,
     #[property(exclusive_min = -1.5, exclusive_max = 2.5)]
     offset: Property<Option<f64>>,
@@ -38,6 +38,8 @@ fn main() {
     assert_eq!(descriptor.title, "Spectrometer");
     assert_eq!(descriptor.properties.len(), 5);
     assert_eq!(descriptor.properties[2].name, "serial-number");
+    assert_eq!(descriptor.properties[0].unit, Some("ms"));
+    assert_eq!(descriptor.properties[1].unit, None);
     assert!(descriptor.properties[2].read_only && !descriptor.properties[2].observable);
     assert!(descriptor.properties[4].setting);
     assert_eq!(descriptor.streams[1].name, "spectrum-image");
