@@ -290,7 +290,7 @@ function limitsText(schema) {
   if (low !== undefined && high !== undefined) return `${low} – ${high}${unit}`;
   if (low !== undefined) return `at least ${low}${unit}`;
   if (high !== undefined) return `at most ${high}${unit}`;
-  return "";
+  return s.unit ?? "";
 }
 
 const numeric = (value) => typeof value === "number" && Number.isFinite(value);

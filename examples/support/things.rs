@@ -282,7 +282,12 @@ impl Stage {
     ///
     /// Moves of one stage never overlap: a second move waits for the first.
     #[action(lock = "motion")]
-    fn move_relative(&self, x: i64, y: i64, z: Option<i64>) -> Result<[i64; 3], String> {
+    fn move_relative(
+        &self,
+        #[unit = "steps"] x: i64,
+        #[unit = "steps"] y: i64,
+        #[unit = "steps"] z: Option<i64>,
+    ) -> Result<[i64; 3], String> {
         let [px, py, pz] = self.position.get();
         let target = self.within_travel([
             px.checked_add(x),

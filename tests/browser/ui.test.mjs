@@ -173,6 +173,8 @@ await check("labels are titles, with the unit and the limits beside the value", 
   assert((await property.locator(".unit").first().textContent()) === "ms", "no unit");
   const hint = await property.locator(".hint").first().textContent();
   assert(hint.includes("exposure_ms") && hint.includes("0.1 – 1000 ms"), `hint: ${hint}`);
+  const x = page.locator('[data-thing="stage"] [data-action="move_relative"] .field').first();
+  assert((await x.textContent()).includes("steps"), `an argument's unit: ${await x.textContent()}`);
   const home = await page.locator('[data-thing="stage"] [data-action="home"]').textContent();
   assert(!/\bnull\b/.test(home), `stray text: ${home}`);
 });

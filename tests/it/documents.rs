@@ -368,15 +368,12 @@ async fn each_action_has_its_own_invocation_schema_and_any_json_is_written_as_no
     }
 
     // What the server answers fits the action's schema, and would not fit another action's.
-    let body: Value = reqwest::Client::new()
-        .post(format!("http://{address}/lab/add?wait=5"))
-        .json(&serde_json::json!({"a": 2, "b": 3}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = crate::support::json_of(
+        reqwest::Client::new()
+            .post(format!("http://{address}/lab/add?wait=5"))
+            .json(&serde_json::json!({"a": 2, "b": 3})),
+    )
+    .await;
     assert_eq!(body["output"], 5);
     let validator = |name: &str| {
         let schema = serde_json::json!({

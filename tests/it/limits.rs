@@ -70,6 +70,16 @@ async fn replies(socket: &mut Socket, quiet: Duration) -> Vec<Value> {
     replies
 }
 
+/// Asks to observe these properties; the replies.
+async fn observe(socket: &mut Socket, names: serde_json::Map<String, Value>) -> Vec<Value> {
+    let message = json!({"messageType": "addPropertyObservation", "data": names});
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
+    replies(socket, Duration::from_millis(500)).await
+}
+
 #[tokio::test]
 async fn websocket_messages_are_small_name_few_things_and_get_few_replies() {
     let address = spawn_configured(STAGE, Default::default()).await;
@@ -79,12 +89,7 @@ async fn websocket_messages_are_small_name_few_things_and_get_few_replies() {
     let names: serde_json::Map<String, Value> = (0..200)
         .map(|n| (format!("nope{n}"), json!(true)))
         .collect();
-    let message = json!({"messageType": "addPropertyObservation", "data": names});
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-    let answered = replies(&mut socket, Duration::from_millis(500)).await;
+    let answered = observe(&mut socket, names).await;
     assert!(answered.len() <= 17, "{} replies", answered.len());
     let last = answered.last().unwrap()["error"]["detail"]
         .as_str()
@@ -94,12 +99,7 @@ async fn websocket_messages_are_small_name_few_things_and_get_few_replies() {
     // More names than any Thing has: one refusal.
     let names: serde_json::Map<String, Value> =
         (0..1000).map(|n| (format!("n{n}"), json!(true))).collect();
-    let message = json!({"messageType": "addPropertyObservation", "data": names});
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-    let answered = replies(&mut socket, Duration::from_millis(500)).await;
+    let answered = observe(&mut socket, names).await;
     assert_eq!(answered.len(), 1, "{answered:?}");
     assert!(
         answered[0]["error"]["detail"]
@@ -397,13 +397,7 @@ async fn moves_sharing_a_lock_never_overlap() {
         );
     }
     // No move overwrote another's result: the stage is where the last one left it.
-    let position: Value = http
-        .get(format!("http://{address}/stage/position"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let position =
+        crate::support::json_of(http.get(format!("http://{address}/stage/position"))).await;
     assert_eq!(position, runs[2]["output"]);
 }

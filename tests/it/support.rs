@@ -398,3 +398,8 @@ pub fn builder() -> labthings::ThingServerBuilder {
     Captured::start();
     labthings::ThingServer::builder().without_settings_folder()
 }
+
+/// Sends a request and reads its JSON answer (of any status).
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}

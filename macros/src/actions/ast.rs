@@ -34,6 +34,8 @@ pub enum Execution {
 pub struct Input<'a> {
     pub name: &'a syn::Ident,
     pub ty: &'a Type,
+    /// `#[unit = "ms"]` on the argument: its unit, for the input schema's `unit`.
+    pub unit: Option<String>,
 }
 
 /// One argument of the method, in order.
@@ -56,6 +58,8 @@ pub struct Options {
     pub skip: bool,
     pub rename: Option<(String, Span)>,
     pub lock: Lock,
+    /// `#[unit = "..."]` of each argument that has one, by argument name.
+    pub units: Vec<(String, String)>,
 }
 
 /// Which lock an action holds while it runs.

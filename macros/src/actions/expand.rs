@@ -32,7 +32,11 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
     let input_title = format!("{name}_input");
     let fields = action.inputs.iter().map(|input| {
         let (field, ty) = (input.name, input.ty);
-        quote_spanned! {ty.span()=> #field: #ty }
+        let unit = input
+            .unit
+            .as_deref()
+            .map(|unit| quote!(#[schemars(extend("unit" = #unit))]));
+        quote_spanned! {ty.span()=> #unit #field: #ty }
     });
     let field_names: Vec<_> = action.inputs.iter().map(|input| input.name).collect();
     let call_args = action.arguments.iter().map(|argument| match argument {

@@ -23,6 +23,36 @@ pub fn take_options(item: &mut ItemImpl, errors: &mut Errors) -> Vec<Options> {
 
 fn options(method: &mut ImplItemFn, errors: &mut Errors) -> Options {
     let mut options = Options::default();
+    // `#[unit = "ms"]` on an argument: taken off (the method compiles as written) and kept.
+    for input in &mut method.sig.inputs {
+        let FnArg::Typed(typed) = input else { continue };
+        let name = match &*typed.pat {
+            Pat::Ident(ident) => ident.ident.to_string(),
+            _ => String::new(),
+        };
+        typed.attrs.retain(|attr| {
+            if *attr.path() != symbol::UNIT {
+                return true;
+            }
+            match &attr.meta {
+                syn::Meta::NameValue(syn::MetaNameValue {
+                    value:
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Str(unit),
+                            ..
+                        }),
+                    ..
+                }) if !unit.value().trim().is_empty() => {
+                    options.units.push((name.clone(), unit.value()));
+                }
+                _ => errors.push(syn::Error::new_spanned(
+                    attr,
+                    "write an argument's unit as `#[unit = \"ms\"]`",
+                )),
+            }
+            false
+        });
+    }
     method.attrs.retain(|attr| {
         if !attr.path().is_ident(symbol::ACTION) {
             return true;
@@ -102,9 +132,15 @@ fn action<'a>(method: &'a ImplItemFn, options: Options, errors: &mut Errors) -> 
             ));
             continue;
         };
+        let unit = options
+            .units
+            .iter()
+            .find(|(argument, _)| ident.ident == argument)
+            .map(|(_, unit)| unit.clone());
         inputs.push(Input {
             name: &ident.ident,
             ty: &typed.ty,
+            unit,
         });
         arguments.push(Argument::Input(&ident.ident));
     }

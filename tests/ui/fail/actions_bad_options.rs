@@ -14,6 +14,10 @@ impl Stage {
     #[action(lock = "")]
     fn park(&self) {}
 
+    fn speed(&self, #[unit] metres_per_second: f64) -> f64 {
+        metres_per_second
+    }
+
     #[action(rename = "move to")]
     fn move_to(&self, x: i64) -> i64 {
         x

@@ -20,7 +20,7 @@ impl Camera {
 
     /// A blocking action with the context in the middle of its arguments.
     #[action(lock, rename = "set-exposure")]
-    fn set_exposure(&self, value: f64, ctx: ActionContext, settle_ms: Option<u64>) -> Result<f64, Cancelled> {
+    fn set_exposure(&self, value: f64, ctx: ActionContext, #[unit = "ms"] settle_ms: Option<u64>) -> Result<f64, Cancelled> {
         ctx.check()?;
         std::thread::sleep(Duration::from_millis(settle_ms.unwrap_or(0)));
         Ok(value)
@@ -48,6 +48,9 @@ fn main() {
     assert_eq!(names, ["capture", "set-exposure", "reset"]);
     assert_eq!(descriptor.actions[1].lock, Some("set-exposure"), "its own lock, by its name");
     assert_eq!(descriptor.actions[2].lock, Some("motion"));
+    let input = (descriptor.actions[1].input_schema)();
+    assert_eq!(input["properties"]["settle_ms"]["unit"], "ms");
+    assert!(input["properties"]["value"].get("unit").is_none());
     let input = (descriptor.actions[1].input_schema)();
     assert_eq!(input["required"], serde_json::json!(["value"]));
     assert_eq!(Camera::new().helper(), 1);
