@@ -685,7 +685,7 @@ async fn only_actions_that_can_stop_are_cancelled() {
     );
 
     let plain = served
-        .start_action("blocking_plain", r#"{"seconds": 0.5}"#)
+        .start_action("blocking_plain", r#"{"seconds": 2}"#)
         .await;
     let href = plain["href"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
