@@ -19,13 +19,21 @@ pub use constraints::{ConstraintViolation, Constraints};
 
 /// What a property's value type needs: serde both ways, a JSON Schema, and `Clone`.
 ///
-/// Every type that has these implements it. For your own structs and enums, derive
-/// `Serialize`, `Deserialize` and `JsonSchema` (re-exported as [`crate::JsonSchema`]).
+/// Every type that has these implements it. For your own structs and enums, mark them
+/// `#[labthings::data]` (which derives the serde and schema traits through labthings' own
+/// re-exports) and derive `Clone`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a property value",
+    label = "not a property value type",
+    note = "a property value is sent as JSON, described by a JSON Schema, and copied: mark your own type `#[labthings::data]` and derive `Clone` (`#[labthings::data] #[derive(Clone)]`); a type from another crate needs serde's `Serialize` and `Deserialize`, schemars' `JsonSchema` and `Clone`"
+)]
 pub trait PropertyValue:
     Serialize + DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static
 {
 }
 
+// Errors name `PropertyValue` (and its note above), not each serde or schemars trait missing.
+#[diagnostic::do_not_recommend]
 impl<T> PropertyValue for T where
     T: Serialize + DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static
 {
