@@ -170,3 +170,54 @@ impl<T> NoActions<T> for &ActionsProbe<T> {
         Vec::new()
     }
 }
+
+/// What an action's argument type needs: it comes from the request's JSON and is described
+/// by a JSON Schema.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an action argument",
+    label = "not an action argument type",
+    note = "an argument comes from the request's JSON and is described by a JSON Schema: mark your own type `#[labthings::data]`; a type from another crate needs serde's `Deserialize` and schemars' `JsonSchema`"
+)]
+pub trait ActionArgument:
+    serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static
+{
+}
+
+// Errors name `ActionArgument` (and its note above), not each serde or schemars trait missing.
+#[diagnostic::do_not_recommend]
+impl<T: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static> ActionArgument for T {}
+
+/// One argument in the input struct `#[thing_actions]` generates: the argument itself, for
+/// serde and schemars alike, but checked as an [`ActionArgument`], so that a type that cannot be
+/// one is a single error in our words rather than errors from inside serde's derive.
+#[repr(transparent)]
+pub struct Arg<T>(pub T);
+
+impl<'de, T: ActionArgument> serde::Deserialize<'de> for Arg<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Arg)
+    }
+}
+
+impl<T: ActionArgument> schemars::JsonSchema for Arg<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn _schemars_private_non_optional_json_schema(
+        generator: &mut schemars::SchemaGenerator,
+    ) -> schemars::Schema {
+        T::_schemars_private_non_optional_json_schema(generator)
+    }
+    fn _schemars_private_is_option() -> bool {
+        T::_schemars_private_is_option()
+    }
+}

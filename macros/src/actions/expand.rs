@@ -36,9 +36,26 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
             .unit
             .as_deref()
             .map(|unit| quote!(#[schemars(extend("unit" = #unit))]));
-        quote_spanned! {ty.span()=> #unit #field: #ty }
+        // Each argument is wrapped (`Option`'s content, so that a left-out optional argument
+        // stays allowed), so that a type that cannot be an argument is one error of ours.
+        let wrapped = match option_content(ty) {
+            Some(inner) => quote_spanned! {inner.span()=>
+                ::core::option::Option<::labthings::__private::Arg<#inner>>
+            },
+            None => quote_spanned! {ty.span()=> ::labthings::__private::Arg<#ty> },
+        };
+        quote_spanned! {ty.span()=> #unit #field: #wrapped }
     });
     let field_names: Vec<_> = action.inputs.iter().map(|input| input.name).collect();
+    let unwrap = action.inputs.iter().map(|input| {
+        let field = input.name;
+        if option_content(input.ty).is_some() {
+            quote!(let #field = #field.map(|argument| argument.0);)
+        } else {
+            quote!(let #field = #field.0;)
+        }
+    });
+    let unwrap = quote!(#(#unwrap)*);
     let call_args = action.arguments.iter().map(|argument| match argument {
         Argument::Input(name) => quote!(#name),
         Argument::Context => quote!(context.clone()),
@@ -67,6 +84,7 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
         Execution::Async => quote! {
             from_async(#name, |thing: ::std::sync::Arc<Self>, input: #input_struct, context: ::labthings::__private::ActionContext| async move {
                 let #input_struct { #(#field_names),* } = input;
+                #unwrap
                 let _ = &context;
                 #result
             })
@@ -74,6 +92,7 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
         Execution::Blocking => quote! {
             from_blocking(#name, |thing: &Self, input: #input_struct, context: ::labthings::__private::ActionContext| {
                 let #input_struct { #(#field_names),* } = input;
+                #unwrap
                 let _ = &context;
                 #result
             })
@@ -108,5 +127,23 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
                     #lock,
             );
         }
+    }
+}
+
+/// `Option<T>` (by its last path segment): `T`.
+fn option_content(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(inner) => Some(inner),
+        _ => None,
     }
 }
