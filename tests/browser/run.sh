@@ -14,8 +14,7 @@ source tests/support/start-microscope.sh --config tests/browser/microscope.json
 
 mkdir -p target/browser
 node tests/browser/ui.test.mjs "$URL" target/browser/ui.png
-kill "$MICROSCOPE_PID"
-wait "$MICROSCOPE_PID" 2>/dev/null || true
+stop_microscope
 
 # The same UI, and the API browser, with access tokens on.
 # shellcheck source=../support/start-microscope.sh

@@ -46,8 +46,7 @@ echo "-- the default configuration"
 source tests/support/start-microscope.sh
 contract --max-examples "${CONTRACT_EXAMPLES:-50}"
 CONTRACT_EXCLUDE='^(?!.*_run_)' contract --phases coverage --max-examples 5
-kill "$MICROSCOPE_PID"
-wait "$MICROSCOPE_PID" 2>/dev/null || true
+stop_microscope
 
 echo "-- access control on, a read-only token"
 cat >"$WORK/config.json" <<'JSON'

@@ -19,7 +19,7 @@ source tests/support/start-microscope.sh
 "$VENV/bin/python" tests/interop/python_client.py "$URL"
 
 WORK=$(mktemp -d)
-trap 'kill $MICROSCOPE_PID 2>/dev/null || true; rm -rf "$MICROSCOPE_LOG" "$MICROSCOPE_DIR" "$WORK"' EXIT
+trap 'stop_microscope; rm -rf "$WORK"' EXIT
 
 # The Eclipse node-wot consumer, pinned by tests/interop/node/package-lock.json (with the TD
 # playground and the TypeScript client's tools below).

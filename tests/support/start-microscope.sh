@@ -18,7 +18,14 @@ for arg in "$@"; do
 done
 (cd "$MICROSCOPE_DIR" && exec "$MICROSCOPE_BIN" --port 0 "${MICROSCOPE_ARGS[@]}") >"$MICROSCOPE_LOG" 2>&1 &
 MICROSCOPE_PID=$!
-trap 'kill $MICROSCOPE_PID 2>/dev/null || true; rm -rf "$MICROSCOPE_LOG" "$MICROSCOPE_DIR"' EXIT
+# At exit: stop it and wait until it has (it saves its settings in its folder as it stops),
+# then remove its files.
+stop_microscope() {
+  kill "$MICROSCOPE_PID" 2>/dev/null || true
+  wait "$MICROSCOPE_PID" 2>/dev/null || true
+  rm -rf "$MICROSCOPE_LOG" "$MICROSCOPE_DIR" || true
+}
+trap 'stop_microscope' EXIT
 URL=
 for _ in $(seq 1 100); do
   URL=$(grep -o 'serving on http://[0-9.:]*' "$MICROSCOPE_LOG" | head -n 1 | sed 's/serving on //') || true
