@@ -404,3 +404,68 @@ async fn moves_sharing_a_lock_never_overlap() {
         crate::support::json_of(http.get(format!("http://{address}/stage/position"))).await;
     assert_eq!(position, runs[2]["output"]);
 }
+
+/// Behind a reverse proxy the server's pages come from `public_url`: its origin may write, and
+/// its host name is one of the server's (no `allow_hosts` needed).
+#[tokio::test]
+async fn the_public_urls_origin_and_host_are_the_servers_own() {
+    let server = crate::support::builder()
+        .public_url("https://lab.example/")
+        .add_thing("stage", crate::example_things::Stage::new())
+        .build()
+        .unwrap();
+    let (address, stop, _task) = crate::support::spawn_thing_server(server).await;
+    let http = reqwest::Client::new();
+    let write = |origin: &'static str| {
+        http.put(format!("http://{address}/stage/position"))
+            .header("origin", origin)
+            .json(&json!([1, 2, 3]))
+            .send()
+    };
+    assert_eq!(write("https://lab.example").await.unwrap().status(), 204);
+    assert_eq!(
+        write("https://elsewhere.example").await.unwrap().status(),
+        403
+    );
+    let request = "GET /stage/position HTTP/1.1\r\nHost: lab.example\r\nConnection: close\r\n\r\n";
+    assert!(
+        status_line(address, request)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    drop(stop);
+}
+
+/// A blocking action without a context cannot be stopped once running, but one still waiting
+/// for its lock has not started, and is cancelled.
+#[tokio::test]
+async fn an_uncancellable_action_waiting_for_its_lock_can_be_cancelled() {
+    let address = spawn_configured(STAGE, Default::default()).await;
+    let http = reqwest::Client::new();
+    let post = |action: &'static str, body: Value| {
+        crate::support::json_of(
+            http.post(format!("http://{address}/stage/{action}"))
+                .json(&body),
+        )
+    };
+    // `home` holds the stage's motion lock for about 2 s; `move_to` (a plain `fn`) waits.
+    let home = post("home", json!({})).await;
+    let queued = post("move_to", json!({"x": 1, "y": 1, "z": 1})).await;
+    assert_eq!(queued["status"], "pending");
+    let href = queued["href"].as_str().unwrap();
+    assert_eq!(http.delete(href).send().await.unwrap().status(), 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = crate::support::json_of(http.get(href)).await;
+        if now["status"] != "pending" {
+            assert_eq!(now["status"], "cancelled");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{now}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    http.delete(home["href"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+}

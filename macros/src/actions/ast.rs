@@ -34,6 +34,8 @@ pub enum Execution {
 pub struct Input<'a> {
     pub name: &'a syn::Ident,
     pub ty: &'a Type,
+    /// `T` if the argument is an `Option<T>` (it may be left out).
+    pub option_of: Option<&'a Type>,
     /// `#[unit = "ms"]` on the argument: its unit, for the input schema's `unit`.
     pub unit: Option<String>,
 }

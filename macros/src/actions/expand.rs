@@ -38,7 +38,7 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
             .map(|unit| quote!(#[schemars(extend("unit" = #unit))]));
         // Each argument is wrapped (`Option`'s content, so that a left-out optional argument
         // stays allowed), so that a type that cannot be an argument is one error of ours.
-        let wrapped = match option_content(ty) {
+        let wrapped = match input.option_of {
             Some(inner) => quote_spanned! {inner.span()=>
                 ::core::option::Option<::labthings::__private::Arg<#inner>>
             },
@@ -49,7 +49,7 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
     let field_names: Vec<_> = action.inputs.iter().map(|input| input.name).collect();
     let unwrap = action.inputs.iter().map(|input| {
         let field = input.name;
-        if option_content(input.ty).is_some() {
+        if input.option_of.is_some() {
             quote!(let #field = #field.map(|argument| argument.0);)
         } else {
             quote!(let #field = #field.0;)
@@ -127,23 +127,5 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
                     #lock,
             );
         }
-    }
-}
-
-/// `Option<T>` (by its last path segment): `T`.
-fn option_content(ty: &syn::Type) -> Option<&syn::Type> {
-    let syn::Type::Path(path) = ty else {
-        return None;
-    };
-    let last = path.path.segments.last()?;
-    if last.ident != "Option" {
-        return None;
-    }
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    match args.args.first()? {
-        syn::GenericArgument::Type(inner) => Some(inner),
-        _ => None,
     }
 }

@@ -140,13 +140,14 @@ fn action<'a>(method: &'a ImplItemFn, options: Options, errors: &mut Errors) -> 
         inputs.push(Input {
             name: &ident.ident,
             ty: &typed.ty,
+            option_of: first_type_argument(&typed.ty, "Option"),
             unit,
         });
         arguments.push(Argument::Input(&ident.ident));
     }
     let returns = match &method.sig.output {
         ReturnType::Default => Returns::Nothing,
-        ReturnType::Type(_, ty) => match result_ok(ty) {
+        ReturnType::Type(_, ty) => match first_type_argument(ty, "Result") {
             Some(ok) => Returns::Result(ok),
             None => Returns::Value(ty),
         },
@@ -201,11 +202,12 @@ fn is_context(ty: &Type) -> bool {
     matches!(ty, Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "ActionContext"))
 }
 
-/// `Result<T, E>` (by its last path segment): `T`.
-fn result_ok(ty: &Type) -> Option<&Type> {
+/// `T` of `Wrapper<T, ...>` (by the type's last path segment): `Result`'s `Ok`, `Option`'s
+/// content.
+fn first_type_argument<'a>(ty: &'a Type, wrapper: &str) -> Option<&'a Type> {
     let Type::Path(path) = ty else { return None };
     let last = path.path.segments.last()?;
-    if last.ident != "Result" {
+    if last.ident != wrapper {
         return None;
     }
     let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
