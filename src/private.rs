@@ -187,37 +187,231 @@ pub trait ActionArgument:
 #[diagnostic::do_not_recommend]
 impl<T: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static> ActionArgument for T {}
 
-/// One argument in the input struct `#[thing_actions]` generates: the argument itself, for
-/// serde and schemars alike, but checked as an [`ActionArgument`], so that a type that cannot be
-/// one is a single error in our words rather than errors from inside serde's derive.
-#[repr(transparent)]
-pub struct Arg<T>(pub T);
+/// One argument in the input struct `#[thing_actions]` generates, for serde and schemars alike.
+///
+/// Its impls hold for every `S`, so serde's and schemars' derives on the input struct never
+/// fail: the argument's type is checked once, by `assert_argument` at the type as written, and
+/// a type that cannot be an argument is that one error in our words (not one per place serde's
+/// derive uses the field). `S` is a type the macro writes per argument; it reaches the
+/// argument's own impls through [`ArgProbe`].
+pub struct Arg<S: ArgSource>(pub S::Value);
 
-impl<'de, T: ActionArgument> serde::Deserialize<'de> for Arg<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        T::deserialize(deserializer).map(Arg)
+/// The argument type behind an [`Arg`], written per argument by `#[thing_actions]`.
+pub trait ArgSource: 'static {
+    /// The argument's type.
+    type Value;
+    /// The argument, read from the request.
+    ///
+    /// # Errors
+    ///
+    /// When the value does not fit the type.
+    fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error>;
+    /// How the argument is described.
+    fn schema() -> ArgSchema;
+}
+
+/// An argument type's [`schemars::JsonSchema`] functions, as values.
+#[derive(Clone, Copy)]
+pub struct ArgSchema {
+    name: fn() -> std::borrow::Cow<'static, str>,
+    id: fn() -> std::borrow::Cow<'static, str>,
+    json_schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+    inline: fn() -> bool,
+    non_optional: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+    is_option: fn() -> bool,
+}
+
+impl ArgSchema {
+    fn of<T: schemars::JsonSchema>() -> Self {
+        Self {
+            name: T::schema_name,
+            id: T::schema_id,
+            json_schema: T::json_schema,
+            inline: T::inline_schema,
+            non_optional: T::_schemars_private_non_optional_json_schema,
+            is_option: T::_schemars_private_is_option,
+        }
     }
 }
 
-impl<T: ActionArgument> schemars::JsonSchema for Arg<T> {
+impl<'de, S: ArgSource> serde::Deserialize<'de> for Arg<S> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        S::deserialize(deserializer).map(Arg)
+    }
+}
+
+impl<S: ArgSource> schemars::JsonSchema for Arg<S> {
     fn schema_name() -> std::borrow::Cow<'static, str> {
-        T::schema_name()
+        (S::schema().name)()
     }
     fn schema_id() -> std::borrow::Cow<'static, str> {
-        T::schema_id()
+        (S::schema().id)()
     }
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        T::json_schema(generator)
+        (S::schema().json_schema)(generator)
     }
     fn inline_schema() -> bool {
-        T::inline_schema()
+        (S::schema().inline)()
     }
     fn _schemars_private_non_optional_json_schema(
         generator: &mut schemars::SchemaGenerator,
     ) -> schemars::Schema {
-        T::_schemars_private_non_optional_json_schema(generator)
+        (S::schema().non_optional)(generator)
     }
     fn _schemars_private_is_option() -> bool {
-        T::_schemars_private_is_option()
+        (S::schema().is_option)()
+    }
+}
+
+/// Used by `#[thing_actions]`: checks at compile time, at the argument's type, that it can be an
+/// action argument. The one error a wrong argument type gives.
+pub fn assert_argument<T: ActionArgument>() {}
+
+/// Reaches an argument type's serde and schemars impls when it has them (autoref
+/// specialisation: [`CheckedArg`] for `ArgProbe<T>` wins when `T: ActionArgument`; otherwise
+/// [`UncheckedArg`] answers, in code that `assert_argument` has already refused).
+pub struct ArgProbe<T>(std::marker::PhantomData<T>);
+
+impl<T> ArgProbe<T> {
+    /// The probe.
+    pub fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<T> Default for ArgProbe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The probe's answer for a type that can be an argument.
+pub trait CheckedArg<T> {
+    /// Reads the argument.
+    ///
+    /// # Errors
+    ///
+    /// When the value does not fit the type.
+    fn deserialize<'de, D: serde::Deserializer<'de>>(&self, deserializer: D)
+    -> Result<T, D::Error>;
+    /// Its schema functions.
+    fn schema(&self) -> ArgSchema;
+}
+
+impl<T: ActionArgument> CheckedArg<T> for ArgProbe<T> {
+    fn deserialize<'de, D: serde::Deserializer<'de>>(
+        &self,
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        T::deserialize(deserializer)
+    }
+    fn schema(&self) -> ArgSchema {
+        ArgSchema::of::<T>()
+    }
+}
+
+/// The probe's answer for a type that cannot be an argument: only ever compiled beside the
+/// `assert_argument` error, so never run.
+pub trait UncheckedArg<T> {
+    /// Refuses.
+    ///
+    /// # Errors
+    ///
+    /// Always.
+    fn deserialize<'de, D: serde::Deserializer<'de>>(&self, deserializer: D)
+    -> Result<T, D::Error>;
+    /// An empty description.
+    fn schema(&self) -> ArgSchema;
+}
+
+impl<T> UncheckedArg<T> for &ArgProbe<T> {
+    fn deserialize<'de, D: serde::Deserializer<'de>>(&self, _: D) -> Result<T, D::Error> {
+        Err(serde::de::Error::custom("not an action argument type"))
+    }
+    fn schema(&self) -> ArgSchema {
+        ArgSchema::of::<()>()
+    }
+}
+
+/// An action's output, as `#[thing_actions]` hands it to the library: [`IntoOutput`] for every
+/// `S`, so that an output type that is not one is only the `assert_output` error. `S` is a type
+/// the macro writes per action; it reaches the output's own impl through [`OutputProbe`].
+pub struct Out<S: OutputSource>(pub S::Value);
+
+/// The output type behind an [`Out`], written per action by `#[thing_actions]`.
+pub trait OutputSource: 'static {
+    /// The output's type.
+    type Value: Send + 'static;
+    /// Its [`IntoOutput`] functions.
+    fn output() -> OutputFns<Self::Value>;
+}
+
+/// An output type's [`IntoOutput`] functions, as values.
+pub struct OutputFns<T> {
+    into_output: fn(T) -> Result<crate::action::ActionOutput, crate::action::ActionFailure>,
+    schema: fn() -> Value,
+}
+
+impl<S: OutputSource> IntoOutput for Out<S> {
+    fn into_output(self) -> Result<crate::action::ActionOutput, crate::action::ActionFailure> {
+        (S::output().into_output)(self.0)
+    }
+    fn schema() -> Value {
+        (S::output().schema)()
+    }
+}
+
+/// Reaches an output type's [`IntoOutput`] impl when it has one (as [`ArgProbe`] does for
+/// arguments).
+pub struct OutputProbe<T>(std::marker::PhantomData<T>);
+
+impl<T> OutputProbe<T> {
+    /// The probe.
+    pub fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<T> Default for OutputProbe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The probe's answer for a type that can be an output.
+pub trait CheckedOutput<T> {
+    /// Its functions.
+    fn output(&self) -> OutputFns<T>;
+}
+
+impl<T: IntoOutput> CheckedOutput<T> for OutputProbe<T> {
+    fn output(&self) -> OutputFns<T> {
+        OutputFns {
+            into_output: T::into_output,
+            schema: T::schema,
+        }
+    }
+}
+
+/// The probe's answer for a type that cannot be an output: only ever compiled beside the
+/// `assert_output` error, so never run.
+pub trait UncheckedOutput<T> {
+    /// Functions that refuse.
+    fn output(&self) -> OutputFns<T>;
+}
+
+impl<T> UncheckedOutput<T> for &OutputProbe<T> {
+    fn output(&self) -> OutputFns<T> {
+        OutputFns {
+            into_output: |_| {
+                Err(crate::action::ActionFailure::Error {
+                    kind: "OutputError".to_owned(),
+                    message: "not an action output type".to_owned(),
+                })
+            },
+            schema: || Value::Null,
+        }
     }
 }

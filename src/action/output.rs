@@ -97,6 +97,8 @@ pub trait IntoOutput: Send + 'static {
     fn schema() -> Value;
 }
 
+// Errors name `IntoOutput` (and its note), not serde's and schemars' traits one by one.
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + schemars::JsonSchema + Send + 'static> IntoOutput for T {
     fn into_output(self) -> Result<ActionOutput, ActionFailure> {
         serde_json::to_value(self)

@@ -30,22 +30,49 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
     let name = &action.name;
     let input_struct = format_ident!("__LabthingsInput_{}", method);
     let input_title = format!("{name}_input");
-    let fields = action.inputs.iter().map(|input| {
-        let (field, ty) = (input.name, input.ty);
-        let unit = input
-            .unit
-            .as_deref()
-            .map(|unit| quote!(#[schemars(extend("unit" = #unit))]));
-        // Each argument is wrapped (`Option`'s content, so that a left-out optional argument
-        // stays allowed), so that a type that cannot be an argument is one error of ours.
-        let wrapped = match input.option_of {
-            Some(inner) => quote_spanned! {inner.span()=>
-                ::core::option::Option<::labthings::__private::Arg<#inner>>
-            },
-            None => quote_spanned! {ty.span()=> ::labthings::__private::Arg<#ty> },
-        };
-        quote_spanned! {ty.span()=> #unit #field: #wrapped }
-    });
+    // Each argument is wrapped (`Option`'s content, so that a left-out optional argument stays
+    // allowed) in an `Arg` whose impls hold for any type, so that a type that cannot be an
+    // argument is one error of ours (`assert_argument`, at the type), not one per place serde's
+    // and schemars' derives use the field. A type per argument reaches its own impls.
+    let mut sources = Vec::new();
+    let fields: Vec<_> = action
+        .inputs
+        .iter()
+        .map(|input| {
+            let (field, ty) = (input.name, input.ty);
+            let inner = input.option_of.unwrap_or(ty);
+            let source = format_ident!("__LabthingsArg_{}", field);
+            sources.push(quote_spanned! {inner.span()=>
+                ::labthings::__private::assert_argument::<#inner>();
+                #[allow(non_camel_case_types)]
+                enum #source {}
+                impl ::labthings::__private::ArgSource for #source {
+                    type Value = #inner;
+                    fn deserialize<'de, D: ::labthings::__private::serde::Deserializer<'de>>(
+                        deserializer: D,
+                    ) -> ::core::result::Result<#inner, D::Error> {
+                        #[allow(unused_imports)]
+                        use ::labthings::__private::{CheckedArg as _, UncheckedArg as _};
+                        (&::labthings::__private::ArgProbe::<#inner>::new()).deserialize(deserializer)
+                    }
+                    fn schema() -> ::labthings::__private::ArgSchema {
+                        #[allow(unused_imports)]
+                        use ::labthings::__private::{CheckedArg as _, UncheckedArg as _};
+                        (&::labthings::__private::ArgProbe::<#inner>::new()).schema()
+                    }
+                }
+            });
+            let unit = input
+                .unit
+                .as_deref()
+                .map(|unit| quote!(#[schemars(extend("unit" = #unit))]));
+            let wrapped = match input.option_of {
+                Some(_) => quote!(::core::option::Option<::labthings::__private::Arg<#source>>),
+                None => quote!(::labthings::__private::Arg<#source>),
+            };
+            quote_spanned! {ty.span()=> #unit #field: #wrapped }
+        })
+        .collect();
     let field_names: Vec<_> = action.inputs.iter().map(|input| input.name).collect();
     let unwrap = action.inputs.iter().map(|input| {
         let field = input.name;
@@ -65,20 +92,33 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
         Execution::Blocking => quote!(thing.#method(#(#call_args),*)),
     };
     let infallible = quote!(::labthings::__private::Infallible);
-    let (result, output_check) = match &action.returns {
+    // The output, like each argument, goes through a type of its own, so that an output type
+    // that is not one is only the `assert_output` error, at the type as written.
+    let out = quote!(::labthings::__private::Out::<__LabthingsOutput>);
+    let (result, output_type) = match &action.returns {
         Returns::Nothing => (
             quote!({ #call; ::core::result::Result::Ok::<(), #infallible>(()) }),
             None,
         ),
         Returns::Value(ty) => (
-            quote!(::core::result::Result::Ok::<_, #infallible>(#call)),
+            quote!(::core::result::Result::Ok::<_, #infallible>(#out(#call))),
             Some(*ty),
         ),
-        Returns::Result(ok) => (call, Some(*ok)),
+        Returns::Result(ok) => (quote!((#call).map(#out)), Some(*ok)),
     };
-    // Checked where the type is written, so a wrong output type is reported there.
-    let output_check = output_check.map(|ty| {
-        quote_spanned! {ty.span()=> ::labthings::__private::assert_output::<#ty>(); }
+    let output_source = output_type.map(|ty| {
+        quote_spanned! {ty.span()=>
+            ::labthings::__private::assert_output::<#ty>();
+            enum __LabthingsOutput {}
+            impl ::labthings::__private::OutputSource for __LabthingsOutput {
+                type Value = #ty;
+                fn output() -> ::labthings::__private::OutputFns<#ty> {
+                    #[allow(unused_imports)]
+                    use ::labthings::__private::{CheckedOutput as _, UncheckedOutput as _};
+                    (&::labthings::__private::OutputProbe::<#ty>::new()).output()
+                }
+            }
+        }
     });
     let run = match action.execution {
         Execution::Async => quote! {
@@ -119,7 +159,8 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
             #[serde(crate = "::labthings::__private::serde", deny_unknown_fields)]
             #[schemars(crate = "::labthings::__private::schemars", title = #input_title)]
             struct #input_struct { #(#fields),* }
-            #output_check
+            #(#sources)*
+            #output_source
             actions.push(
                 ::labthings::__private::ActionDescriptor::<Self>::#run
                     .with_docs(#title, #description)
