@@ -133,6 +133,11 @@ pub(crate) fn thing_descriptions_index() -> String {
     format!("/{THING_DESCRIPTIONS}/")
 }
 
+/// `/.well-known/wot`: what this server hosts, for WoT Discovery (RFC 8615's well-known URI).
+pub(crate) fn well_known_wot() -> String {
+    "/.well-known/wot".to_owned()
+}
+
 /// `/action_invocations`: every invocation.
 pub(crate) fn invocations() -> String {
     format!("/{INVOCATIONS}")

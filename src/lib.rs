@@ -20,6 +20,7 @@
 //! | `swagger-ui` | yes | the API browser at `/docs/` (Swagger UI served from the binary, works offline) |
 //! | `cli` | yes | [`run`] and [`CommandLine`]: `--config`, `--host`, `--port` |
 //! | `log` | yes | a terminal log (`info`, or `RUST_LOG`) for servers whose application installs no `tracing` subscriber |
+//! | `tls` | no | HTTPS in the server (rustls), HTTP/2 by ALPN, self-signed certificates: [`TlsConfig`] |
 //! | `client` | no | `labthings::client`: `MjpegClient`, `ThingClient`, the multipart parser |
 //!
 //! With `default-features = false` the crate is [`stream`] and [`serve`] alone: live MJPEG
@@ -60,7 +61,9 @@ mod thing;
 pub struct ReadmeDoctests;
 
 pub use error::{InvalidParam, PROBLEM_JSON, Problem};
-pub use serve::{ConnectionOptions, LocalAddr, Serve, serve};
+#[cfg(feature = "tls")]
+pub use serve::TlsConfig;
+pub use serve::{ClientAddr, ConnectionOptions, LocalAddr, Serve, Tls, serve};
 
 #[cfg(feature = "server")]
 pub use action::{ActionContext, Blob, Cancelled};
@@ -73,7 +76,7 @@ pub use property::{Property, PropertyError, SetError};
 #[cfg(feature = "server")]
 pub use server::{
     Auth, ConfigError, DEFAULT_SETTINGS_FOLDER, IntoShared, Role, ServerConfig, ServerError,
-    ThingContext, ThingRegistry, ThingServer, ThingServerBuilder, shutdown_signal,
+    ThingContext, ThingRegistry, ThingServer, ThingServerBuilder, TlsSetting, shutdown_signal,
 };
 #[cfg(feature = "cli")]
 pub use server::{CommandLine, run};

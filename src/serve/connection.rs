@@ -58,6 +58,10 @@ pub struct ConnectionOptions {
     /// cannot take every slot of [`max_connections`](Self::max_connections). Behind a reverse
     /// proxy every client has the proxy's address: raise it or turn it off there. Default 256.
     pub max_connections_per_client: Option<usize>,
+    /// Reverse proxies in front of the server (addresses or networks). Their connections are
+    /// not held to [`max_connections_per_client`](Self::max_connections_per_client): every
+    /// client behind a proxy has its address. Empty by default.
+    pub proxies: Vec<ipnet::IpNet>,
     /// How long a request's whole body may take to arrive, from the end of its head. A body
     /// still arriving after this long is answered `408 Request Timeout` (problem JSON) and the
     /// connection closed, so clients that trickle a body cannot hold connections. Applied by
@@ -85,6 +89,7 @@ impl Default for ConnectionOptions {
             shutdown_timeout: Duration::from_secs(5),
             max_connections: Some(1024),
             max_connections_per_client: Some(256),
+            proxies: Vec::new(),
             body_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             tcp_keepalive: Some(Duration::from_secs(60)),
@@ -99,11 +104,23 @@ impl Default for ConnectionOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalAddr(pub SocketAddr);
 
-/// The router, adding [`LocalAddr`] to each request.
+/// The client's address, in each request's extensions: the peer of the TCP connection (behind
+/// a reverse proxy, the proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// In a request's extensions when its connection is HTTPS (the `tls` feature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tls;
+
+/// The router, adding [`LocalAddr`], [`ClientAddr`] and (over HTTPS) [`Tls`] to each request.
 #[derive(Clone)]
 struct WithLocalAddr {
     router: Router,
     local: LocalAddr,
+    client: ClientAddr,
+    tls: bool,
 }
 
 impl tower_service::Service<axum::http::Request<hyper::body::Incoming>> for WithLocalAddr {
@@ -124,6 +141,10 @@ impl tower_service::Service<axum::http::Request<hyper::body::Incoming>> for With
 
     fn call(&mut self, mut request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
         request.extensions_mut().insert(self.local);
+        request.extensions_mut().insert(self.client);
+        if self.tls {
+            request.extensions_mut().insert(Tls);
+        }
         self.router.call(request)
     }
 }
@@ -150,6 +171,8 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         router,
         options: ConnectionOptions::default(),
         shutdown: Box::pin(std::future::pending()),
+        #[cfg(feature = "tls")]
+        tls: None,
     }
 }
 
@@ -160,6 +183,8 @@ pub struct Serve {
     router: Router,
     options: ConnectionOptions,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsConfig>,
 }
 
 impl std::fmt::Debug for Serve {
@@ -192,6 +217,15 @@ impl Serve {
         self
     }
 
+    /// Serves HTTPS instead of plain HTTP: HTTP/2 to clients that offer it by ALPN, HTTP/1.1 to
+    /// the others. Every limit and timeout applies as over plain HTTP; the TLS handshake must
+    /// end within [`ConnectionOptions::header_read_timeout`].
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, tls: super::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The address the server listens on (useful after binding port 0).
     ///
     /// # Errors
@@ -207,6 +241,8 @@ impl Serve {
             router,
             mut options,
             mut shutdown,
+            #[cfg(feature = "tls")]
+            tls,
         } = self;
         options.max_connections = reachable_connections(options.max_connections);
         let mut http = http1::Builder::new();
@@ -216,6 +252,8 @@ impl Serve {
             // first byte; hyper's own timer (which closes without an answer, and also counts
             // time idle before the first byte) is the backstop for idle connections.
             .header_read_timeout(options.header_read_timeout.saturating_mul(2));
+        #[cfg(feature = "tls")]
+        let tls = tls.map(|tls| Https::new(&tls, &options));
         // Every connection holds a receiver; the sender tells them to shut down and, through
         // `closed`, learns when the last one has gone.
         let (shutting_down, shutdown_rx) = watch::channel(false);
@@ -232,24 +270,42 @@ impl Serve {
                 },
                 () = &mut shutdown => break,
             };
-            if let Some(max) = options.max_connections
+            let over_limit = if let Some(max) = options.max_connections
                 && open.load(Ordering::Relaxed) >= max
             {
                 tracing::warn!(%peer, "connection refused: at the connection limit");
-                let detail = format!(
+                Some(format!(
                     "The server is serving its limit of {max} connections; try again shortly."
-                );
-                tokio::spawn(refuse(tcp, detail));
-                continue;
-            }
-            if let Some(max) = options.max_connections_per_client
+                ))
+            } else if let Some(max) = options.max_connections_per_client
+                && !options
+                    .proxies
+                    .iter()
+                    .any(|proxy| proxy.contains(&peer.ip()))
                 && client_connections(&per_client, peer.ip()) >= max
             {
                 tracing::warn!(%peer, "connection refused: the client's connection limit");
-                let detail = format!(
+                Some(format!(
                     "Your address holds {max} connections to this server, its limit per client; \
                      close some, or try again shortly."
-                );
+                ))
+            } else {
+                None
+            };
+            if let Some(detail) = over_limit {
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &tls {
+                    let refusal = tls.refusal.clone();
+                    tokio::spawn(async move {
+                        let patience = Duration::from_secs(1);
+                        if let Ok(Ok(stream)) =
+                            tokio::time::timeout(patience, refusal.accept(tcp)).await
+                        {
+                            refuse(stream, detail).await;
+                        }
+                    });
+                    continue;
+                }
                 tokio::spawn(refuse(tcp, detail));
                 continue;
             }
@@ -261,38 +317,37 @@ impl Serve {
                     .local_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
             }));
-            let service = TowerToHyperService::new(WithLocalAddr {
+            let io = CountedTcp {
+                tcp,
+                _counted: counted,
+            };
+            let service = WithLocalAddr {
                 router: router.clone(),
                 local,
-            });
+                client: ClientAddr(peer),
+                tls: false,
+            };
+            let shutdown_rx = shutdown_rx.clone();
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &tls {
+                let service = WithLocalAddr {
+                    tls: true,
+                    ..service
+                };
+                tokio::spawn(tls.serve(io, peer, http.clone(), service, shutdown_rx));
+                continue;
+            }
             let connection = http
                 .serve_connection(
                     TokioIo::new(StallGuard::new(
-                        CountedTcp {
-                            tcp,
-                            _counted: counted,
-                        },
+                        io,
                         options.write_timeout,
                         options.header_read_timeout,
                     )),
-                    service,
+                    TowerToHyperService::new(service),
                 )
                 .with_upgrades();
-            let mut shutdown_rx = shutdown_rx.clone();
-            tokio::spawn(async move {
-                tokio::pin!(connection);
-                let result = tokio::select! {
-                    result = connection.as_mut() => result,
-                    () = async { drop(shutdown_rx.wait_for(|stop| *stop).await) } => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
-                    }
-                };
-                if let Err(error) = result {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
-                }
-                drop(shutdown_rx);
-            });
+            tokio::spawn(drive!(connection, shutdown_rx, peer));
         }
         drop(listener);
         drop(shutdown_rx);
@@ -310,6 +365,112 @@ impl Serve {
     }
 }
 
+/// Runs a hyper connection until it ends, or (gracefully) until shutdown: a macro, because
+/// HTTP/1 and HTTP/2 connections share the two methods but no trait.
+macro_rules! drive {
+    ($connection:expr, $shutdown:expr, $peer:expr) => {{
+        let connection = $connection;
+        let mut shutdown_rx = $shutdown;
+        let peer = $peer;
+        async move {
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = async { drop(shutdown_rx.wait_for(|stop| *stop).await) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(shutdown_rx);
+        }
+    }};
+}
+use drive;
+
+/// Serving connections over TLS.
+#[cfg(feature = "tls")]
+struct Https {
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// For connections over the limits: HTTP/1.1 only, so they can be answered a plain `503`.
+    refusal: tokio_rustls::TlsAcceptor,
+    http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
+    handshake_timeout: Duration,
+    write_timeout: Duration,
+    head_timeout: Duration,
+}
+
+#[cfg(feature = "tls")]
+impl Https {
+    fn new(tls: &super::tls::TlsConfig, options: &ConnectionOptions) -> Self {
+        let mut http2 =
+            hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            // What hyper buffers for one stream: a stream viewer on a slow link has about one
+            // frame queued, as over HTTP/1.1; the other streams of the connection go on.
+            .max_send_buf_size(options.max_buf_size.max(8192))
+            .max_header_list_size(u32::try_from(options.max_buf_size).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256);
+        Self {
+            acceptor: tokio_rustls::TlsAcceptor::from(tls.server.clone()),
+            refusal: tokio_rustls::TlsAcceptor::from(tls.refusal.clone()),
+            http2,
+            handshake_timeout: options.header_read_timeout,
+            write_timeout: options.write_timeout,
+            head_timeout: options.header_read_timeout,
+        }
+    }
+
+    /// The TLS handshake (within the header timeout), then HTTP/2 or HTTP/1.1 as negotiated.
+    fn serve(
+        &self,
+        io: CountedTcp,
+        peer: SocketAddr,
+        http: http1::Builder,
+        service: WithLocalAddr,
+        shutdown_rx: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (acceptor, http2) = (self.acceptor.clone(), self.http2.clone());
+        let (handshake_timeout, write_timeout, head_timeout) = (
+            self.handshake_timeout,
+            self.write_timeout,
+            self.head_timeout,
+        );
+        async move {
+            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake not done in time: closed");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(service);
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let connection = http2.serve_connection(
+                    TokioIo::new(StallGuard::without_heads(stream, write_timeout)),
+                    service,
+                );
+                drive!(connection, shutdown_rx, peer).await;
+            } else {
+                let connection = http
+                    .serve_connection(
+                        TokioIo::new(StallGuard::new(stream, write_timeout, head_timeout)),
+                        service,
+                    )
+                    .with_upgrades();
+                drive!(connection, shutdown_rx, peer).await;
+            }
+        }
+    }
+}
+
 impl IntoFuture for Serve {
     type Output = io::Result<()>;
     type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
@@ -322,7 +483,10 @@ impl IntoFuture for Serve {
 /// Answers a connection over the limit with a 503 and closes it. The request head is read
 /// first (briefly), so that closing does not reset the connection before the client reads
 /// the answer.
-async fn refuse(mut tcp: TcpStream, detail: String) {
+async fn refuse<S>(mut tcp: S, detail: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let patience = Duration::from_secs(1);
     let mut head = Vec::new();

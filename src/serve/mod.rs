@@ -8,5 +8,9 @@
 mod connection;
 mod limits;
 mod stall;
+#[cfg(feature = "tls")]
+mod tls;
 
-pub use connection::{ConnectionOptions, LocalAddr, Serve, serve};
+pub use connection::{ClientAddr, ConnectionOptions, LocalAddr, Serve, Tls, serve};
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;

@@ -58,6 +58,15 @@ impl<T> StallGuard<T> {
         }
     }
 
+    /// The same for a connection that does not speak HTTP/1 (HTTP/2): only writes are
+    /// watched; request heads are HTTP/2's own business (and hyper's timeouts).
+    #[cfg(feature = "tls")]
+    pub(crate) fn without_heads(inner: T, write_timeout: Duration) -> Self {
+        let mut guard = Self::new(inner, write_timeout, write_timeout);
+        guard.head = Head::Upgraded;
+        guard
+    }
+
     /// After a write attempt: disarm on progress; on a block, arm the timer (if not armed)
     /// and fail once it has fired.
     fn check_write<R>(

@@ -14,7 +14,9 @@ use super::affordance::Context;
 use super::assemble::{self, Assemble, Assembled};
 use super::auth::{self, Auth, Guard};
 use super::base::Base;
+use super::config::TlsSetting;
 use super::error::ServerError;
+use super::forwarded::{self, Proxies};
 use super::hosts::{self, Hosts};
 use super::index::{self, Descriptions};
 use super::lifecycle::{Running, ThingServer};
@@ -65,6 +67,11 @@ pub struct ThingServerBuilder {
     origins: Vec<String>,
     /// Host names answered on loopback besides `localhost` and IP addresses.
     hosts: Vec<String>,
+    /// Proxies whose forwarded headers are believed, as given (checked by `build`).
+    proxies: Vec<String>,
+    tls: Option<TlsSetting>,
+    #[cfg(feature = "tls")]
+    tls_config: Option<crate::serve::TlsConfig>,
     auth: Option<Auth>,
     connection: ConnectionOptions,
     retention: std::time::Duration,
@@ -118,6 +125,10 @@ impl ThingServerBuilder {
             cors: None,
             origins: Vec::new(),
             hosts: Vec::new(),
+            proxies: Vec::new(),
+            tls: None,
+            #[cfg(feature = "tls")]
+            tls_config: None,
             auth: None,
             connection: ConnectionOptions::default(),
             retention: std::time::Duration::from_secs(300),
@@ -221,6 +232,40 @@ impl ThingServerBuilder {
             self.origins.push(format!("{scheme}://{host}"));
         }
         self.public_url = Some(url);
+        self
+    }
+
+    /// Serves HTTPS with a certificate and key from PEM files, or (with
+    /// [`TlsSetting::self_signed`]) a self-signed certificate made on first start and kept in
+    /// `<settings folder>/tls/`, so that it stays the same across restarts. Clients that offer
+    /// HTTP/2 get it. Needs the `tls` feature: without it, [`build`](Self::build) says so.
+    pub fn tls_setting(mut self, tls: TlsSetting) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Serves HTTPS with this certificate; see [`TlsConfig`](crate::TlsConfig).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::serve::TlsConfig) -> Self {
+        self.tls_config = Some(tls);
+        self
+    }
+
+    /// Reverse proxies in front of the server, by IP address or network (`"127.0.0.1"`,
+    /// `"10.0.0.0/8"`, `"::1"`). A request from one of them may say, with
+    /// `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Prefix` (or the standard
+    /// `Forwarded` header's `proto` and `host`), how the client reached the proxy, and every
+    /// URL the server writes (Thing Description `base` and forms, invocation links, blob
+    /// links, `Location`) follows: right under a sub-path on HTTPS. The same headers from
+    /// anyone else are ignored. Connections from a trusted proxy are not held to
+    /// [`ConnectionOptions::max_connections_per_client`](crate::ConnectionOptions): every
+    /// client behind it shares its address. A bad entry is reported by [`build`](Self::build).
+    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.proxies.extend(proxies.into_iter().map(Into::into));
         self
     }
 
@@ -363,6 +408,8 @@ impl ThingServerBuilder {
         // From here on the framework has things to say (settings it could not use, above all).
         super::terminal_log::init();
         let prefix = self.check()?;
+        let proxies = Arc::new(Proxies::parse(&self.proxies).map_err(ServerError::InvalidProxy)?);
+        self.connection.proxies = proxies.networks().to_vec();
         let base = Base {
             public_url: self.public_url.take(),
             prefix: prefix.clone(),
@@ -384,15 +431,30 @@ impl ThingServerBuilder {
         self.serve_own_routes(&context, &mut routes);
         let page = ui::serve(&self.ui, &self.folders, &mut routes);
         let document = self.document(&prefix, &mut routes)?;
+        #[cfg(feature = "tls")]
+        let tls = self.resolve_tls()?;
+        #[cfg(not(feature = "tls"))]
+        if self.tls.is_some() {
+            return Err(ServerError::Tls(
+                "this program was built without the `tls` feature of labthings".into(),
+            ));
+        }
         let (api, served, docs) = routes.into_parts();
         let api = api.merge(api_docs::document_route(&document));
-        let router = self.layers(mount(api, &prefix, page), &prefix, &context.metrics);
+        let router = self.layers(
+            mount(api, &prefix, page),
+            &prefix,
+            &context.metrics,
+            proxies,
+        );
         Ok(ThingServer {
             router,
             shutdown: context.shutdown.clone(),
             invocations: context.invocations.clone(),
             metrics: context.metrics.clone(),
             options: self.connection,
+            #[cfg(feature = "tls")]
+            tls,
             things,
             openapi: document,
             routes: docs
@@ -404,6 +466,57 @@ impl ThingServerBuilder {
                 .map(|path| format!("{prefix}{path}"))
                 .collect(),
         })
+    }
+
+    /// The certificate to serve, if HTTPS was asked for: given, read from files, or
+    /// self-signed in the settings folder.
+    #[cfg(feature = "tls")]
+    fn resolve_tls(&mut self) -> Result<Option<crate::serve::TlsConfig>, ServerError> {
+        use crate::serve::TlsConfig;
+        if let Some(config) = self.tls_config.take() {
+            return Ok(Some(config));
+        }
+        let Some(setting) = self.tls.take() else {
+            return Ok(None);
+        };
+        let tls = match (&setting.cert, &setting.key, setting.self_signed) {
+            (Some(cert), Some(key), false) => TlsConfig::from_pem_files(cert, key),
+            (None, None, true) => {
+                let Some(folder) = &self.settings_folder else {
+                    return Err(ServerError::Tls(
+                        "a self-signed certificate is kept in the settings folder, and this \
+                         server has none: set `settings_folder`, or give `cert` and `key` files"
+                            .into(),
+                    ));
+                };
+                TlsConfig::self_signed(&folder.join("tls"), &self.certificate_names())
+            }
+            _ => {
+                return Err(ServerError::Tls(
+                    "give either both `cert` and `key` (PEM files) or `self_signed: true`".into(),
+                ));
+            }
+        };
+        tls.map(Some)
+            .map_err(|error| ServerError::Tls(error.to_string()))
+    }
+
+    /// The names a self-signed certificate is made for: the host's own name (and its `.local`
+    /// name, as mDNS announces it), the names in `allow_hosts` and the public URL's host.
+    #[cfg(feature = "tls")]
+    fn certificate_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if let Some(host) = super::discovery::host_name() {
+            names.push(format!("{host}.local"));
+            names.push(host);
+        }
+        for host in &self.hosts {
+            let name = hosts::host_name(host);
+            if name != "*" {
+                names.push(name.to_owned());
+            }
+        }
+        names
     }
 
     /// The first problem the builder noted, a bad access control configuration or a bad
@@ -460,6 +573,10 @@ impl ThingServerBuilder {
         let descriptions = Arc::new(Descriptions {
             things: descriptions,
             base: context.base.clone(),
+            title: self
+                .api_title
+                .clone()
+                .unwrap_or_else(|| "labthings server".to_owned()),
         });
         index::serve_indexes(&descriptions, routes);
         running
@@ -502,7 +619,13 @@ impl ThingServerBuilder {
     /// The layers around every route, innermost first: problem JSON for every error, the body
     /// limit, panics as 500s, access control, CORS (outside access control, so that preflights
     /// need no token), and the request log and metrics.
-    fn layers(&mut self, routes: Router, prefix: &str, metrics: &Arc<Metrics>) -> Router {
+    fn layers(
+        &mut self,
+        routes: Router,
+        prefix: &str,
+        metrics: &Arc<Metrics>,
+        proxies: Arc<Proxies>,
+    ) -> Router {
         // Wrapping the whole router (not each route, as `Router::layer` does) lets the mapper
         // see the `Allow` header axum adds to its 405s.
         let mut router = Router::new()
@@ -536,6 +659,12 @@ impl ThingServerBuilder {
             .layer(axum::middleware::from_fn_with_state(
                 metrics.clone(),
                 metrics::observe,
+            ))
+            // First of all: how the client reached the server, which the host check and
+            // every link the server writes use.
+            .layer(axum::middleware::from_fn_with_state(
+                proxies,
+                forwarded::resolve,
             ))
     }
 }

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use super::config::{ConfigError, ServerConfig, ThingRegistry};
+use super::config::{ConfigError, ServerConfig, ThingRegistry, TlsSetting};
 
 /// What a labthings binary's command line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,10 +14,13 @@ pub struct CommandLine {
     pub config: Option<PathBuf>,
     /// `--host` (default 127.0.0.1) and `--port` (default 5000).
     pub address: SocketAddr,
+    /// `--tls-cert FILE --tls-key FILE`, or `--self-signed`: HTTPS, over the configuration
+    /// file's `tls`.
+    pub tls: Option<TlsSetting>,
 }
 
 impl CommandLine {
-    /// Parses `--config`, `--host` and `--port` from `args` (the first is the program name).
+    /// Parses `--config`, `--host`, `--port`, `--tls-cert`, `--tls-key` and `--self-signed` from `args` (the first is the program name).
     ///
     /// # Errors
     ///
@@ -54,12 +57,47 @@ impl CommandLine {
                     .value_parser(value_parser!(u16))
                     .help("Port to listen on (0 picks a free one)"),
             )
+            .arg(
+                Arg::new("tls-cert")
+                    .long("tls-cert")
+                    .value_name("FILE")
+                    .requires("tls-key")
+                    .value_parser(value_parser!(PathBuf))
+                    .help("Serve HTTPS with this certificate chain (PEM)"),
+            )
+            .arg(
+                Arg::new("tls-key")
+                    .long("tls-key")
+                    .value_name("FILE")
+                    .requires("tls-cert")
+                    .value_parser(value_parser!(PathBuf))
+                    .help("The certificate's private key (PEM)"),
+            )
+            .arg(
+                Arg::new("self-signed")
+                    .long("self-signed")
+                    .action(clap::ArgAction::SetTrue)
+                    .conflicts_with("tls-cert")
+                    .help(
+                        "Serve HTTPS with a self-signed certificate, made once and kept in the \
+                         settings folder; its fingerprint is printed at start",
+                    ),
+            )
             .try_get_matches_from(args)?;
         let host = *matches.get_one::<IpAddr>("host").expect("has a default");
         let port = *matches.get_one::<u16>("port").expect("has a default");
+        let tls = match (
+            matches.get_one::<PathBuf>("tls-cert"),
+            matches.get_one::<PathBuf>("tls-key"),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsSetting::files(cert, key)),
+            _ if matches.get_flag("self-signed") => Some(TlsSetting::self_signed()),
+            _ => None,
+        };
         Ok(Self {
             config: matches.get_one::<PathBuf>("config").cloned(),
             address: SocketAddr::new(host, port),
+            tls,
         })
     }
 }
@@ -73,10 +111,13 @@ impl CommandLine {
 pub async fn run(registry: &ThingRegistry, default_config: &str) -> Result<(), ConfigError> {
     let command_line =
         CommandLine::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
-    let config = match &command_line.config {
+    let mut config = match &command_line.config {
         Some(path) => ServerConfig::from_file(path)?,
         None => ServerConfig::from_json(default_config)?,
     };
+    if let Some(tls) = command_line.tls {
+        config.tls = Some(tls);
+    }
     let server = registry.builder(&config)?.build()?;
     server.serve(command_line.address).await?;
     Ok(())
@@ -98,5 +139,12 @@ mod tests {
         assert_eq!(given.config, Some(PathBuf::from("a.json")));
         assert_eq!(given.address, "0.0.0.0:0".parse().unwrap());
         assert!(CommandLine::try_parse_from(["x", "--port", "seventy"]).is_err());
+        assert_eq!(defaults.tls, None);
+        let files = CommandLine::try_parse_from(["x", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .unwrap();
+        assert_eq!(files.tls, Some(TlsSetting::files("c.pem", "k.pem")));
+        let own = CommandLine::try_parse_from(["x", "--self-signed"]).unwrap();
+        assert_eq!(own.tls, Some(TlsSetting::self_signed()));
+        assert!(CommandLine::try_parse_from(["x", "--tls-cert", "c.pem"]).is_err());
     }
 }

@@ -74,6 +74,51 @@ pub struct ServerConfig {
     /// against DNS rebinding. See [`ThingServerBuilder::allow_hosts`].
     #[serde(default)]
     pub allow_hosts: Vec<String>,
+    /// HTTPS: `{"cert": "cert.pem", "key": "key.pem"}` (PEM files), or `{"self_signed": true}`
+    /// for a certificate made once and kept in the settings folder. Needs the `tls` feature.
+    /// Left out: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsSetting>,
+    /// Reverse proxies whose `X-Forwarded-Proto`, `-Host`, `-Prefix` and `Forwarded` headers
+    /// are believed: IP addresses or networks (`"127.0.0.1"`, `"10.0.0.0/8"`). See
+    /// [`ThingServerBuilder::trusted_proxies`].
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Where a server's HTTPS certificate comes from (the `tls` key of a configuration file).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsSetting {
+    /// The certificate chain, PEM (the server's certificate first).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// A self-signed certificate, made on first start and kept in `<settings folder>/tls/`.
+    #[serde(default)]
+    pub self_signed: bool,
+}
+
+impl TlsSetting {
+    /// A certificate and key from PEM files.
+    pub fn files(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        Self {
+            cert: Some(cert.into()),
+            key: Some(key.into()),
+            self_signed: false,
+        }
+    }
+
+    /// A self-signed certificate kept in the settings folder.
+    pub fn self_signed() -> Self {
+        Self {
+            self_signed: true,
+            ..Self::default()
+        }
+    }
 }
 
 /// One entry of `things`, in its long form.
@@ -335,6 +380,10 @@ impl ThingRegistry {
             builder = builder.allow_origins(&config.allow_origins);
         }
         builder = builder.allow_hosts(config.allow_hosts.iter().cloned());
+        builder = builder.trusted_proxies(config.trusted_proxies.iter().cloned());
+        if let Some(tls) = &config.tls {
+            builder = builder.tls_setting(tls.clone());
+        }
         if let Some(title) = &config.title {
             builder = builder.title(title);
         }

@@ -88,6 +88,13 @@ pub enum ServerError {
     /// Settings could not be saved when the server stopped: their newest values are lost.
     #[error("settings were not saved at shutdown: {}", .0.join("; "))]
     SettingsNotSaved(Vec<String>),
+    /// An entry of `trusted_proxies` is not an IP address or network.
+    #[error("{0}")]
+    InvalidProxy(String),
+    /// HTTPS cannot be set up: a certificate or key that cannot be read or used, a
+    /// self-signed certificate that cannot be kept, or a binary built without the `tls` feature.
+    #[error("HTTPS: {0}")]
+    Tls(String),
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -27,6 +27,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::forwarded::Reached;
 use crate::Problem;
 use crate::serve::LocalAddr;
 
@@ -87,12 +88,19 @@ pub(crate) async fn check(
     request: Request,
     next: Next,
 ) -> Response {
-    let host = request_host(&request);
+    let reached = request.extensions().get::<Reached>().cloned();
+    let host = match &reached {
+        Some(reached) => reached.host.clone(),
+        None => request_host(&request),
+    };
+    // A trusted reverse proxy answers for the names it forwards (its `server_name`s).
+    let via_proxy = reached.as_ref().is_some_and(|reached| reached.forwarded);
     let on_loopback = request
         .extensions()
         .get::<LocalAddr>()
         .is_some_and(|LocalAddr(local)| local.ip().is_loopback());
     if on_loopback
+        && !via_proxy
         && let Some(host) = &host
         && !hosts.allows_host(host)
     {
@@ -116,7 +124,9 @@ pub(crate) async fn check(
         && let Some(origin) = request.headers().get(header::ORIGIN)
     {
         let origin = origin.to_str().unwrap_or("(not text)");
-        if !hosts.allows_origin(origin, host.as_deref()) {
+        let own = reached.as_ref().and_then(Reached::origin);
+        let same_site = own.is_some_and(|own| same_origin(origin, &own));
+        if !same_site && !hosts.allows_origin(origin, host.as_deref()) {
             let what = if websocket {
                 "open a websocket to this server"
             } else {
@@ -154,7 +164,7 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// `host[:port]` without the port; IPv6 literals lose their brackets.
-fn host_name(authority: &str) -> &str {
+pub(crate) fn host_name(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
@@ -165,6 +175,20 @@ fn host_name(authority: &str) -> &str {
 }
 
 /// `authority` without the scheme's default port (`:80` for http, `:443` for https).
+/// Whether two origins (`scheme://host[:port]`) are one, default ports aside.
+fn same_origin(a: &str, b: &str) -> bool {
+    let normal = |origin: &str| {
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        match origin.split_once("://") {
+            Some((scheme, authority)) => {
+                format!("{scheme}://{}", without_default_port(scheme, authority))
+            }
+            None => origin,
+        }
+    };
+    normal(a) == normal(b)
+}
+
 fn without_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
     let default = match scheme {
         "http" | "ws" => ":80",

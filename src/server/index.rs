@@ -1,11 +1,12 @@
-//! Where Thing Descriptions are served: `GET /{thing}/` for each Thing, and the indexes
-//! `GET /things/` (name to TD URL) and `GET /thing_descriptions/` (name to TD); with their
-//! OpenAPI operations. Each TD gets its `base` from the request (or the public URL).
+//! Where Thing Descriptions are served: `GET /{thing}/` for each Thing, the indexes
+//! `GET /things/` (name to TD URL) and `GET /thing_descriptions/` (name to TD), and
+//! `GET /.well-known/wot` for WoT Discovery; with their OpenAPI operations. Each TD gets its `base` from the request (or the public URL).
 
+use super::forwarded::Reached;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
@@ -21,6 +22,8 @@ use crate::td::{TD_MEDIA_TYPE, ThingDescription};
 pub(crate) struct Descriptions {
     pub(crate) things: Vec<(String, Arc<ThingDescription>)>,
     pub(crate) base: Base,
+    /// The application's name: the title of the `/.well-known/wot` description.
+    pub(crate) title: String,
 }
 
 /// One Thing's TD route state.
@@ -68,6 +71,23 @@ pub(crate) fn serve_indexes(descriptions: &Arc<Descriptions>, routes: &mut Route
             }),
         )],
     );
+    let path = layout::well_known_wot();
+    routes.route(
+        &path,
+        get(well_known).with_state(descriptions.clone()),
+        [RouteDoc::get(
+            path.clone(),
+            json!({
+                "operationId": "well_known_wot",
+                "summary": "WoT Discovery: a Thing Description of this server, linking to each Thing's",
+                "description": "The W3C WoT Discovery introduction at its well-known URI: a TD \
+                    with no affordances of its own and one `links` entry (`rel: item`) per Thing.",
+                "tags": ["server"],
+                "responses": {"200": {"description": "W3C WoT Thing Description 1.1",
+                    "content": {TD_MEDIA_TYPE: {"schema": {"type": "object", "additionalProperties": true}}}}},
+            }),
+        )],
+    );
     let path = layout::thing_descriptions_index();
     routes.route(
         &path,
@@ -86,14 +106,64 @@ pub(crate) fn serve_indexes(descriptions: &Arc<Descriptions>, routes: &mut Route
     );
 }
 
+/// `GET /.well-known/wot`: the W3C WoT Discovery introduction for a client that knows only
+/// the server's address (found by mDNS, say). A Thing Description of the server itself, as
+/// WoT Discovery's "Thing Link" is: no affordances of its own, and a link (`rel: "item"`,
+/// `application/td+json`) to each Thing's TD, relative to its `base`.
+async fn well_known(State(descriptions): State<Arc<Descriptions>>, reached: Reached) -> Response {
+    let root = descriptions.base.url(&reached);
+    let links: Vec<Value> = descriptions
+        .things
+        .iter()
+        .map(|(name, td)| {
+            json!({
+                "rel": "item",
+                "href": layout::relative(&layout::thing(name)),
+                "type": TD_MEDIA_TYPE,
+                "title": td.title,
+            })
+        })
+        .collect();
+    let (context, security_definitions, security) = match descriptions.things.first() {
+        Some((_, td)) => (
+            json!(td.context),
+            Value::Object(td.security_definitions.clone()),
+            Value::from(td.security.clone()),
+        ),
+        None => (
+            json!([crate::td::TD_1_0_CONTEXT, crate::td::TD_CONTEXT]),
+            json!({"no_security": {"scheme": "nosec"}}),
+            Value::from("no_security"),
+        ),
+    };
+    let td = json!({
+        "@context": context,
+        "title": descriptions.title,
+        "description": "The Things this server hosts: each `item` link leads to one Thing's \
+                        Thing Description.",
+        "base": root,
+        "securityDefinitions": security_definitions,
+        "security": security,
+        "links": links,
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(TD_MEDIA_TYPE),
+        )],
+        axum::Json(td),
+    )
+        .into_response()
+}
+
 /// `GET /{thing}/`: the Thing Description, as `application/td+json`.
-async fn one_td(State((td, base)): State<OneThing>, headers: HeaderMap) -> Response {
-    td_response(&td.with_base(base.url(&headers)))
+async fn one_td(State((td, base)): State<OneThing>, reached: Reached) -> Response {
+    td_response(&td.with_base(base.url(&reached)))
 }
 
 /// `GET /things/`: Thing name to the URL of its TD.
-async fn things(State(descriptions): State<Arc<Descriptions>>, headers: HeaderMap) -> Response {
-    let root = descriptions.base.url(&headers);
+async fn things(State(descriptions): State<Arc<Descriptions>>, reached: Reached) -> Response {
+    let root = descriptions.base.url(&reached);
     let index: Map<String, Value> = descriptions
         .things
         .iter()
@@ -108,9 +178,9 @@ async fn things(State(descriptions): State<Arc<Descriptions>>, headers: HeaderMa
 /// `GET /thing_descriptions/`: Thing name to its TD.
 async fn thing_descriptions(
     State(descriptions): State<Arc<Descriptions>>,
-    headers: HeaderMap,
+    reached: Reached,
 ) -> Response {
-    let root = descriptions.base.url(&headers);
+    let root = descriptions.base.url(&reached);
     let mut index = Map::new();
     for (name, td) in &descriptions.things {
         match serde_json::to_value(td.with_base(root.clone())) {

@@ -2,10 +2,11 @@
 //! `DELETE` to cancel), `/{id}/output`, and `/blob/{id}` for binary outputs; with their
 //! OpenAPI operations.
 
+use super::forwarded::Reached;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -105,12 +106,12 @@ pub(crate) fn serve(invocations: &Arc<Invocations>, base: &Base, routes: &mut Ro
 }
 
 /// `GET /action_invocations`.
-async fn all(State(routes): Routes, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn all(State(routes): Routes, reached: Reached, RawQuery(query): RawQuery) -> Response {
     list_page(
         &routes.invocations,
         None,
         query.as_deref(),
-        &routes.base.url(&headers),
+        &routes.base.url(&reached),
         &layout::invocations(),
     )
 }
@@ -204,9 +205,9 @@ pub(crate) fn page_docs(item: Value) -> (Value, Value) {
 }
 
 /// `GET /action_invocations/{id}`.
-async fn one(State(routes): Routes, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn one(State(routes): Routes, Path(id): Path<String>, reached: Reached) -> Response {
     match routes.invocations.get(&id) {
-        Some(invocation) => axum::Json(invocation.body(&routes.base.url(&headers))).into_response(),
+        Some(invocation) => axum::Json(invocation.body(&routes.base.url(&reached))).into_response(),
         None => unknown(&id),
     }
 }

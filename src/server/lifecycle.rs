@@ -48,6 +48,8 @@ pub struct ThingServer {
     pub(crate) invocations: Arc<crate::action::Invocations>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) options: ConnectionOptions,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::serve::TlsConfig>,
     pub(crate) things: Vec<Running>,
     pub(crate) openapi: utoipa::openapi::OpenApi,
     /// Every documented route, with the API prefix.
@@ -113,6 +115,22 @@ impl ThingServer {
         &self.served_paths
     }
 
+    /// `https` when the server has a certificate, `http` otherwise.
+    pub fn scheme(&self) -> &'static str {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return "https";
+        }
+        "http"
+    }
+
+    /// The SHA-256 fingerprint of the server's certificate (`AB:CD:...`), when it serves
+    /// HTTPS: what a user compares before trusting a self-signed certificate.
+    #[cfg(feature = "tls")]
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.tls.as_ref().map(crate::serve::TlsConfig::fingerprint)
+    }
+
     /// Binds `address` and serves until Ctrl-C or SIGTERM; see [`serve_with`](Self::serve_with).
     ///
     /// # Errors
@@ -123,7 +141,16 @@ impl ThingServer {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|error| ServerError::Bind { address, error })?;
-        tracing::info!("serving on http://{}", listener.local_addr()?);
+        let local = listener.local_addr()?;
+        tracing::info!("serving on {}://{local}", self.scheme());
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tracing::info!(
+                "TLS certificate ({}), SHA-256 fingerprint {}",
+                tls.source(),
+                tls.fingerprint()
+            );
+        }
         self.serve_with(listener, shutdown_signal()).await
     }
 
@@ -155,8 +182,13 @@ impl ThingServer {
         let streams: Vec<MjpegStream> =
             self.things.iter().flat_map(|t| t.streams.clone()).collect();
         let (closing, invocations) = (self.shutdown.clone(), self.invocations.clone());
-        let result = serve(listener, self.router.clone())
-            .with_options(self.options.clone())
+        let serving = serve(listener, self.router.clone()).with_options(self.options.clone());
+        #[cfg(feature = "tls")]
+        let serving = match &self.tls {
+            Some(tls) => serving.with_tls(tls.clone()),
+            None => serving,
+        };
+        let result = serving
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: ending streams, websockets and actions");

@@ -34,8 +34,10 @@ mod builder;
 #[cfg(feature = "cli")]
 mod cli;
 mod config;
+mod discovery;
 mod error;
 mod folder;
+mod forwarded;
 mod hosts;
 mod index;
 mod invocations;
@@ -53,6 +55,6 @@ pub use auth::{Auth, Role};
 pub use builder::{DEFAULT_SETTINGS_FOLDER, IntoShared, ThingServerBuilder};
 #[cfg(feature = "cli")]
 pub use cli::{CommandLine, run};
-pub use config::{ConfigError, ServerConfig, ThingContext, ThingRegistry};
+pub use config::{ConfigError, ServerConfig, ThingContext, ThingRegistry, TlsSetting};
 pub use error::ServerError;
 pub use lifecycle::{ThingServer, shutdown_signal};

@@ -22,13 +22,13 @@
 //! never queued) and loses only its own oldest action events; it never slows a property write,
 //! an action or another client.
 
+use super::forwarded::Reached;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::stream::BoxStream;
@@ -137,9 +137,9 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
 async fn upgrade(
     State(observable): State<Arc<Observable>>,
     upgrade: WebSocketUpgrade,
-    headers: HeaderMap,
+    reached: Reached,
 ) -> Response {
-    let root = observable.base.url(&headers);
+    let root = observable.base.url(&reached);
     upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)

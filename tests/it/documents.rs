@@ -32,7 +32,7 @@ fn td_defaults_schema() -> &'static jsonschema::Validator {
     })
 }
 
-fn assert_valid_td(name: &str, td: &Value) {
+pub fn assert_valid_td(name: &str, td: &Value) {
     for (validator, what) in [
         (td_schema(), "the W3C TD 1.1 schema"),
         (td_defaults_schema(), "the TD playground's defaults schema"),

@@ -12,6 +12,7 @@ mod sim;
 
 mod actions;
 mod client;
+mod deploy;
 mod documents;
 mod events;
 mod examples;

@@ -2,6 +2,7 @@
 //! their OpenAPI operations, and their TD action affordances. The invocation routes shared by
 //! every action are in `server/invocations.rs`.
 
+use crate::server::forwarded::Reached;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +90,7 @@ struct ActionRoute<T> {
 /// once finished if the client asked to wait.
 async fn invoke<T: Send + Sync + 'static>(
     State(route): State<Arc<ActionRoute<T>>>,
+    reached: Reached,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -101,7 +103,7 @@ async fn invoke<T: Send + Sync + 'static>(
         Some(wait) => invocation.wait(wait).await,
         None => false,
     };
-    let mut response = invocation_response(&route, &headers, &invocation, finished);
+    let mut response = invocation_response(&route, &reached, &invocation, finished);
     if let Some(wait) = wait.filter(|_| headers.contains_key("prefer"))
         && let Ok(value) = HeaderValue::from_str(&format!("wait={}", wait.as_secs_f64()))
     {
@@ -118,6 +120,7 @@ async fn invoke<T: Send + Sync + 'static>(
 /// `201` with the invocation, to follow as usual.
 async fn run<T: Send + Sync + 'static>(
     State(route): State<Arc<ActionRoute<T>>>,
+    reached: Reached,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -127,7 +130,7 @@ async fn run<T: Send + Sync + 'static>(
         Err(response) => return *response,
     };
     if !invocation.wait(wait.unwrap_or(MAX_WAIT)).await {
-        return invocation_response(&route, &headers, &invocation, false);
+        return invocation_response(&route, &reached, &invocation, false);
     }
     match invocation.output() {
         Some(ActionOutput::Json(value)) => axum::Json(value).into_response(),
@@ -139,7 +142,7 @@ async fn run<T: Send + Sync + 'static>(
                 Problem::new(StatusCode::CONFLICT).with_detail("The invocation has no output.")
             });
             problem.status = StatusCode::CONFLICT.as_u16();
-            let href = invocation.body(&route.base.url(&headers)).href;
+            let href = invocation.body(&route.base.url(&reached)).href;
             match HeaderValue::from_str(&href) {
                 Ok(location) => problem.with_header(header::LOCATION, location),
                 Err(_) => problem,
@@ -200,11 +203,11 @@ fn start<T: Send + Sync + 'static>(
 /// The invocation as JSON with its `Location`: `200` if it has finished, else `201`.
 fn invocation_response<T>(
     route: &ActionRoute<T>,
-    headers: &HeaderMap,
+    reached: &Reached,
     invocation: &Invocation,
     finished: bool,
 ) -> Response {
-    let body = invocation.body(&route.base.url(headers));
+    let body = invocation.body(&route.base.url(reached));
     let status = if finished {
         StatusCode::OK
     } else {
@@ -220,14 +223,14 @@ fn invocation_response<T>(
 /// `GET`: this action's invocations, oldest first, a page at a time.
 async fn list<T>(
     State(route): State<Arc<ActionRoute<T>>>,
-    headers: HeaderMap,
+    reached: Reached,
     RawQuery(query): RawQuery,
 ) -> Response {
     invocations::list_page(
         &route.invocations,
         Some((&route.thing_name, route.name)),
         query.as_deref(),
-        &route.base.url(&headers),
+        &route.base.url(&reached),
         &layout::affordance(&route.thing_name, route.name),
     )
 }

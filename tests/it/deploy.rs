@@ -1,0 +1,359 @@
+//! On a lab network: HTTPS (a given certificate and self-signed), HTTP/2 by ALPN beside
+//! HTTP/1.1, a stalled HTTP/2 viewer, forwarded headers from trusted proxies only, and
+//! `/.well-known/wot`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt as _;
+use labthings::{ConnectionOptions, ServerConfig, TlsConfig, TlsSetting};
+use serde_json::{Value, json};
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+
+use crate::support::{Captured, spawn_thing_server};
+
+/// A self-signed certificate and key in `folder` (made by the library, as `--self-signed`
+/// would), for tests that give the server files.
+fn certificate_files(folder: &Path) -> (PathBuf, PathBuf) {
+    TlsConfig::self_signed(folder, &[]).unwrap();
+    (folder.join("cert.pem"), folder.join("key.pem"))
+}
+
+/// The microscope with this configuration (JSON, merged over the built-in one), served on a
+/// free port; the server stops when the returned sender is dropped.
+async fn microscope(extra: Value) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut config: Value = serde_json::from_str(crate::example_things::MICROSCOPE_CONFIG).unwrap();
+    config["settings_folder"] = Value::Null;
+    for (key, value) in extra.as_object().unwrap() {
+        config[key] = value.clone();
+    }
+    let config = ServerConfig::from_json(&config.to_string()).unwrap();
+    Captured::start();
+    let server = crate::example_things::registry()
+        .builder(&config)
+        .unwrap()
+        .connection_options(ConnectionOptions::default())
+        .build()
+        .unwrap();
+    let (address, stop, _task) = spawn_thing_server(server).await;
+    (address, stop)
+}
+
+/// A reqwest client that trusts `cert` (PEM); `http1` keeps it to HTTP/1.1.
+fn https_client(cert: &Path, http1: bool) -> reqwest::Client {
+    let root = reqwest::Certificate::from_pem(&std::fs::read(cert).unwrap()).unwrap();
+    let builder = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls();
+    let builder = if http1 { builder.http1_only() } else { builder };
+    builder.build().unwrap()
+}
+
+#[tokio::test]
+async fn https_with_given_files_speaks_http2_to_those_who_offer_it_and_http1_to_the_rest() {
+    let folder = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate_files(folder.path());
+    let (address, _stop) = microscope(json!({"tls": {"cert": cert, "key": key}})).await;
+    let url = format!("https://localhost:{}", address.port());
+
+    let h2 = https_client(&cert, false);
+    let response = h2.get(format!("{url}/stage/")).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2, "h2 by ALPN");
+    let td: Value = response.json().await.unwrap();
+    assert_eq!(td["base"], format!("{url}/"), "links are https");
+    let websocket = td["forms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|form| form["href"].as_str().filter(|href| href.starts_with("ws")))
+        .map(str::to_owned);
+    if let Some(href) = websocket {
+        assert!(href.starts_with("wss://"), "{href}");
+    }
+
+    let h1 = https_client(&cert, true);
+    let response = h1
+        .get(format!("{url}/stage/position"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_11);
+    assert_eq!(response.status(), 200);
+    // A write and an action, over HTTP/2, with the invocation's link on https.
+    let response = h2
+        .post(format!("{url}/stage/move_to"))
+        .json(&json!({"x": 5, "y": 0, "z": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{url}/action_invocations/")),
+        "{location}"
+    );
+
+    // Plain HTTP on the HTTPS port is not served.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/stage/", address.port()))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_is_made_once_kept_in_the_settings_folder_and_reused() {
+    let folder = tempfile::tempdir().unwrap();
+    let settings = folder.path().join("settings");
+    let build = || {
+        crate::support::builder()
+            .settings_folder(&settings)
+            .tls_setting(TlsSetting::self_signed())
+            .build()
+            .unwrap()
+    };
+    let first = build();
+    let fingerprint = first.tls_fingerprint().unwrap().to_owned();
+    assert_eq!(first.scheme(), "https");
+    let cert = settings.join("tls").join("cert.pem");
+    assert!(cert.exists());
+    let again = build();
+    assert_eq!(
+        again.tls_fingerprint(),
+        Some(fingerprint.as_str()),
+        "the same after a restart"
+    );
+
+    // And it is what the server presents.
+    let (address, _stop, _task) = spawn_thing_server(again).await;
+    let response = https_client(&cert, false)
+        .get(format!("https://localhost:{}/things/", address.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Without a settings folder there is nowhere to keep it: a clear error, not a new
+    // certificate at each start.
+    let error = crate::support::builder()
+        .tls_setting(TlsSetting::self_signed())
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("settings folder"), "{error}");
+    let error = crate::support::builder()
+        .tls_setting(TlsSetting::files(
+            folder.path().join("none.pem"),
+            folder.path().join("no.key"),
+        ))
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("none.pem"), "{error}");
+}
+
+/// One TLS connection speaking HTTP/2, with a small flow-control window, so that a stream
+/// whose body is not read stalls at once.
+async fn h2_connection(
+    address: SocketAddr,
+    cert: &Path,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(cert).unwrap();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (send, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(16 * 1024)
+            .handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    send
+}
+
+#[tokio::test]
+async fn a_stalled_http2_viewer_delays_neither_another_stream_on_its_connection_nor_others() {
+    let folder = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate_files(folder.path());
+    let (address, _stop) = microscope(json!({"tls": {"cert": cert, "key": key}})).await;
+    let stream_url = format!("https://localhost:{}/camera/mjpeg_stream", address.port());
+    let mut send = h2_connection(address, &cert).await;
+    let request = || {
+        hyper::Request::get(&stream_url)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    // Stream 1: opened, never read.
+    send.ready().await.unwrap();
+    let stalled = send.send_request(request()).await.unwrap();
+    assert_eq!(stalled.status(), 200);
+    // Stream 2, on the same connection: frames keep coming.
+    send.ready().await.unwrap();
+    let live = send.send_request(request()).await.unwrap();
+    let mut body = live.into_body();
+    let mut received = 0usize;
+    let mut boundaries = 0usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while boundaries < 20 {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .expect("the live stream stalled behind the stalled one")
+            .unwrap()
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            received += data.len();
+            boundaries += memchr::memmem::find_iter(&data, b"--frame").count();
+        }
+    }
+    assert!(
+        received > 16 * 1024,
+        "well past the stalled stream's window"
+    );
+    // Another connection (HTTP/1.1) is served as well.
+    let response = https_client(&cert, true)
+        .get(&stream_url)
+        .send()
+        .await
+        .unwrap();
+    let mut reader = crate::support::MjpegReader::new(response);
+    for _ in 0..3 {
+        assert!(reader.next_part(Duration::from_secs(10)).await.is_some());
+    }
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn forwarded_headers_set_every_link_from_a_trusted_proxy_and_are_ignored_from_others() {
+    let (address, _stop) = microscope(json!({"trusted_proxies": ["127.0.0.1"]})).await;
+    let http = reqwest::Client::new();
+    let forwarded = |request: reqwest::RequestBuilder| {
+        request
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "lab.example")
+            .header("x-forwarded-prefix", "/lab/")
+    };
+    let base = format!("http://{address}");
+    let td: Value = forwarded(http.get(format!("{base}/stage/")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(td["base"], "https://lab.example/lab/");
+    let response = forwarded(http.post(format!("{base}/stage/move_to")))
+        .json(&json!({"x": 1, "y": 1, "z": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://lab.example/lab/action_invocations/"),
+        "{location}"
+    );
+    let index: Value = forwarded(http.get(format!("{base}/things/")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(index["camera"], "https://lab.example/lab/camera/");
+    // The standard header does the same.
+    let td: Value = http
+        .get(format!("{base}/camera/"))
+        .header("forwarded", "for=10.0.0.9;proto=https;host=scope.lab")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(td["base"], "https://scope.lab/");
+    // A page of the proxied origin may write (its Origin is the server's own as published).
+    let response = forwarded(http.put(format!("{base}/camera/gain")))
+        .header("origin", "https://lab.example")
+        .json(&2.0)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+
+    // A server that trusts no proxy ignores the same headers.
+    let (untrusting, _stop) = microscope(json!({})).await;
+    let td: Value = forwarded(http.get(format!("http://{untrusting}/stage/")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(td["base"], format!("http://{untrusting}/"));
+    let response = forwarded(http.put(format!("http://{untrusting}/camera/gain")))
+        .header("origin", "https://lab.example")
+        .json(&2.0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        403,
+        "a page of another site, as far as it knows"
+    );
+
+    // A trusted proxy that is not an address is refused at build.
+    let error = crate::support::builder()
+        .trusted_proxies(["proxy.lab"])
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("proxy.lab"), "{error}");
+}
+
+#[tokio::test]
+async fn the_well_known_wot_description_links_to_every_thing_and_is_a_valid_td() {
+    let (address, _stop) = microscope(json!({})).await;
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("http://{address}/.well-known/wot"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/td+json");
+    let td: Value = response.json().await.unwrap();
+    assert_eq!(td["title"], "Simulated microscope");
+    crate::documents::assert_valid_td("/.well-known/wot", &td);
+    let links = td["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2);
+    for link in links {
+        assert_eq!(link["rel"], "item");
+        assert_eq!(link["type"], "application/td+json");
+        let url = format!(
+            "{}{}",
+            td["base"].as_str().unwrap(),
+            link["href"].as_str().unwrap()
+        );
+        let thing: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(thing["title"], link["title"]);
+        crate::documents::assert_valid_td(link["title"].as_str().unwrap(), &thing);
+    }
+}
