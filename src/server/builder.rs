@@ -69,6 +69,7 @@ pub struct ThingServerBuilder {
     hosts: Vec<String>,
     /// Proxies whose forwarded headers are believed, as given (checked by `build`).
     proxies: Vec<String>,
+    discovery: bool,
     tls: Option<TlsSetting>,
     #[cfg(feature = "tls")]
     tls_config: Option<crate::serve::TlsConfig>,
@@ -126,6 +127,7 @@ impl ThingServerBuilder {
             origins: Vec::new(),
             hosts: Vec::new(),
             proxies: Vec::new(),
+            discovery: false,
             tls: None,
             #[cfg(feature = "tls")]
             tls_config: None,
@@ -248,6 +250,15 @@ impl ThingServerBuilder {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: crate::serve::TlsConfig) -> Self {
         self.tls_config = Some(tls);
+        self
+    }
+
+    /// Announces the server over mDNS (DNS-SD) as a `_wot._tcp` service, as W3C WoT Discovery
+    /// describes, with a `td` TXT record pointing at `/.well-known/wot`. Only on the
+    /// interfaces the server listens on: bound to `127.0.0.1`, on the loopback interface alone.
+    /// Off by default. Needs the `mdns` feature: without it, [`build`](Self::build) says so.
+    pub fn discovery(mut self, on: bool) -> Self {
+        self.discovery = on;
         self
     }
 
@@ -439,6 +450,20 @@ impl ThingServerBuilder {
                 "this program was built without the `tls` feature of labthings".into(),
             ));
         }
+        #[cfg(not(feature = "mdns"))]
+        if self.discovery {
+            return Err(ServerError::Discovery(
+                "this program was built without the `mdns` feature of labthings".into(),
+            ));
+        }
+        #[cfg(feature = "mdns")]
+        let discovery = self.discovery.then(|| super::lifecycle::Discovery {
+            title: self
+                .api_title
+                .clone()
+                .unwrap_or_else(|| "labthings server".to_owned()),
+            td_path: format!("{prefix}{}", layout::well_known_wot()),
+        });
         let (api, served, docs) = routes.into_parts();
         let api = api.merge(api_docs::document_route(&document));
         let router = self.layers(
@@ -455,6 +480,8 @@ impl ThingServerBuilder {
             options: self.connection,
             #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "mdns")]
+            discovery,
             things,
             openapi: document,
             routes: docs

@@ -17,6 +17,9 @@ pub struct CommandLine {
     /// `--tls-cert FILE --tls-key FILE`, or `--self-signed`: HTTPS, over the configuration
     /// file's `tls`.
     pub tls: Option<TlsSetting>,
+    /// `--discovery` or `--no-discovery`: announce over mDNS or not, over the configuration
+    /// file's `discovery`.
+    pub discovery: Option<bool>,
 }
 
 impl CommandLine {
@@ -83,6 +86,23 @@ impl CommandLine {
                          settings folder; its fingerprint is printed at start",
                     ),
             )
+            .arg(
+                Arg::new("discovery")
+                    .long("discovery")
+                    .action(clap::ArgAction::SetTrue)
+                    .overrides_with("no-discovery")
+                    .help(
+                        "Announce the server over mDNS as a _wot._tcp service, on the \
+                         interfaces it listens on only",
+                    ),
+            )
+            .arg(
+                Arg::new("no-discovery")
+                    .long("no-discovery")
+                    .action(clap::ArgAction::SetTrue)
+                    .overrides_with("discovery")
+                    .help("Do not announce over mDNS, whatever the configuration says"),
+            )
             .try_get_matches_from(args)?;
         let host = *matches.get_one::<IpAddr>("host").expect("has a default");
         let port = *matches.get_one::<u16>("port").expect("has a default");
@@ -98,6 +118,13 @@ impl CommandLine {
             config: matches.get_one::<PathBuf>("config").cloned(),
             address: SocketAddr::new(host, port),
             tls,
+            discovery: if matches.get_flag("discovery") {
+                Some(true)
+            } else if matches.get_flag("no-discovery") {
+                Some(false)
+            } else {
+                None
+            },
         })
     }
 }
@@ -117,6 +144,9 @@ pub async fn run(registry: &ThingRegistry, default_config: &str) -> Result<(), C
     };
     if let Some(tls) = command_line.tls {
         config.tls = Some(tls);
+    }
+    if let Some(discovery) = command_line.discovery {
+        config.discovery = discovery;
     }
     let server = registry.builder(&config)?.build()?;
     server.serve(command_line.address).await?;
@@ -146,5 +176,10 @@ mod tests {
         let own = CommandLine::try_parse_from(["x", "--self-signed"]).unwrap();
         assert_eq!(own.tls, Some(TlsSetting::self_signed()));
         assert!(CommandLine::try_parse_from(["x", "--tls-cert", "c.pem"]).is_err());
+        assert_eq!(defaults.discovery, None);
+        let on = CommandLine::try_parse_from(["x", "--discovery"]).unwrap();
+        assert_eq!(on.discovery, Some(true));
+        let off = CommandLine::try_parse_from(["x", "--discovery", "--no-discovery"]).unwrap();
+        assert_eq!(off.discovery, Some(false));
     }
 }

@@ -84,6 +84,10 @@ pub struct ServerConfig {
     /// [`ThingServerBuilder::trusted_proxies`].
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Announce the server over mDNS as a `_wot._tcp` service (W3C WoT Discovery), on the
+    /// interfaces it listens on only. Off by default. Needs the `mdns` feature.
+    #[serde(default)]
+    pub discovery: bool,
 }
 
 /// Where a server's HTTPS certificate comes from (the `tls` key of a configuration file).
@@ -381,6 +385,7 @@ impl ThingRegistry {
         }
         builder = builder.allow_hosts(config.allow_hosts.iter().cloned());
         builder = builder.trusted_proxies(config.trusted_proxies.iter().cloned());
+        builder = builder.discovery(config.discovery);
         if let Some(tls) = &config.tls {
             builder = builder.tls_setting(tls.clone());
         }

@@ -1,7 +1,7 @@
 //! Discovery, as W3C WoT Discovery describes its introduction phase: what a client that knows
 //! only the server's address finds at `/.well-known/wot`, and the host's own name.
 
-#[cfg(feature = "tls")]
+#[cfg(any(feature = "tls", feature = "mdns"))]
 /// This machine's host name (as `hostname` prints it), if it has one that can be a DNS label.
 pub(crate) fn host_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -91,6 +91,9 @@ pub enum ServerError {
     /// An entry of `trusted_proxies` is not an IP address or network.
     #[error("{0}")]
     InvalidProxy(String),
+    /// Discovery was asked for in a binary built without the `mdns` feature.
+    #[error("discovery: {0}")]
+    Discovery(String),
     /// HTTPS cannot be set up: a certificate or key that cannot be read or used, a
     /// self-signed certificate that cannot be kept, or a binary built without the `tls` feature.
     #[error("HTTPS: {0}")]

@@ -50,12 +50,24 @@ pub struct ThingServer {
     pub(crate) options: ConnectionOptions,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::serve::TlsConfig>,
+    /// What to announce over mDNS, when discovery is on.
+    #[cfg(feature = "mdns")]
+    pub(crate) discovery: Option<Discovery>,
     pub(crate) things: Vec<Running>,
     pub(crate) openapi: utoipa::openapi::OpenApi,
     /// Every documented route, with the API prefix.
     pub(crate) routes: Vec<(Method, String)>,
     /// Every path given to the router, with the API prefix.
     pub(crate) served_paths: Vec<String>,
+}
+
+/// What a server announces over mDNS.
+#[cfg(feature = "mdns")]
+#[derive(Debug, Clone)]
+pub(crate) struct Discovery {
+    pub(crate) title: String,
+    /// The path of `/.well-known/wot`, with the API prefix.
+    pub(crate) td_path: String,
 }
 
 /// One Thing of a built server: what starting, stopping and shutting down need.
@@ -113,6 +125,34 @@ impl ThingServer {
     /// are added and independently of the documentation, so the two can be compared.
     pub fn served_paths(&self) -> &[String] {
         &self.served_paths
+    }
+
+    /// Starts the mDNS announcement, if discovery is on; a failure is logged, not fatal (the
+    /// server is still reachable by its address).
+    #[cfg(feature = "mdns")]
+    fn announce(&self, listener: &tokio::net::TcpListener) -> Option<tokio::task::JoinHandle<()>> {
+        let discovery = self.discovery.as_ref()?;
+        let local = listener.local_addr().ok()?;
+        let host = super::discovery::host_name().unwrap_or_else(|| "labthings".to_owned());
+        let host = host.split('.').next().unwrap_or("labthings").to_owned();
+        let advertisement = super::mdns::Advertisement {
+            instance: super::mdns::instance_label(&discovery.title, &host, local.port()),
+            host,
+            port: local.port(),
+            txt: vec![
+                format!("td={}", discovery.td_path),
+                "type=Thing".to_owned(),
+                format!("scheme={}", self.scheme()),
+            ],
+        };
+        let interfaces = super::mdns::interfaces_for(local.ip());
+        match super::mdns::spawn(advertisement, interfaces, self.shutdown.clone()) {
+            Ok(task) => Some(task),
+            Err(error) => {
+                tracing::warn!(%error, "discovery: cannot announce over mDNS");
+                None
+            }
+        }
     }
 
     /// `https` when the server has a certificate, `http` otherwise.
@@ -179,6 +219,8 @@ impl ThingServer {
                 });
             }
         }
+        #[cfg(feature = "mdns")]
+        let announcing = self.announce(&listener);
         let streams: Vec<MjpegStream> =
             self.things.iter().flat_map(|t| t.streams.clone()).collect();
         let (closing, invocations) = (self.shutdown.clone(), self.invocations.clone());
@@ -202,6 +244,11 @@ impl ThingServer {
             })
             .await;
         self.invocations.drained().await;
+        #[cfg(feature = "mdns")]
+        if let Some(announcing) = announcing {
+            // Its goodbye (the shutdown token is cancelled by now).
+            let _ = tokio::time::timeout(Duration::from_secs(1), announcing).await;
+        }
         // Websockets were handed off by the HTTP connections: give them time to close.
         if !self.metrics.websockets_closed(Duration::from_secs(2)).await {
             tracing::warn!("shutting down: websockets still open are dropped");

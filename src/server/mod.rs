@@ -42,6 +42,8 @@ mod hosts;
 mod index;
 mod invocations;
 mod lifecycle;
+#[cfg(feature = "mdns")]
+mod mdns;
 mod metrics;
 mod problems;
 mod route_table;

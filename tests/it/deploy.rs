@@ -357,3 +357,117 @@ async fn the_well_known_wot_description_links_to_every_thing_and_is_a_valid_td()
         crate::documents::assert_valid_td(link["title"].as_str().unwrap(), &thing);
     }
 }
+
+/// An mDNS query from an ordinary port ("legacy unicast", RFC 6762 6.7), sent to the group on
+/// the loopback interface only; the answer comes back to that port.
+async fn ask_mdns(name: &str, qtype: simple_dns::TYPE) -> Vec<u8> {
+    use simple_dns::{Name, Packet, QCLASS, Question};
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket2::SockRef::from(&socket)
+        .set_multicast_if_v4(&std::net::Ipv4Addr::LOCALHOST)
+        .unwrap();
+    let mut query = Packet::new_query(0x1234);
+    query.questions.push(Question::new(
+        Name::new_unchecked(name),
+        qtype.into(),
+        QCLASS::CLASS(simple_dns::CLASS::IN),
+        false,
+    ));
+    let bytes = query.build_bytes_vec().unwrap();
+    let mut buffer = vec![0u8; 9000];
+    for _ in 0..20 {
+        socket.send_to(&bytes, "224.0.0.251:5353").await.unwrap();
+        if let Ok(Ok((length, _))) =
+            tokio::time::timeout(Duration::from_millis(500), socket.recv_from(&mut buffer)).await
+        {
+            return buffer[..length].to_vec();
+        }
+    }
+    panic!("no mDNS answer for {name}");
+}
+
+#[tokio::test]
+async fn discovery_announces_wot_over_mdns_on_loopback_and_its_td_record_leads_to_the_things() {
+    use simple_dns::rdata::RData;
+    let (address, stop) = microscope(json!({"discovery": true})).await;
+    let answer = ask_mdns("_wot._tcp.local", simple_dns::TYPE::PTR).await;
+    let packet = simple_dns::Packet::parse(&answer).unwrap();
+    assert_eq!(packet.id(), 0x1234, "a legacy answer echoes the query's id");
+    let instance = packet
+        .answers
+        .iter()
+        .find_map(|record| match &record.rdata {
+            RData::PTR(pointer) => Some(pointer.0.to_string()),
+            _ => None,
+        })
+        .expect("a PTR to the instance");
+    assert!(
+        instance.starts_with("Simulated microscope on ")
+            && instance.contains(&format!(":{}.", address.port())),
+        "{instance}"
+    );
+    // Ask for our instance's SRV and TXT by name.
+    let host = answer_host(&packet);
+    let name = format!(
+        "Simulated microscope on {host}:{}._wot._tcp.local",
+        address.port()
+    );
+    let answer = ask_mdns(&name, simple_dns::TYPE::SRV).await;
+    let packet = simple_dns::Packet::parse(&answer).unwrap();
+    let mut port = None;
+    let mut txt = Vec::new();
+    let mut a = None;
+    for record in packet.answers.iter().chain(&packet.additional_records) {
+        match &record.rdata {
+            RData::SRV(srv) => port = Some(srv.port),
+            RData::TXT(text) => {
+                txt = text
+                    .attributes()
+                    .into_iter()
+                    .map(|(key, value)| format!("{key}={}", value.unwrap_or_default()))
+                    .collect();
+            }
+            RData::A(address) => a = Some(std::net::Ipv4Addr::from(address.address)),
+            _ => {}
+        }
+        assert!(record.ttl <= 10, "legacy answers have short TTLs");
+    }
+    assert_eq!(port, Some(address.port()));
+    assert_eq!(
+        a,
+        Some(std::net::Ipv4Addr::LOCALHOST),
+        "the loopback address only"
+    );
+    assert!(txt.contains(&"td=/.well-known/wot".to_owned()), "{txt:?}");
+    assert!(txt.contains(&"type=Thing".to_owned()), "{txt:?}");
+    assert!(txt.contains(&"scheme=http".to_owned()), "{txt:?}");
+    let td: Value = reqwest::get(format!(
+        "http://127.0.0.1:{}/.well-known/wot",
+        address.port()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(td["links"].as_array().unwrap().len(), 2);
+    drop(stop);
+}
+
+/// The host label of the first SRV target (or A record) in an answer.
+fn answer_host(packet: &simple_dns::Packet<'_>) -> String {
+    use simple_dns::rdata::RData;
+    packet
+        .answers
+        .iter()
+        .chain(&packet.additional_records)
+        .find_map(|record| match &record.rdata {
+            RData::SRV(srv) => Some(srv.target.to_string()),
+            _ => None,
+        })
+        .expect("an SRV record beside the PTR")
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned()
+}
