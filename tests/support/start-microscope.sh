@@ -28,7 +28,7 @@ stop_microscope() {
 trap 'stop_microscope' EXIT
 URL=
 for _ in $(seq 1 100); do
-  URL=$(grep -o 'serving on http://[0-9.:]*' "$MICROSCOPE_LOG" | head -n 1 | sed 's/serving on //') || true
+  URL=$(grep -o 'serving on https\?://[0-9.:]*' "$MICROSCOPE_LOG" | head -n 1 | sed 's/serving on //') || true
   [ -n "$URL" ] && break
   sleep 0.1
 done

@@ -7,11 +7,13 @@ import bindingHttp from "@node-wot/binding-http";
 import { assert, check, eventually, finish } from "../../support/checks.mjs";
 
 const { Servient } = core;
-const { HttpClientFactory } = bindingHttp;
+const { HttpClientFactory, HttpsClientFactory } = bindingHttp;
 
 const base = process.argv[2].replace(/\/$/, "");
 const servient = new Servient();
 servient.addClientFactory(new HttpClientFactory(null));
+// Through an HTTPS reverse proxy (the deploy suite); the CA comes from NODE_EXTRA_CA_CERTS.
+servient.addClientFactory(new HttpsClientFactory(null));
 const WoT = await servient.start();
 // requestThingDescription validates the TD (against TD 1.0, where ours carries both contexts).
 const stage = await WoT.consume(await WoT.requestThingDescription(`${base}/stage/`));
