@@ -6,6 +6,9 @@
 //! bench_stream frames --out DIR                 # pre-encode the frame sets, once
 //! bench_stream serve --frames DIR/640x480 --fps 30 --port 5100
 //! bench_stream load --url http://127.0.0.1:5100/camera/mjpeg_stream --pid PID --viewers 10
+//! # HTTPS: the server with a self-signed certificate kept in DIR, viewers over HTTP/1.1 or HTTP/2
+//! bench_stream serve --frames DIR/640x480 --fps 30 --port 5100 --tls-dir DIR
+//! bench_stream load --url https://127.0.0.1:5100/camera/mjpeg_stream --ca DIR/cert.pem [--http2] ...
 //! ```
 //!
 //! Every frame carries a JPEG comment segment `LTBENCH:<push time ns>:<frame length>;` written
@@ -67,6 +70,12 @@ fn main() -> anyhow::Result<()> {
                         .value_parser(value_parser!(u16)),
                 )
                 .arg(
+                    Arg::new("tls-dir")
+                        .long("tls-dir")
+                        .value_parser(value_parser!(PathBuf))
+                        .help("serve HTTPS with a self-signed certificate kept in this folder"),
+                )
+                .arg(
                     Arg::new("workers")
                         .long("workers")
                         .value_parser(value_parser!(usize))
@@ -115,6 +124,18 @@ fn main() -> anyhow::Result<()> {
                         .value_parser(value_parser!(f64)),
                 )
                 .arg(Arg::new("label").long("label").default_value(""))
+                .arg(
+                    Arg::new("ca")
+                        .long("ca")
+                        .value_parser(value_parser!(PathBuf))
+                        .help("the certificate to trust, for an https:// URL"),
+                )
+                .arg(
+                    Arg::new("http2")
+                        .long("http2")
+                        .action(ArgAction::SetTrue)
+                        .help("over HTTPS, each viewer its own HTTP/2 connection (ALPN h2)"),
+                )
                 .arg(
                     Arg::new("threads")
                         .long("threads")
@@ -237,10 +258,18 @@ fn serve(args: &ArgMatches) -> anyhow::Result<()> {
     if let Some(workers) = args.get_one::<usize>("workers") {
         runtime.worker_threads(*workers);
     }
+    let tls = match args.get_one::<PathBuf>("tls-dir") {
+        Some(folder) => Some(labthings::TlsConfig::self_signed(folder, &[])?),
+        None => None,
+    };
     runtime.enable_all().build()?.block_on(async move {
         let app = axum::Router::new().merge(stream::routes("/camera/mjpeg_stream", camera));
         let listener = tokio::net::TcpListener::bind(address).await?;
-        labthings::serve(listener, app).await?;
+        let server = labthings::serve(listener, app);
+        match tls {
+            Some(tls) => server.with_tls(tls).await?,
+            None => server.await?,
+        }
         anyhow::Ok(())
     })
 }
@@ -273,7 +302,15 @@ async fn load_async(args: &ArgMatches) -> anyhow::Result<()> {
     let slow_rate = *args.get_one::<u64>("slow-rate").expect("default");
     let warmup = Duration::from_secs_f64(*args.get_one::<f64>("warmup").expect("default"));
     let seconds = Duration::from_secs_f64(*args.get_one::<f64>("seconds").expect("default"));
-    let (address, path) = split_url(&url)?;
+    let (address, path, https) = split_url(&url)?;
+    let tls = match (https, args.get_one::<PathBuf>("ca")) {
+        (false, _) => None,
+        (true, Some(ca)) => Some(Tls::new(ca, args.get_flag("http2"))?),
+        (true, None) => bail!("an https:// URL needs --ca"),
+    };
+    if tls.as_ref().is_some_and(|tls| tls.http2) && slow > 0 {
+        bail!("slow viewers are read over HTTP/1.1 only");
+    }
 
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -282,11 +319,13 @@ async fn load_async(args: &ArgMatches) -> anyhow::Result<()> {
     for n in 0..viewers + slow {
         let rate = (n >= viewers).then_some(slow_rate);
         let path = path.clone();
+        let tls = tls.clone();
         tasks.push(tokio::spawn(async move {
             let mut result = ViewerResult::default();
             if let Err(error) = view(
                 address,
                 &path,
+                tls.as_ref(),
                 rate,
                 measure_from,
                 measure_until,
@@ -367,17 +406,66 @@ async fn load_async(args: &ArgMatches) -> anyhow::Result<()> {
 
 static SLOW_PORTS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 
-/// One viewer: a raw HTTP/1.1 request, then frames counted until `until`.
+/// TLS for the viewers: the certificate to trust, and HTTP/2 or HTTP/1.1.
+#[derive(Clone)]
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    http2: bool,
+}
+
+impl Tls {
+    fn new(ca: &Path, http2: bool) -> anyhow::Result<Self> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject as _};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).context("--ca")? {
+            roots.add(cert.context("--ca")?)?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![if http2 {
+            b"h2".to_vec()
+        } else {
+            b"http/1.1".to_vec()
+        }];
+        Ok(Self {
+            connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+            http2,
+        })
+    }
+}
+
+/// A viewer's connection: plain TCP or TLS.
+trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Connection for T {}
+
+/// One viewer: a raw HTTP/1.1 request (or an HTTP/2 stream), then frames counted until `until`.
 async fn view(
     address: SocketAddr,
     path: &str,
+    tls: Option<&Tls>,
     rate: Option<u64>,
     measure_from: Instant,
     until: Instant,
     result: &mut ViewerResult,
 ) -> anyhow::Result<()> {
-    let mut tcp = TcpStream::connect(address).await.context("connect")?;
+    let tcp = TcpStream::connect(address).await.context("connect")?;
+    tcp.set_nodelay(true)?;
     result.local_port = tcp.local_addr()?.port();
+    let mut tcp: Box<dyn Connection> = match tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            let name = tokio_rustls::rustls::pki_types::ServerName::from(address.ip());
+            let stream = tls.connector.connect(name, tcp).await.context("TLS")?;
+            if tls.http2 {
+                return view_http2(stream, address, path, measure_from, until, result).await;
+            }
+            Box::new(stream)
+        }
+    };
     if rate.is_some() {
         SLOW_PORTS
             .lock()
@@ -433,6 +521,53 @@ async fn view(
             data = &[];
         }
         body.feed(data, received_ns, counting, result);
+    }
+}
+
+/// One viewer over HTTP/2: one stream on its own connection.
+async fn view_http2(
+    stream: tokio_rustls::client::TlsStream<TcpStream>,
+    address: SocketAddr,
+    path: &str,
+    measure_from: Instant,
+    until: Instant,
+    result: &mut ViewerResult,
+) -> anyhow::Result<()> {
+    use http_body_util::BodyExt as _;
+    let (mut send, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .context("HTTP/2 handshake")?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get(format!("https://{address}{path}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+    let response = send.send_request(request).await.context("request")?;
+    if response.status() != 200 {
+        bail!("unexpected response: {}", response.status());
+    }
+    let mut response = response.into_body();
+    let mut body = Body {
+        started: true,
+        ..Body::default()
+    };
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return Ok(());
+        }
+        let Ok(frame) = tokio::time::timeout(until - now, response.frame()).await else {
+            return Ok(());
+        };
+        let Some(frame) = frame else {
+            bail!("the server closed the stream");
+        };
+        let received_ns = now_ns();
+        let counting = Instant::now() >= measure_from;
+        if let Ok(data) = frame.context("read")?.into_data() {
+            body.feed(&data, received_ns, counting, result);
+        }
     }
 }
 
@@ -565,14 +700,21 @@ impl Body {
     }
 }
 
-fn split_url(url: &str) -> anyhow::Result<(SocketAddr, String)> {
-    let rest = url.strip_prefix("http://").context("an http:// URL")?;
+fn split_url(url: &str) -> anyhow::Result<(SocketAddr, String, bool)> {
+    let (rest, https) = match url.strip_prefix("https://") {
+        Some(rest) => (rest, true),
+        None => (
+            url.strip_prefix("http://")
+                .context("an http:// or https:// URL")?,
+            false,
+        ),
+    };
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let address = authority
         .replace("localhost", "127.0.0.1")
         .parse()
         .with_context(|| format!("an IP address and port, got {authority}"))?;
-    Ok((address, format!("/{path}")))
+    Ok((address, format!("/{path}"), https))
 }
 
 /// The send queues (`ss`'s Send-Q: bytes written but not yet acknowledged by the peer) of the
