@@ -413,7 +413,10 @@ impl Https {
             // frame queued, as over HTTP/1.1; the other streams of the connection go on.
             .max_send_buf_size(options.max_buf_size.max(8192))
             .max_header_list_size(u32::try_from(options.max_buf_size).unwrap_or(u32::MAX))
-            .max_concurrent_streams(256);
+            .max_concurrent_streams(256)
+            // Websockets over HTTP/2 (RFC 8441's extended CONNECT), which browsers use when
+            // the server offers it, instead of a connection of their own.
+            .enable_connect_protocol();
         Self {
             acceptor: tokio_rustls::TlsAcceptor::from(tls.server.clone()),
             refusal: tokio_rustls::TlsAcceptor::from(tls.refusal.clone()),

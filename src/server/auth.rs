@@ -175,7 +175,11 @@ impl Guard {
 
 /// Whether a request with this method writes (and so needs a read-write token).
 fn is_write(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+    // CONNECT is routed only for websockets over HTTP/2, which read as a GET upgrade does.
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::CONNECT
+    )
 }
 
 /// Documents access control on each operation: public reads say so (`security: []`), every

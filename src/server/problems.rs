@@ -138,6 +138,11 @@ pub(crate) async fn limit_body(
     if let Some(length) = length.filter(|length| *length > MAX_BODY as u64) {
         return closing(too_large(&format!("The request body is {length} bytes")));
     }
+    // A websocket over HTTP/2 (RFC 8441): its body is the websocket itself, not a request
+    // body to read.
+    if request.method() == axum::http::Method::CONNECT {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
         Ok(Ok(bytes)) => {

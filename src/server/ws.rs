@@ -114,7 +114,8 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
     let path = layout::websocket(thing_name);
     routes.route(
         &path,
-        get(upgrade).with_state(observable),
+        // GET upgrades over HTTP/1.1; CONNECT is RFC 8441's websocket over HTTP/2.
+        get(upgrade).connect(upgrade).with_state(observable),
         [RouteDoc::get(
             path.clone(),
             json!({

@@ -193,7 +193,7 @@ async fn h2_connection(
 async fn a_stalled_http2_viewer_delays_neither_another_stream_on_its_connection_nor_others() {
     let folder = tempfile::tempdir().unwrap();
     let (cert, key) = certificate_files(folder.path());
-    let (address, _stop) = microscope(json!({"tls": {"cert": cert, "key": key}})).await;
+    let (address, stop) = microscope(json!({"tls": {"cert": cert, "key": key}})).await;
     let stream_url = format!("https://localhost:{}/camera/mjpeg_stream", address.port());
     let mut send = h2_connection(address, &cert).await;
     let request = || {
@@ -237,6 +237,16 @@ async fn a_stalled_http2_viewer_delays_neither_another_stream_on_its_connection_
     for _ in 0..3 {
         assert!(reader.next_part(Duration::from_secs(10)).await.is_some());
     }
+    // Graceful shutdown ends the HTTP/2 streams too (the server stops its streams first).
+    drop(stop);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the HTTP/2 stream outlived the server's shutdown"
+    );
     drop(stalled);
 }
 
@@ -470,4 +480,62 @@ fn answer_host(packet: &simple_dns::Packet<'_>) -> String {
         .next()
         .unwrap()
         .to_owned()
+}
+
+#[tokio::test]
+async fn the_websocket_works_over_http2_by_extended_connect() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let folder = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate_files(folder.path());
+    let (address, _stop) = microscope(json!({"tls": {"cert": cert, "key": key}})).await;
+    let mut send = h2_connection(address, &cert).await;
+    send.ready().await.unwrap();
+    let request =
+        hyper::Request::connect(format!("https://localhost:{}/camera/ws", address.port()))
+            .extension(hyper::ext::Protocol::from_static("websocket"))
+            .header("sec-websocket-version", "13")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+    let response = send.send_request(request).await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the server offers RFC 8441 and accepts"
+    );
+    let upgraded = hyper::upgrade::on(response).await.unwrap();
+    let mut socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        hyper_util::rt::TokioIo::new(upgraded),
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let observe = json!({"messageType": "addPropertyObservation", "data": {"gain": true}});
+    socket
+        .send(Message::text(observe.to_string()))
+        .await
+        .unwrap();
+    // A change made by another client arrives over the HTTP/2 websocket.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = https_client(&cert, true)
+        .put(format!("https://localhost:{}/camera/gain", address.port()))
+        .json(&3.0)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let message = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let Message::Text(text) = socket.next().await.unwrap().unwrap() else {
+                continue;
+            };
+            let message: Value = serde_json::from_str(&text).unwrap();
+            if message["messageType"] == "propertyStatus" && message["data"]["gain"] == 3.0 {
+                return message;
+            }
+        }
+    })
+    .await
+    .expect("no propertyStatus over the HTTP/2 websocket");
+    assert_eq!(message["data"]["gain"], 3.0);
 }

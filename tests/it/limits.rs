@@ -221,6 +221,28 @@ async fn one_client_cannot_take_every_connection() {
 }
 
 #[tokio::test]
+async fn a_trusted_proxy_is_not_held_to_the_per_client_limit() {
+    // Every client behind a reverse proxy has the proxy's address.
+    let address = spawn_configured(
+        r#"{"things": {"stage": "simulated_stage"}, "trusted_proxies": ["127.0.0.0/8"]}"#,
+        options(|o| o.max_connections_per_client = Some(2)),
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        socket
+            .write_all(b"GET /stage/position HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 12];
+        socket.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200", "over the per-client limit of 2");
+        held.push(socket);
+    }
+}
+
+#[tokio::test]
 async fn a_body_that_trickles_in_is_answered_408() {
     let address = spawn_configured(
         STAGE,
