@@ -66,7 +66,7 @@ pub use serve::TlsConfig;
 pub use serve::{ClientAddr, ConnectionOptions, LocalAddr, Serve, Tls, serve};
 
 #[cfg(feature = "server")]
-pub use action::{ActionContext, Blob, Cancelled};
+pub use action::{ActionContext, ArrayData, ArrayError, Blob, Cancelled, NdArray};
 #[cfg(feature = "server")]
 pub use event::{EmitError, Event};
 #[cfg(feature = "server")]

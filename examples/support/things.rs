@@ -125,6 +125,15 @@ impl Camera {
             .collect())
     }
 
+    /// The next frame as a 16-bit grey image (height × width), as a scientific camera's
+    /// sensor gives it: fetch it as `.npy` (NumPy) or TIFF from the output's link.
+    async fn capture_array(&self) -> Result<labthings::NdArray, String> {
+        let (width, height, grey) = self.next_grey_frame().await?;
+        // The simulated sensor's 8-bit levels, spread over the 16-bit range.
+        let values: Vec<u16> = grey.iter().map(|&level| u16::from(level) * 257).collect();
+        labthings::NdArray::new([height, width], values).map_err(|error| error.to_string())
+    }
+
     /// A 32 × 24 grey-level thumbnail of the next frame: rows of brightness from 0 to 255.
     async fn thumbnail(&self) -> Result<Vec<Vec<u8>>, String> {
         const COLUMNS: usize = 32;

@@ -247,6 +247,11 @@ impl Invocation {
                     let href = format!("{base}{}", layout::relative(&layout::blob(&self.id)));
                     serde_json::to_value(BlobLink::new(href, blob)).unwrap_or(Value::Null)
                 }
+                Some(ActionOutput::Array(array)) => {
+                    let href = format!("{base}{}", layout::relative(&layout::blob(&self.id)));
+                    serde_json::to_value(super::array::ArrayLink::new(href, array))
+                        .unwrap_or(Value::Null)
+                }
             },
             progress,
             log: self.context.log(),

@@ -24,6 +24,7 @@
 //! only writes one [`ActionDescriptor::from_async`] or [`ActionDescriptor::from_blocking`] call
 //! per method.
 
+pub mod array;
 mod body;
 mod context;
 mod descriptor;
@@ -31,6 +32,7 @@ mod input;
 mod invocation;
 mod output;
 
+pub use array::{ArrayData, ArrayError, NdArray};
 pub(crate) use body::InvocationBody;
 pub use context::{ActionContext, Cancelled, LogRecord};
 pub use descriptor::{ActionDescriptor, ActionPrepare, ActionRun, ActionStarter, ThingActions};

@@ -57,6 +57,8 @@ impl BlobLink {
 pub enum ActionOutput {
     /// A JSON value (`null` for actions that return nothing).
     Json(Value),
+    /// A numeric array, served as `.npy` or TIFF.
+    Array(std::sync::Arc<super::array::NdArray>),
     /// Binary data.
     Blob(Blob),
 }
@@ -110,6 +112,15 @@ impl<T: Serialize + schemars::JsonSchema + Send + 'static> IntoOutput for T {
     }
     fn schema() -> Value {
         json_schema_of::<T>()
+    }
+}
+
+impl IntoOutput for super::array::NdArray {
+    fn into_output(self) -> Result<ActionOutput, ActionFailure> {
+        Ok(ActionOutput::Array(std::sync::Arc::new(self)))
+    }
+    fn schema() -> Value {
+        json_schema_of::<super::array::ArrayLink>()
     }
 }
 

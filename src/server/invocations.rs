@@ -6,7 +6,7 @@ use super::forwarded::Reached;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -246,9 +246,15 @@ async fn output(State(routes): Routes, Path(id): Path<String>) -> Response {
 }
 
 /// `GET /blob/{id}`.
-async fn blob(State(routes): Routes, Path(id): Path<String>) -> Response {
+async fn blob(State(routes): Routes, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    // An array's link takes `.npy` or `.tiff` appended, for clients that cannot set `Accept`.
+    let (id, extension) = match id.rsplit_once('.') {
+        Some((id, extension)) => (id.to_owned(), Some(extension.to_ascii_lowercase())),
+        None => (id, None),
+    };
     match routes.invocations.get(&id).and_then(|i| i.output()) {
-        Some(ActionOutput::Blob(blob)) => blob_response(&blob),
+        Some(ActionOutput::Blob(blob)) if extension.is_none() => blob_response(&blob),
+        Some(ActionOutput::Array(array)) => array_response(&array, &headers, extension.as_deref()),
         _ => Problem::new(StatusCode::NOT_FOUND)
             .with_detail(format!(
                 "No blob {id}: it never existed, or its invocation has expired."
@@ -263,6 +269,9 @@ fn output_response(invocation: &Invocation) -> Response {
             axum::Json(value).into_response()
         }
         (InvocationStatus::Completed, Some(ActionOutput::Blob(blob))) => blob_response(&blob),
+        (InvocationStatus::Completed, Some(ActionOutput::Array(array))) => {
+            array_response(&array, &HeaderMap::new(), None)
+        }
         (status @ (InvocationStatus::Pending | InvocationStatus::Running), _) => {
             // 409, not 503: the server is fine, the invocation is simply not done. A 5xx here
             // would read as a server fault to monitoring and to contract checkers.
@@ -286,6 +295,73 @@ pub(crate) fn blob_response(blob: &Blob) -> Response {
     let media_type = HeaderValue::from_str(&blob.media_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     ([(header::CONTENT_TYPE, media_type)], blob.data.clone()).into_response()
+}
+
+/// An array as `.npy` (the default) or TIFF, as `Accept` or the link's extension asks: `406`
+/// for a representation it cannot have (a 1-D array as TIFF, or TIFF without the feature).
+pub(crate) fn array_response(
+    array: &crate::action::NdArray,
+    headers: &HeaderMap,
+    extension: Option<&str>,
+) -> Response {
+    use crate::action::array::{NPY_MEDIA_TYPE, TIFF_MEDIA_TYPE};
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let tiff = match extension {
+        Some("tif" | "tiff") => true,
+        Some("npy") => false,
+        Some(other) => {
+            return Problem::new(StatusCode::NOT_FOUND)
+                .with_detail(format!(
+                    "An array is served as `.npy` or `.tiff`, not `.{}`.",
+                    other.chars().take(20).collect::<String>()
+                ))
+                .into_response();
+        }
+        None => accept.contains(TIFF_MEDIA_TYPE) && !accept.contains(NPY_MEDIA_TYPE),
+    };
+    if !tiff {
+        return (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(NPY_MEDIA_TYPE),
+            )],
+            array.to_npy(),
+        )
+            .into_response();
+    }
+    #[cfg(feature = "tiff")]
+    match array.to_tiff() {
+        Some(Ok(bytes)) => {
+            return (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(TIFF_MEDIA_TYPE),
+                )],
+                bytes,
+            )
+                .into_response();
+        }
+        Some(Err(error)) => {
+            return Problem::new(StatusCode::NOT_ACCEPTABLE)
+                .with_detail(format!("This array cannot be a TIFF image: {error}."))
+                .into_response();
+        }
+        None => {}
+    }
+    Problem::new(StatusCode::NOT_ACCEPTABLE)
+        .with_detail(format!(
+            "A {}-D array is served as `.npy`{}.",
+            array.shape().len(),
+            if cfg!(feature = "tiff") {
+                "; only 2-D and 3-D arrays are images (TIFF)"
+            } else {
+                " only: this server was built without TIFF (feature `tiff`)"
+            }
+        ))
+        .into_response()
 }
 
 fn unknown(id: &str) -> Response {

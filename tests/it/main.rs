@@ -12,6 +12,7 @@ mod sim;
 
 mod actions;
 mod client;
+mod data;
 mod deploy;
 mod documents;
 mod events;
