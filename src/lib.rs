@@ -45,6 +45,8 @@ mod openapi;
 #[cfg(feature = "server")]
 pub mod property;
 #[cfg(feature = "server")]
+pub mod record;
+#[cfg(feature = "server")]
 mod schema;
 mod serve;
 #[cfg(feature = "server")]
@@ -75,8 +77,9 @@ pub use labthings_macros::{Thing, data, thing_actions};
 pub use property::{Property, PropertyError, SetError};
 #[cfg(feature = "server")]
 pub use server::{
-    Auth, ConfigError, DEFAULT_SETTINGS_FOLDER, IntoShared, Role, ServerConfig, ServerError,
-    ThingContext, ThingRegistry, ThingServer, ThingServerBuilder, TlsSetting, shutdown_signal,
+    Auth, ConfigError, DEFAULT_DATA_FOLDER, DEFAULT_SETTINGS_FOLDER, IntoShared, Role,
+    ServerConfig, ServerError, ThingContext, ThingRegistry, ThingServer, ThingServerBuilder,
+    TlsSetting, shutdown_signal,
 };
 #[cfg(feature = "cli")]
 pub use server::{CommandLine, run};

@@ -11,6 +11,7 @@ pub use serde_json::Value;
 pub use crate::action::{ActionContext, ActionDescriptor, IntoOutput, ThingActions};
 pub use crate::event::DynEvent;
 pub use crate::property::{Constraints, DynProperty};
+pub use crate::record::action as record_action;
 pub use crate::thing::{
     BoxError, EventDescriptor, PropertyDescriptor, StreamDescriptor, ThingDescriptor,
     lifecycle_result,

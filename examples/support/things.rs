@@ -28,8 +28,9 @@ pub struct Camera {
     /// Frames captured since the camera started.
     #[property(read_only)]
     pub frames_captured: Property<u64>,
-    /// The live image, full resolution.
-    #[stream]
+    /// The live image, full resolution. Recordable (`record_mjpeg_stream`), with the last
+    /// 150 frames (5 s at the default 30 fps) held for a recording's `pre_seconds`.
+    #[stream(record, ringbuffer = 150)]
     pub mjpeg_stream: MjpegStream,
     /// The live image at half the width and height, for previews.
     #[stream(ringbuffer = 4)]

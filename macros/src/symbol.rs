@@ -29,6 +29,7 @@ pub const UNIT: Key = Key("unit");
 
 // `#[stream(...)]`
 pub const RINGBUFFER: Key = Key("ringbuffer");
+pub const RECORD: Key = Key("record");
 
 // `#[action(...)]`
 pub const SKIP: Key = Key("skip");
@@ -54,7 +55,7 @@ pub const PROPERTY_KEYS: &[Key] = &[
     UNIT,
 ];
 /// The keys of `#[stream(...)]`.
-pub const STREAM_KEYS: &[Key] = &[RINGBUFFER, RENAME];
+pub const STREAM_KEYS: &[Key] = &[RINGBUFFER, RECORD, RENAME];
 /// The keys of `#[event(...)]`.
 pub const EVENT_KEYS: &[Key] = &[RENAME, TITLE, DESCRIPTION];
 /// The keys of `#[action(...)]`.

@@ -35,6 +35,24 @@ use tokio_util::sync::CancellationToken;
 pub struct ActionContext {
     pub(crate) cancel: CancellationToken,
     pub(crate) shared: Arc<Mutex<Progress>>,
+    /// The server's, for an invocation it runs.
+    pub(crate) environment: Option<Arc<Environment>>,
+}
+
+/// What an action can reach of the server that runs it.
+pub(crate) struct Environment {
+    /// Where data (recordings) is written, if anywhere.
+    pub(crate) data_folder: Option<std::path::PathBuf>,
+    /// Every Thing's readable properties, by Thing and property.
+    pub(crate) snapshot: Box<dyn Fn() -> serde_json::Map<String, serde_json::Value> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field("data_folder", &self.data_folder)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What an invocation has reported so far.
@@ -69,12 +87,46 @@ impl ActionContext {
         Self {
             cancel,
             shared: Arc::default(),
+            environment: None,
         }
     }
 
     /// A context that belongs to no invocation, for calling an action from Rust or in tests.
     pub fn detached() -> Self {
         Self::new(CancellationToken::new())
+    }
+
+    /// The server's data folder (`data_folder` in the configuration, `./data` by default), where
+    /// actions keep files too big for a response, such as recordings; `None` when the server
+    /// has none, or for a [`detached`](Self::detached) context.
+    pub fn data_folder(&self) -> Option<&std::path::Path> {
+        self.environment.as_ref()?.data_folder.as_deref()
+    }
+
+    /// The instrument's state now: every readable property of every Thing on the server, as
+    /// `{"timestamp": "<RFC 3339>", "things": {"<thing>": {"<property>": value, ...}, ...}}`.
+    /// Store it with data (a capture, a recording) so that the settings it was taken with are
+    /// never lost. A property that cannot be read is left out. A
+    /// [`detached`](Self::detached) context knows no Things: `things` is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use labthings::ActionContext;
+    /// let snapshot = ActionContext::detached().snapshot();
+    /// assert!(snapshot["timestamp"].is_string());
+    /// assert_eq!(snapshot["things"], serde_json::json!({}));
+    /// ```
+    pub fn snapshot(&self) -> serde_json::Value {
+        let things = self
+            .environment
+            .as_ref()
+            .map(|environment| (environment.snapshot)())
+            .unwrap_or_default();
+        serde_json::json!({
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "things": things,
+        })
     }
 
     /// Whether a client asked to cancel this invocation.

@@ -304,6 +304,9 @@ pub(crate) struct Invocations {
     started: std::sync::atomic::AtomicU64,
     /// Set when the server shuts down: invocations started after it are cancelled at once.
     closed: std::sync::atomic::AtomicBool,
+    /// What actions can reach of the server (data folder, every Thing's state); set once
+    /// every Thing is assembled.
+    environment: std::sync::OnceLock<Arc<super::context::Environment>>,
 }
 
 impl Invocations {
@@ -315,6 +318,7 @@ impl Invocations {
             grace,
             started: std::sync::atomic::AtomicU64::new(0),
             closed: std::sync::atomic::AtomicBool::new(false),
+            environment: std::sync::OnceLock::new(),
         })
     }
 
@@ -354,6 +358,11 @@ impl Invocations {
     }
 
     /// Invocations started since the server was built.
+    /// Gives every later invocation's context the server's environment.
+    pub(crate) fn set_environment(&self, environment: super::context::Environment) {
+        let _ = self.environment.set(Arc::new(environment));
+    }
+
     pub(crate) fn started(&self) -> u64 {
         self.started.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -381,7 +390,8 @@ impl Invocations {
         options: RunOptions,
         make: impl FnOnce(ActionContext) -> ActionRun,
     ) -> Arc<Invocation> {
-        let context = ActionContext::new(CancellationToken::new());
+        let mut context = ActionContext::new(CancellationToken::new());
+        context.environment = self.environment.get().cloned();
         let seq = self
             .started
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)

@@ -26,7 +26,7 @@
 
 pub mod array;
 mod body;
-mod context;
+pub(crate) mod context;
 mod descriptor;
 mod input;
 mod invocation;

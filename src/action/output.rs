@@ -13,6 +13,8 @@ pub struct Blob {
     pub data: Bytes,
     /// Their media type, such as `image/jpeg`.
     pub media_type: String,
+    /// Where the bytes are instead, for a blob kept in a file (a recording).
+    file: Option<std::path::PathBuf>,
 }
 
 impl Blob {
@@ -21,7 +23,24 @@ impl Blob {
         Self {
             data: data.into(),
             media_type: media_type.into(),
+            file: None,
         }
+    }
+
+    /// A blob whose bytes are the file at `path` (served from there, with range requests, and
+    /// never read into memory whole): for outputs too big to hold, such as recordings. The
+    /// file must stay there as long as the invocation is kept.
+    pub fn from_file(path: impl Into<std::path::PathBuf>, media_type: impl Into<String>) -> Self {
+        Self {
+            data: Bytes::new(),
+            media_type: media_type.into(),
+            file: Some(path.into()),
+        }
+    }
+
+    /// The file the bytes are in, for a blob made with [`from_file`](Self::from_file).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
     }
 }
 

@@ -25,6 +25,8 @@ pub(crate) struct Assembled {
     pub(crate) lifecycle: Arc<dyn Lifecycle>,
     pub(crate) streams: Vec<MjpegStream>,
     pub(crate) settings: Option<Arc<SettingsFile>>,
+    /// Reads every property of the Thing, by name (for `ActionContext::snapshot`).
+    pub(crate) state: Arc<dyn Fn() -> serde_json::Map<String, serde_json::Value> + Send + Sync>,
 }
 
 /// A Thing waiting to be assembled, its type erased.
@@ -131,7 +133,23 @@ fn assemble<T: Thing>(
         affordance::event::serve_all(&name, &events, context, &mut routes, &mut description);
     }
     ws::serve(&name, &thing, &descriptor, &events, context, &mut routes);
+    let readers: Vec<_> = descriptor
+        .properties
+        .iter()
+        .map(|property| (property.name, property.access))
+        .collect();
+    let observed = thing.clone();
+    let state = Arc::new(move || {
+        readers
+            .iter()
+            .filter_map(|(name, access)| {
+                let value = access(observed.as_ref()).read_json().ok()?;
+                Some(((*name).to_owned(), value))
+            })
+            .collect()
+    });
     Ok(Assembled {
+        state,
         name,
         routes,
         description,

@@ -53,6 +53,10 @@ impl<T: Thing> IntoShared<T> for Arc<T> {
 /// directory.
 pub const DEFAULT_SETTINGS_FOLDER: &str = "settings";
 
+/// Where data (recordings) is kept unless a server is told otherwise: `data` in the working
+/// directory, beside [`DEFAULT_SETTINGS_FOLDER`].
+pub const DEFAULT_DATA_FOLDER: &str = "data";
+
 /// Builds a [`ThingServer`]; from [`ThingServer::builder`].
 #[must_use]
 pub struct ThingServerBuilder {
@@ -61,6 +65,7 @@ pub struct ThingServerBuilder {
     api_version: Option<String>,
     api_description: Option<String>,
     settings_folder: Option<PathBuf>,
+    data_folder: Option<PathBuf>,
     public_url: Option<String>,
     cors: Option<tower_http::cors::CorsLayer>,
     /// Origins given to `allow_origins`, which may also open websockets.
@@ -122,6 +127,7 @@ impl ThingServerBuilder {
             api_version: None,
             api_description: None,
             settings_folder: Some(PathBuf::from(DEFAULT_SETTINGS_FOLDER)),
+            data_folder: Some(PathBuf::from(DEFAULT_DATA_FOLDER)),
             public_url: None,
             cors: None,
             origins: Vec::new(),
@@ -212,6 +218,20 @@ impl ThingServerBuilder {
     /// API browser's first lines. By default a description of a labthings server.
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.api_description = Some(description.into());
+        self
+    }
+
+    /// Where actions keep data too big for a response (recordings go to
+    /// `<folder>/recordings/`); see [`ActionContext::data_folder`](crate::ActionContext::data_folder).
+    /// By default [`DEFAULT_DATA_FOLDER`] (`./data`), created when first written to.
+    pub fn data_folder(mut self, folder: impl Into<PathBuf>) -> Self {
+        self.data_folder = Some(folder.into());
+        self
+    }
+
+    /// No data folder: actions that write files (recordings) end in a clear error.
+    pub fn without_data_folder(mut self) -> Self {
+        self.data_folder = None;
         self
     }
 
@@ -437,6 +457,21 @@ impl ThingServerBuilder {
             event_history: self.event_history,
         };
         let things = self.assemble_things(&context)?;
+        let states: Vec<_> = things
+            .iter()
+            .map(|thing| (thing.name.clone(), thing.state.clone()))
+            .collect();
+        context
+            .invocations
+            .set_environment(crate::action::context::Environment {
+                data_folder: self.data_folder.clone(),
+                snapshot: Box::new(move || {
+                    states
+                        .iter()
+                        .map(|(name, state)| (name.clone(), serde_json::Value::Object(state())))
+                        .collect()
+                }),
+            });
         let mut routes = RouteTable::default();
         let things = self.serve_things(things, &context, &mut routes);
         self.serve_own_routes(&context, &mut routes);

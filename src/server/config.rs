@@ -49,6 +49,10 @@ pub struct ServerConfig {
         deserialize_with = "folder_or_null"
     )]
     pub settings_folder: Option<PathBuf>,
+    /// Where actions keep data such as recordings. Left out: `./data`
+    /// ([`DEFAULT_DATA_FOLDER`](crate::DEFAULT_DATA_FOLDER)); `null`: none.
+    #[serde(default = "default_data_folder", deserialize_with = "folder_or_null")]
+    pub data_folder: Option<PathBuf>,
     /// A prefix for every route, such as `/api/v3`.
     #[serde(default)]
     pub api_prefix: String,
@@ -377,6 +381,10 @@ impl ThingRegistry {
             Some(folder) => builder.settings_folder(folder),
             None => builder.without_settings_folder(),
         };
+        builder = match &config.data_folder {
+            Some(folder) => builder.data_folder(folder),
+            None => builder.without_data_folder(),
+        };
         if let Some(auth) = &config.auth {
             builder = builder.auth(auth.clone());
         }
@@ -432,6 +440,10 @@ impl ThingRegistry {
         }
         Ok(builder)
     }
+}
+
+fn default_data_folder() -> Option<PathBuf> {
+    Some(PathBuf::from(super::builder::DEFAULT_DATA_FOLDER))
 }
 
 fn default_settings_folder() -> Option<PathBuf> {

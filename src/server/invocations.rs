@@ -238,10 +238,10 @@ async fn cancel(State(routes): Routes, Path(id): Path<String>) -> Response {
 }
 
 /// `GET /action_invocations/{id}/output`.
-async fn output(State(routes): Routes, Path(id): Path<String>) -> Response {
+async fn output(State(routes): Routes, Path(id): Path<String>, headers: HeaderMap) -> Response {
     match routes.invocations.get(&id) {
         None => unknown(&id),
-        Some(invocation) => output_response(&invocation),
+        Some(invocation) => output_response(&invocation, &headers).await,
     }
 }
 
@@ -253,7 +253,9 @@ async fn blob(State(routes): Routes, Path(id): Path<String>, headers: HeaderMap)
         None => (id, None),
     };
     match routes.invocations.get(&id).and_then(|i| i.output()) {
-        Some(ActionOutput::Blob(blob)) if extension.is_none() => blob_response(&blob),
+        Some(ActionOutput::Blob(blob)) if extension.is_none() => {
+            blob_response(&blob, &headers).await
+        }
         Some(ActionOutput::Array(array)) => array_response(&array, &headers, extension.as_deref()),
         _ => Problem::new(StatusCode::NOT_FOUND)
             .with_detail(format!(
@@ -263,14 +265,16 @@ async fn blob(State(routes): Routes, Path(id): Path<String>, headers: HeaderMap)
     }
 }
 
-fn output_response(invocation: &Invocation) -> Response {
+async fn output_response(invocation: &Invocation, headers: &HeaderMap) -> Response {
     match (invocation.status(), invocation.output()) {
         (InvocationStatus::Completed, Some(ActionOutput::Json(value))) => {
             axum::Json(value).into_response()
         }
-        (InvocationStatus::Completed, Some(ActionOutput::Blob(blob))) => blob_response(&blob),
+        (InvocationStatus::Completed, Some(ActionOutput::Blob(blob))) => {
+            blob_response(&blob, headers).await
+        }
         (InvocationStatus::Completed, Some(ActionOutput::Array(array))) => {
-            array_response(&array, &HeaderMap::new(), None)
+            array_response(&array, headers, None)
         }
         (status @ (InvocationStatus::Pending | InvocationStatus::Running), _) => {
             // 409, not 503: the server is fine, the invocation is simply not done. A 5xx here
@@ -291,10 +295,49 @@ fn output_response(invocation: &Invocation) -> Response {
     }
 }
 
-pub(crate) fn blob_response(blob: &Blob) -> Response {
+/// A blob's bytes, with its media type; from its file if it has one (with range requests,
+/// as tower-http serves files).
+pub(crate) async fn blob_response(blob: &Blob, headers: &HeaderMap) -> Response {
+    use tower::ServiceExt as _;
     let media_type = HeaderValue::from_str(&blob.media_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    ([(header::CONTENT_TYPE, media_type)], blob.data.clone()).into_response()
+    let Some(path) = blob.file() else {
+        return ([(header::CONTENT_TYPE, media_type)], blob.data.clone()).into_response();
+    };
+    let mut request = axum::http::Request::new(axum::body::Body::empty());
+    for name in [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+    ] {
+        if let Some(value) = headers.get(&name) {
+            request.headers_mut().insert(name, value.clone());
+        }
+    }
+    let served = tower_http::services::ServeFile::new(path)
+        .oneshot(request)
+        .await;
+    match served {
+        Ok(response) if response.status() == StatusCode::NOT_FOUND => {
+            Problem::new(StatusCode::NOT_FOUND)
+                .with_detail(format!(
+                    "The output's file is gone: {} was moved or deleted.",
+                    path.display()
+                ))
+                .into_response()
+        }
+        Ok(response) => {
+            let mut response = response.map(axum::body::Body::new);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, media_type);
+            response
+        }
+        Err(error) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
+            .with_detail(format!("The output's file cannot be read: {error}."))
+            .into_response(),
+    }
 }
 
 /// An array as `.npy` (the default) or TIFF, as `Accept` or the link's extension asks: `406`

@@ -54,7 +54,7 @@ mod ui;
 mod ws;
 
 pub use auth::{Auth, Role};
-pub use builder::{DEFAULT_SETTINGS_FOLDER, IntoShared, ThingServerBuilder};
+pub use builder::{DEFAULT_DATA_FOLDER, DEFAULT_SETTINGS_FOLDER, IntoShared, ThingServerBuilder};
 #[cfg(feature = "cli")]
 pub use cli::{CommandLine, run};
 pub use config::{ConfigError, ServerConfig, ThingContext, ThingRegistry, TlsSetting};

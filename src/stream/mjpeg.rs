@@ -192,6 +192,12 @@ impl MjpegStream {
         Ok(ring.entries[(index - oldest) as usize].clone())
     }
 
+    /// Every frame the ring buffer holds now, oldest first (cheap: the frames are shared, not
+    /// copied). A recording's `pre_seconds` come from these.
+    pub fn held_frames(&self) -> Vec<RingbufferEntry> {
+        self.lock_ring().entries.iter().cloned().collect()
+    }
+
     /// Waits for the next frame added after this call, and returns it.
     ///
     /// # Errors

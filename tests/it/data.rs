@@ -107,3 +107,206 @@ fn a_one_dimensional_array_is_no_image() {
     assert!(line.to_tiff().is_none());
     assert_eq!(line.dtype(), "float32");
 }
+
+/// The microscope with its data in a folder of the test's own; its address.
+async fn microscope_with_data(folder: &std::path::Path) -> std::net::SocketAddr {
+    let mut config: Value = serde_json::from_str(crate::example_things::MICROSCOPE_CONFIG).unwrap();
+    config["data_folder"] = Value::from(folder.to_str().unwrap());
+    crate::support::spawn_configured(&config.to_string(), labthings::ConnectionOptions::default())
+        .await
+}
+
+/// The frames of an AVI as the server writes it (RIFF, then `00dc` chunks after `movi`).
+fn avi_frames(avi: &[u8]) -> Vec<&[u8]> {
+    assert_eq!(&avi[..4], b"RIFF");
+    assert_eq!(&avi[8..12], b"AVI ");
+    let movi = avi
+        .windows(4)
+        .position(|w| w == b"movi")
+        .expect("a movi list")
+        + 4;
+    let mut frames = Vec::new();
+    let mut at = movi;
+    while at + 8 <= avi.len() && &avi[at..at + 4] == b"00dc" {
+        let size = u32::from_le_bytes(avi[at + 4..at + 8].try_into().unwrap()) as usize;
+        frames.push(&avi[at + 8..at + 8 + size]);
+        at += 8 + size + size % 2;
+    }
+    frames
+}
+
+/// Runs an action to its end (polling), returns the final invocation.
+async fn finished(http: &reqwest::Client, invocation: Value) -> Value {
+    let href = invocation["href"].as_str().unwrap().to_owned();
+    for _ in 0..600 {
+        let now = json_of(http.get(&href)).await;
+        if !matches!(now["status"].as_str(), Some("pending" | "running")) {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the invocation did not finish");
+}
+
+#[tokio::test]
+async fn a_recording_keeps_the_frames_before_the_call_at_a_capped_rate_with_an_index() {
+    let folder = tempfile::tempdir().unwrap();
+    let address = microscope_with_data(folder.path()).await;
+    let http = reqwest::Client::new();
+    // Let the ring buffer fill with more than a second of frames.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let called = chrono::Utc::now();
+    let invocation = json_of(
+        http.post(format!("http://{address}/camera/record_mjpeg_stream"))
+            .json(&serde_json::json!({"seconds": 2, "max_fps": 10, "pre_seconds": 1})),
+    )
+    .await;
+    let done = finished(&http, invocation).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let output = &done["output"];
+    assert_eq!(output["media_type"], "video/x-msvideo");
+    let avi = http
+        .get(output["href"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let frames = avi_frames(&avi);
+    // Three seconds (one before the call, two after) at 10 frames a second.
+    assert!((29..=31).contains(&frames.len()), "{} frames", frames.len());
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.starts_with(&[0xFF, 0xD8]) && f.ends_with(&[0xFF, 0xD9]))
+    );
+
+    let recordings = folder.path().join("recordings");
+    let file = |extension: &str| {
+        std::fs::read_dir(&recordings)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|e| e == extension))
+            .unwrap()
+    };
+    assert_eq!(
+        std::fs::read(file("avi")).unwrap(),
+        avi.to_vec(),
+        "served as written"
+    );
+    let index = std::fs::read_to_string(file("csv")).unwrap();
+    let rows: Vec<Vec<&str>> = index
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(
+        index.lines().next(),
+        Some("frame,stream_index,timestamp,bytes")
+    );
+    assert_eq!(rows.len(), frames.len());
+    let indices: Vec<u64> = rows.iter().map(|r| r[1].parse().unwrap()).collect();
+    let times: Vec<chrono::DateTime<chrono::Utc>> =
+        rows.iter().map(|r| r[2].parse().unwrap()).collect();
+    assert!(indices.windows(2).all(|w| w[0] < w[1]), "{indices:?}");
+    assert!(times.windows(2).all(|w| w[0] < w[1]));
+    for (row, frame) in rows.iter().zip(&frames) {
+        assert_eq!(row[3].parse::<usize>().unwrap(), frame.len());
+    }
+    assert!(
+        times[0] < called - chrono::Duration::milliseconds(700),
+        "the first frames are from before the call"
+    );
+    // The instrument's state at the start, beside the video.
+    let about: Value =
+        serde_json::from_str(&std::fs::read_to_string(file("json")).unwrap()).unwrap();
+    assert_eq!(about["frames"], frames.len());
+    assert!(
+        about["snapshot"]["things"]["stage"]["position"].is_array(),
+        "{about}"
+    );
+    assert!(
+        about["snapshot"]["things"]["camera"]["gain"].is_number(),
+        "{about}"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_recording_keeps_what_was_recorded_and_a_viewer_keeps_its_rate() {
+    let folder = tempfile::tempdir().unwrap();
+    let address = microscope_with_data(folder.path()).await;
+    let http = reqwest::Client::new();
+    let invocation = json_of(
+        http.post(format!("http://{address}/camera/record_mjpeg_stream"))
+            .json(&serde_json::json!({"seconds": null})),
+    )
+    .await;
+    // A viewer watching while the recording runs.
+    let mut viewer =
+        crate::support::MjpegReader::connect(&format!("http://{address}/camera/mjpeg_stream"))
+            .await;
+    let mut seen = 0;
+    let watching = tokio::time::Instant::now();
+    while watching.elapsed() < Duration::from_secs(2) {
+        if viewer.next_part(Duration::from_secs(2)).await.is_some() {
+            seen += 1;
+        }
+    }
+    let href = invocation["href"].as_str().unwrap();
+    let cancel = http.delete(href).send().await.unwrap();
+    assert_eq!(cancel.status(), 204);
+    let done = finished(&http, invocation.clone()).await;
+    assert_eq!(
+        done["status"], "completed",
+        "stopped early, with its output: {done}"
+    );
+    let avi = http
+        .get(done["output"]["href"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let recorded = avi_frames(&avi).len();
+    assert!(
+        recorded >= seen,
+        "recorded {recorded}, the viewer saw {seen} in less time"
+    );
+    // The viewer kept up with the camera while the recording ran: the recording took every
+    // frame of a slightly longer time, the viewer nearly as many.
+    assert!(
+        seen * 10 >= recorded * 7,
+        "the viewer saw {seen} frames, the recording {recorded}"
+    );
+}
+
+#[tokio::test]
+async fn a_recording_with_nowhere_to_go_ends_in_a_clear_error() {
+    let folder = tempfile::tempdir().unwrap();
+    let blocked = folder.path().join("a-file");
+    std::fs::write(&blocked, "not a folder").unwrap();
+    let address = microscope_with_data(&blocked).await;
+    let http = reqwest::Client::new();
+    let invocation = json_of(
+        http.post(format!(
+            "http://{address}/camera/record_mjpeg_stream?wait=10"
+        ))
+        .json(&serde_json::json!({"seconds": 1})),
+    )
+    .await;
+    let done = finished(&http, invocation).await;
+    assert_eq!(done["status"], "error");
+    let detail = done["error"]["detail"].as_str().unwrap();
+    assert!(detail.contains("a-file"), "{detail}");
+    // Bad arguments are a 422 naming the field, not an error invocation.
+    let response = http
+        .post(format!("http://{address}/camera/record_mjpeg_stream"))
+        .json(&serde_json::json!({"seconds": -3}))
+        .send()
+        .await
+        .unwrap();
+    let problem = crate::support::problem(response, 422).await;
+    assert!(problem.to_string().contains("seconds"), "{problem}");
+}

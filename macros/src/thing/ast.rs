@@ -28,7 +28,11 @@ pub struct Member<'a> {
 
 pub enum MemberKind {
     Property(PropertyOptions),
-    Stream { ringbuffer: Option<(usize, Span)> },
+    Stream {
+        ringbuffer: Option<(usize, Span)>,
+        /// `#[stream(record)]`: the stream gets a `record_<name>` action.
+        record: bool,
+    },
     Event,
 }
 

@@ -18,7 +18,7 @@ pub fn check(thing: &Thing<'_>, errors: &mut Errors) {
                 lengths_are_consistent(&options.lengths, errors);
                 pattern_compiles(options.pattern.as_ref(), errors);
             }
-            MemberKind::Stream { ringbuffer } => ringbuffer_holds_a_frame(*ringbuffer, errors),
+            MemberKind::Stream { ringbuffer, .. } => ringbuffer_holds_a_frame(*ringbuffer, errors),
             MemberKind::Event => {}
         }
     }

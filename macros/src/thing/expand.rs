@@ -50,6 +50,22 @@ pub fn implementation(thing: &Thing<'_>) -> TokenStream {
             }
         }
     });
+    // `#[stream(record)]`: a `record_<stream>` action each, after the Thing's own.
+    let recordings = thing.members.iter().filter_map(|member| {
+        let MemberKind::Stream { record: true, .. } = member.kind else {
+            return None;
+        };
+        let (field, ty, name) = (member.field, member.ty, &member.name);
+        let action = format!("record_{name}");
+        let access = quote_spanned! {ty.span()=>
+            |thing: &Self| ::labthings::__private::stream::<#ty>(&thing.#field)
+        };
+        Some(quote! {
+            descriptor
+                .actions
+                .push(::labthings::__private::record_action::<Self>(#action, #name, #access));
+        })
+    });
     quote! {
         const _: () = {
             #[automatically_derived]
@@ -63,6 +79,7 @@ pub fn implementation(thing: &Thing<'_>) -> TokenStream {
                         use ::labthings::__private::{HasActions as _, NoActions as _};
                         (&::labthings::__private::ActionsProbe::<Self>::new()).actions()
                     };
+                    #(#recordings)*
                     descriptor
                 }
                 #start
@@ -96,7 +113,7 @@ fn member(member: &Member<'_>) -> TokenStream {
                 });
             }
         }
-        MemberKind::Stream { ringbuffer } => {
+        MemberKind::Stream { ringbuffer, .. } => {
             let ringbuffer = match ringbuffer {
                 Some((size, _)) => quote!(::core::option::Option::Some(#size)),
                 None => quote!(::core::option::Option::None),

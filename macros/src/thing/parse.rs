@@ -94,7 +94,10 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
             name_span: ident.span(),
             title,
             description,
-            kind: MemberKind::Stream { ringbuffer: None },
+            kind: MemberKind::Stream {
+                ringbuffer: None,
+                record: false,
+            },
         };
         let result = if attr.path().is_ident(symbol::STREAM) {
             parse_stream(attr, &mut member)
@@ -113,11 +116,14 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
 
 fn parse_stream(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
     let mut ringbuffer = None;
+    let mut record = false;
     if !matches!(attr.meta, syn::Meta::Path(_)) {
         attr.parse_nested_meta(|meta| {
             if meta.path == symbol::RINGBUFFER {
                 let lit: syn::LitInt = meta.value()?.parse()?;
                 ringbuffer = Some((lit.base10_parse::<usize>()?, lit.span()));
+            } else if meta.path == symbol::RECORD {
+                record = true;
             } else if meta.path == symbol::RENAME {
                 let lit = string(&meta)?;
                 member.name = lit.value();
@@ -128,7 +134,7 @@ fn parse_stream(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
             Ok(())
         })?;
     }
-    member.kind = MemberKind::Stream { ringbuffer };
+    member.kind = MemberKind::Stream { ringbuffer, record };
     Ok(())
 }
 

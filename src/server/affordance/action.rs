@@ -134,7 +134,7 @@ async fn run<T: Send + Sync + 'static>(
     }
     match invocation.output() {
         Some(ActionOutput::Json(value)) => axum::Json(value).into_response(),
-        Some(ActionOutput::Blob(blob)) => invocations::blob_response(&blob),
+        Some(ActionOutput::Blob(blob)) => invocations::blob_response(&blob, &headers).await,
         Some(ActionOutput::Array(array)) => invocations::array_response(&array, &headers, None),
         None => {
             // 409, as for the output of a failed invocation: the action's failure is not the
