@@ -91,10 +91,12 @@ impl Camera {
 
 #[thing_actions]
 impl Camera {
-    /// Capture a full-resolution JPEG.
+    /// Capture a full-resolution JPEG, with the instrument's state.
     ///
-    /// Waits for the next frame, so the picture is taken after the call.
-    async fn capture(&self) -> Result<Blob, String> {
+    /// Waits for the next frame, so the picture is taken after the call. Every Thing's
+    /// properties at that moment (stage position, exposure, gain, ...) are stored in the JPEG's
+    /// comment, as `labthings-snapshot {json}`, and shown in the output's `metadata`.
+    async fn capture(&self, context: ActionContext) -> Result<Blob, String> {
         let frame = tokio::time::timeout(Duration::from_secs(5), self.mjpeg_stream.grab_frame())
             .await
             .map_err(|_| "the camera produced no frame in 5 s; is it running?".to_owned())?
@@ -107,7 +109,12 @@ impl Camera {
         self.captured
             .emit(capture)
             .map_err(|error| error.to_string())?;
-        Ok(Blob::new(frame.frame, "image/jpeg"))
+        let snapshot = context.snapshot();
+        let comment = format!("labthings-snapshot {snapshot}");
+        // A state too big for one comment segment stays in the output's metadata only.
+        let jpeg = labthings::stream::jpeg_with_comment(&frame.frame, comment.as_bytes())
+            .unwrap_or_else(|| frame.frame.to_vec());
+        Ok(Blob::new(jpeg, "image/jpeg").with_metadata(snapshot))
     }
 
     /// The brightness along one row of the next frame (a line profile), from 0 to 255.

@@ -15,6 +15,8 @@ pub struct Blob {
     pub media_type: String,
     /// Where the bytes are instead, for a blob kept in a file (a recording).
     file: Option<std::path::PathBuf>,
+    /// JSON shown with the link in the invocation (the instrument's state at a capture).
+    metadata: Option<Value>,
 }
 
 impl Blob {
@@ -24,7 +26,22 @@ impl Blob {
             data: data.into(),
             media_type: media_type.into(),
             file: None,
+            metadata: None,
         }
+    }
+
+    /// Shows `metadata` beside the link in the invocation's output (`output.metadata`): what a
+    /// client should know about the bytes without fetching them, such as
+    /// [`ActionContext::snapshot`](crate::ActionContext::snapshot) at a capture.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// The metadata given with [`with_metadata`](Self::with_metadata).
+    pub fn metadata(&self) -> Option<&Value> {
+        self.metadata.as_ref()
     }
 
     /// A blob whose bytes are the file at `path` (served from there, with range requests, and
@@ -35,6 +52,7 @@ impl Blob {
             data: Bytes::new(),
             media_type: media_type.into(),
             file: Some(path.into()),
+            metadata: None,
         }
     }
 
@@ -57,6 +75,10 @@ pub(crate) struct BlobLink {
     pub(crate) rel: &'static str,
     /// A note for people reading the invocation.
     pub(crate) description: &'static str,
+    /// What the action said about the bytes, if anything (the instrument's state at a
+    /// capture, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) metadata: Option<Value>,
 }
 
 impl BlobLink {
@@ -66,6 +88,7 @@ impl BlobLink {
             media_type: blob.media_type.clone(),
             rel: "output",
             description: "The output of this action is not JSON; fetch it from this link.",
+            metadata: blob.metadata.clone(),
         }
     }
 }

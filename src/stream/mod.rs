@@ -34,6 +34,29 @@ mod routes;
 mod shared;
 mod viewer;
 
+/// The JPEG with a comment (COM) segment holding `text` right after its start marker:
+/// viewers and decoders ignore it; Pillow reads it as `Image.open(f).info["comment"]`,
+/// exiftool as `Comment`. `None` if `jpeg` does not start with the JPEG start marker, or the
+/// text is over a segment's 65,533 bytes.
+///
+/// # Examples
+///
+/// ```
+/// let jpeg = [0xFF, 0xD8, 0xFF, 0xD9];
+/// let commented = labthings::stream::jpeg_with_comment(&jpeg, b"hello").unwrap();
+/// assert_eq!(commented, [0xFF, 0xD8, 0xFF, 0xFE, 0, 7, b'h', b'e', b'l', b'l', b'o', 0xFF, 0xD9]);
+/// ```
+pub fn jpeg_with_comment(jpeg: &[u8], text: &[u8]) -> Option<Vec<u8>> {
+    let length = u16::try_from(text.len() + 2).ok()?;
+    let rest = jpeg.strip_prefix(&[0xFF, 0xD8])?;
+    let mut out = Vec::with_capacity(jpeg.len() + text.len() + 4);
+    out.extend_from_slice(&[0xFF, 0xD8, 0xFF, 0xFE]);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(text);
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
 pub use entry::{
     BOUNDARY, FRAME_INDEX_HEADER, RingbufferEntry, STREAM_CONTENT_TYPE, TIMESTAMP_HEADER,
 };
