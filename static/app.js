@@ -608,6 +608,12 @@ function renderAction(thing, name, affordance, url) {
     form.append(element("div", { className: "field" }, label, editor.node,
       limits ? element("span", { className: "hint" }, limits) : null));
   }
+  // Defaults the action states are filled in (a recording's 10 s); then the last values sent,
+  // kept in this browser, over them.
+  for (const { field, editor } of fields) {
+    const fallback = input.properties[field].default;
+    if (fallback !== undefined && fallback !== null) editor.set(fallback);
+  }
   // The last values sent are kept (in this browser) and filled in again.
   const remembered = `labthings:${thing}/${name}`;
   try {
@@ -695,6 +701,13 @@ async function follow(started, container, cancellable, again, name) {
         output.append(element("img", { src: withToken(value.href), alt: "Action output" }));
       }
       output.append(element("a", { href: withToken(value.href), download: "" }, `Download (${value.media_type})`));
+      // A numeric array: its shape and type, and the same array as a TIFF image.
+      if (Array.isArray(value.shape) && value.dtype) {
+        output.append(" ", element("span", { className: "hint" }, `${value.shape.join(" × ")} ${value.dtype}`));
+        if (value.shape.length >= 2) {
+          output.append(" ", element("a", { href: withToken(`${value.href}.tiff`), download: "" }, "Download TIFF"));
+        }
+      }
     } else {
       output.append(element("span", { className: "hint" }, "Output: "),
         valueView(value, {}, name));

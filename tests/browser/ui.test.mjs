@@ -132,6 +132,32 @@ await check("an action with a blob output shows the image", async () => {
     "the captured image is not shown");
 });
 
+await check("recording the stream offers 10 s and a video download when done", async () => {
+  const action = page.locator('[data-thing="camera"] [data-action="record_mjpeg_stream"]');
+  assert(await action.locator("#camera-record_mjpeg_stream-seconds").inputValue() === "10",
+    "the form does not offer 10 s");
+  await action.locator("#camera-record_mjpeg_stream-seconds").fill("1");
+  await action.locator("button[type=submit]").click();
+  await action.locator('.status[data-status="completed"]').waitFor({ timeout: 15000 });
+  const link = action.locator(".output a[download]");
+  assert((await link.textContent()).includes("video/x-msvideo"), await link.textContent());
+  const response = await page.request.get(await link.getAttribute("href"));
+  const body = await response.body();
+  assert(body.subarray(0, 4).toString() === "RIFF" && body.subarray(8, 12).toString() === "AVI ",
+    "the download is not an AVI");
+});
+
+await check("a 16-bit array output shows its shape and offers .npy and TIFF", async () => {
+  const action = page.locator('[data-thing="camera"] [data-action="capture_array"]');
+  await action.locator("button[type=submit]").click();
+  await action.locator('.status[data-status="completed"]').waitFor();
+  const text = await action.locator(".output").textContent();
+  assert(text.includes("480 × 640 uint16"), `output: ${text}`);
+  const tiff = action.locator(".output a", { hasText: "Download TIFF" });
+  const response = await page.request.get(await tiff.getAttribute("href"));
+  assert(response.headers()["content-type"] === "image/tiff", "not a TIFF");
+});
+
 await check("a running action can be cancelled", async () => {
   const action = page.locator('[data-thing="stage"] [data-action="home"]');
   await action.locator("button[type=submit]").click();
