@@ -133,8 +133,10 @@ impl Camera {
             .collect())
     }
 
-    /// The next frame as a 16-bit grey image (height × width), as a scientific camera's
-    /// sensor gives it: fetch it as `.npy` (NumPy) or TIFF from the output's link.
+    /// The next frame as a 16-bit grey image (height × width).
+    ///
+    /// As a scientific camera's sensor gives it: fetch it as `.npy` (NumPy) or TIFF from the
+    /// output's link, or read `shape` and `dtype` there.
     async fn capture_array(&self) -> Result<labthings::NdArray, String> {
         let (width, height, grey) = self.next_grey_frame().await?;
         // The simulated sensor's 8-bit levels, spread over the 16-bit range.

@@ -1,0 +1,114 @@
+"""The data a scientist keeps, read back by the tools scientists use.
+
+Usage: check.py URL DATA_FOLDER
+
+- capture_array: numpy loads the .npy and tifffile reads the TIFF, equal to each other, 16-bit;
+- capture: Pillow reads the instrument's state from the JPEG's comment, equal to the output's;
+- a recording: ffprobe and OpenCV read the AVI, with as many frames as its CSV index lists.
+"""
+
+import io
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy
+import tifffile
+from PIL import Image
+
+BASE, DATA = sys.argv[1].rstrip("/"), Path(sys.argv[2])
+passed = failed = 0
+
+
+def check(name, test):
+    global passed, failed
+    try:
+        test()
+        passed += 1
+        print(f"ok      {name}")
+    except Exception as error:  # noqa: BLE001 - reported, then counted
+        failed += 1
+        print(f"FAILED  {name}\n{error!r}")
+
+
+def request(path, body=None, method=None, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(BASE + path if path.startswith("/") else path, data=data,
+                                 method=method, headers={"content-type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(req, timeout=60) as response:
+        return response.read(), response.headers
+
+
+def invoke(path, body=None):
+    invocation = json.loads(request(path, body if body is not None else {}, "POST")[0])
+    while invocation["status"] in ("pending", "running"):
+        time.sleep(0.2)
+        invocation = json.loads(request(invocation["href"])[0])
+    return invocation
+
+
+def arrays():
+    invocation = invoke("/camera/capture_array")
+    assert invocation["status"] == "completed", invocation
+    output = invocation["output"]
+    npy, headers = request(output["href"])
+    assert headers["content-type"] == "application/x-npy", headers
+    array = numpy.load(io.BytesIO(npy))
+    tiff, headers = request(output["href"], headers={"accept": "image/tiff"})
+    assert headers["content-type"] == "image/tiff", headers
+    image = tifffile.imread(io.BytesIO(tiff))
+    assert array.dtype == numpy.uint16 and image.dtype == numpy.uint16, (array.dtype, image.dtype)
+    assert array.shape == (480, 640) == tuple(output["shape"]), array.shape
+    assert numpy.array_equal(array, image), "the TIFF and the .npy differ"
+    assert array.max() > 255, "16-bit values"
+
+
+def snapshot():
+    invocation = invoke("/camera/capture")
+    assert invocation["status"] == "completed", invocation
+    jpeg, _ = request(invocation["output"]["href"])
+    comment = Image.open(io.BytesIO(jpeg)).info["comment"]
+    stored = json.loads(comment.removeprefix(b"labthings-snapshot "))
+    assert stored == invocation["output"]["metadata"], (stored, invocation["output"]["metadata"])
+    assert "position" in stored["things"]["stage"], stored
+
+
+def recording():
+    # The pre-trigger second needs a second of frames held: the camera has just started.
+    time.sleep(1.5)
+    invocation = invoke("/camera/record_mjpeg_stream", {"seconds": 2, "max_fps": 10, "pre_seconds": 1})
+    assert invocation["status"] == "completed", invocation
+    video, headers = request(invocation["output"]["href"])
+    assert headers["content-type"] == "video/x-msvideo", headers
+    recordings = DATA / "recordings"
+    avi = max(recordings.glob("*.avi"), key=lambda p: p.stat().st_mtime)
+    assert avi.read_bytes() == video, "served as written"
+    rows = avi.with_suffix(".csv").read_text().splitlines()[1:]
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_name,width,height,nb_read_frames", "-of", "json", str(avi)],
+        check=True, capture_output=True, text=True).stdout)["streams"][0]
+    assert probe["codec_name"] == "mjpeg" and (probe["width"], probe["height"]) == (640, 480), probe
+    assert int(probe["nb_read_frames"]) == len(rows), (probe, len(rows))
+    capture = cv2.VideoCapture(str(avi))
+    frames = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        assert frame.shape == (480, 640, 3), frame.shape
+        frames += 1
+    assert frames == len(rows), (frames, len(rows))
+    assert 29 <= frames <= 31, frames
+    print(f"        ffprobe and OpenCV read {frames} frames, as the index lists")
+
+
+check("numpy loads the .npy and tifffile the TIFF of a 16-bit array, equal", arrays)
+check("Pillow reads the instrument's state from a capture's JPEG comment", snapshot)
+check("ffprobe and OpenCV read a recording, frame for frame with its index", recording)
+print(f"data: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
