@@ -70,6 +70,18 @@ fn main() -> anyhow::Result<()> {
                         .value_parser(value_parser!(u16)),
                 )
                 .arg(
+                    Arg::new("record")
+                        .long("record")
+                        .value_parser(value_parser!(PathBuf))
+                        .help("record the stream into this folder from the start (as record_<stream> does)"),
+                )
+                .arg(
+                    Arg::new("record-seconds")
+                        .long("record-seconds")
+                        .default_value("10")
+                        .value_parser(value_parser!(f64)),
+                )
+                .arg(
                     Arg::new("tls-dir")
                         .long("tls-dir")
                         .value_parser(value_parser!(PathBuf))
@@ -262,7 +274,24 @@ fn serve(args: &ArgMatches) -> anyhow::Result<()> {
         Some(folder) => Some(labthings::TlsConfig::self_signed(folder, &[])?),
         None => None,
     };
+    let record = args.get_one::<PathBuf>("record").cloned();
+    let record_seconds = *args.get_one::<f64>("record-seconds").expect("default");
     runtime.enable_all().build()?.block_on(async move {
+        if let Some(folder) = record {
+            let live = camera.clone();
+            tokio::spawn(async move {
+                let input: labthings::record::RecordInput =
+                    serde_json::from_value(serde_json::json!({"seconds": record_seconds}))
+                        .expect("valid arguments");
+                let context = labthings::ActionContext::detached();
+                match labthings::record::record_into(&folder, &live, "bench", &input, &context)
+                    .await
+                {
+                    Ok(_) => eprintln!("recording finished"),
+                    Err(error) => eprintln!("recording failed: {error}"),
+                }
+            });
+        }
         let app = axum::Router::new().merge(stream::routes("/camera/mjpeg_stream", camera));
         let listener = tokio::net::TcpListener::bind(address).await?;
         let server = labthings::serve(listener, app);

@@ -142,7 +142,25 @@ async fn record(
         .data_folder()
         .ok_or("this server keeps no data folder (`data_folder` is null): a recording has nowhere to go")?
         .join("recordings");
-    std::fs::create_dir_all(&folder)
+    record_into(&folder, live, stream, input, context).await
+}
+
+/// Records `live` into `folder` as the `record_<stream>` action does (files named after
+/// `stream` and the start time), reporting to `context` (use
+/// [`ActionContext::detached`] outside an action): for recording from your own code.
+///
+/// # Errors
+///
+/// The folder cannot be made, a file cannot be written (the files keep what was written), or
+/// no frame came.
+pub async fn record_into(
+    folder: &Path,
+    live: &MjpegStream,
+    stream: &str,
+    input: &RecordInput,
+    context: &ActionContext,
+) -> Result<Blob, String> {
+    std::fs::create_dir_all(folder)
         .map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
     let started = Utc::now();
     let stem = format!(
@@ -397,7 +415,7 @@ fn write_frames(
                 Err(error) => return failed(written, &files.video, error),
             };
             match avi::AviWriter::new(
-                BufWriter::with_capacity(256 * 1024, file),
+                BufWriter::with_capacity(64 * 1024, file),
                 width,
                 height,
                 fps_guess,
