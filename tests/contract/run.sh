@@ -21,7 +21,8 @@ WORK=$(mktemp -d)
 # The one-call action routes (`*_run_*`) wait for the action to finish, and the stage's moves
 # queue on one lock (a `home` takes 2 s): fuzzed by the hundred they would queue for many
 # minutes, so they get the coverage phase (boundary and typical values, every documented status)
-# in a pass of their own.
+# in a pass of their own. Recordings (`*_record_*`) run for seconds to a day and write video
+# files: fuzzed, they would fill the disk; tests/data covers them.
 # hypothesis' example database is off so that every run starts the same way on a clean clone.
 # One worker: with more, hypothesis (reading lambda sources from threads) hit CPython 3.11's
 # "AST constructor recursion depth mismatch" error here.
@@ -32,7 +33,7 @@ contract() {
   "$VENV/bin/schemathesis" run "$URL/openapi.json" \
     --url "$URL" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --exclude-operation-id-regex "${CONTRACT_EXCLUDE:-(_mjpeg_stream\$|_subscribe_|_observe_|_run_)}" \
+    --exclude-operation-id-regex "${CONTRACT_EXCLUDE:-(_mjpeg_stream\$|_subscribe_|_observe_|_run_|_record_)}" \
     --request-timeout 65 \
     --generation-database none \
     --seed "${CONTRACT_SEED:-1}" \
@@ -45,7 +46,7 @@ echo "-- the default configuration"
 # shellcheck source=../support/start-microscope.sh
 source tests/support/start-microscope.sh
 contract --max-examples "${CONTRACT_EXAMPLES:-50}"
-CONTRACT_EXCLUDE='^(?!.*_run_)' contract --phases coverage --max-examples 5
+CONTRACT_EXCLUDE='^(?!.*_run_)|_record_' contract --phases coverage --max-examples 5
 stop_microscope
 
 echo "-- access control on, a read-only token"
