@@ -15,7 +15,8 @@
 //! stream or its viewers, and never buffers without bound (a disk slower than the camera loses
 //! frames, counted in the log and visible as gaps in `stream_index`). A write error (a full
 //! disk, a read-only folder) ends the invocation as `error`, naming the file, which stays a
-//! playable AVI of the frames written before it (see [`avi`]).
+//! playable AVI of the frames written before it (its header is brought up to date every 15
+//! frames, so a file cut short is still valid).
 
 pub(crate) mod avi;
 
