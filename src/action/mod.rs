@@ -39,5 +39,5 @@ pub use descriptor::{ActionDescriptor, ActionPrepare, ActionRun, ActionStarter, 
 pub use input::InputError;
 pub use invocation::InvocationStatus;
 pub(crate) use invocation::{ActionEvent, Cancel, Invocation, Invocations, RunOptions};
-pub(crate) use output::is_blob_schema;
 pub use output::{ActionFailure, ActionOutput, Blob, IntoOutput};
+pub(crate) use output::{is_array_schema, is_blob_schema};

@@ -166,6 +166,12 @@ impl IntoOutput for super::array::NdArray {
     }
 }
 
+/// Whether an action's output schema is [`NdArray`](super::NdArray)'s: its output is an array
+/// behind a link, served as `.npy` or TIFF.
+pub(crate) fn is_array_schema(schema: &Value) -> bool {
+    *schema == json_schema_of::<super::array::ArrayLink>()
+}
+
 /// Whether an action's output schema is [`Blob`]'s: its output is bytes behind a link.
 pub(crate) fn is_blob_schema(schema: &Value) -> bool {
     *schema == json_schema_of::<BlobLink>()

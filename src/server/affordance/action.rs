@@ -343,6 +343,10 @@ fn run_doc<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> RouteDoc
         if crate::action::is_blob_schema(&output) {
             json!({"description": "The output's bytes, with the media type the action gave them",
                 "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}})
+        } else if crate::action::is_array_schema(&output) {
+            let binary = json!({"schema": {"type": "string", "format": "binary"}});
+            json!({"description": "The output array: NumPy's .npy, or TIFF with `Accept: image/tiff`",
+                "content": {"application/x-npy": binary, "image/tiff": binary}})
         } else {
             openapi::json_response("The output", output)
         },
@@ -440,8 +444,11 @@ fn affordance<T>(action: &ActionDescriptor<T>, path: &str) -> Value {
     let invocation = layout::invocation("{id}");
     // The second `invokeaction` form answers with the output once the action has finished (a
     // WoT consumer picks it by its index); LabThings clients take the first.
-    let output_type = if crate::action::is_blob_schema(&(action.output_schema)()) {
+    let output_schema = (action.output_schema)();
+    let output_type = if crate::action::is_blob_schema(&output_schema) {
         "application/octet-stream"
+    } else if crate::action::is_array_schema(&output_schema) {
+        "application/x-npy"
     } else {
         "application/json"
     };
