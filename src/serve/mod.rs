@@ -7,10 +7,14 @@
 
 mod connection;
 mod limits;
+mod options;
+mod service;
 mod stall;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub use connection::{ClientAddr, ConnectionOptions, LocalAddr, Serve, Tls, serve};
+pub use connection::{Serve, serve};
+pub use options::ConnectionOptions;
+pub use service::{ClientAddr, LocalAddr, Tls};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;

@@ -5,12 +5,23 @@
 //! certificate.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::watch;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::limits::CountedTcp;
+use super::options::ConnectionOptions;
+use super::service::{WithLocalAddr, drive};
+use super::stall::StallGuard;
 
 /// What [`serve`](super::serve()) needs to speak HTTPS: a certificate chain and its private key.
 ///
@@ -162,6 +173,88 @@ impl TlsConfig {
     /// Where the certificate came from (a file, or self-signed and where it is kept).
     pub fn source(&self) -> &str {
         &self.source
+    }
+}
+
+/// Serving connections over TLS.
+pub(super) struct Https {
+    pub(super) acceptor: tokio_rustls::TlsAcceptor,
+    /// For connections over the limits: HTTP/1.1 only, so they can be answered a plain `503`.
+    pub(super) refusal: tokio_rustls::TlsAcceptor,
+    http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
+    handshake_timeout: Duration,
+    write_timeout: Duration,
+    head_timeout: Duration,
+}
+
+impl Https {
+    pub(super) fn new(tls: &TlsConfig, options: &ConnectionOptions) -> Self {
+        let mut http2 =
+            hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            // What hyper buffers for one stream: a stream viewer on a slow link has about one
+            // frame queued, as over HTTP/1.1; the other streams of the connection go on.
+            .max_send_buf_size(options.max_buf_size.max(8192))
+            .max_header_list_size(u32::try_from(options.max_buf_size).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256)
+            // Websockets over HTTP/2 (RFC 8441's extended CONNECT), which browsers use when
+            // the server offers it, instead of a connection of their own.
+            .enable_connect_protocol();
+        Self {
+            acceptor: tokio_rustls::TlsAcceptor::from(tls.server.clone()),
+            refusal: tokio_rustls::TlsAcceptor::from(tls.refusal.clone()),
+            http2,
+            handshake_timeout: options.header_read_timeout,
+            write_timeout: options.write_timeout,
+            head_timeout: options.header_read_timeout,
+        }
+    }
+
+    /// The TLS handshake (within the header timeout), then HTTP/2 or HTTP/1.1 as negotiated.
+    pub(super) fn serve(
+        &self,
+        io: CountedTcp,
+        peer: SocketAddr,
+        http: http1::Builder,
+        service: WithLocalAddr,
+        shutdown_rx: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (acceptor, http2) = (self.acceptor.clone(), self.http2.clone());
+        let (handshake_timeout, write_timeout, head_timeout) = (
+            self.handshake_timeout,
+            self.write_timeout,
+            self.head_timeout,
+        );
+        async move {
+            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake not done in time: closed");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(service);
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let connection = http2.serve_connection(
+                    TokioIo::new(StallGuard::without_heads(stream, write_timeout)),
+                    service,
+                );
+                drive!(connection, shutdown_rx, peer).await;
+            } else {
+                let connection = http
+                    .serve_connection(
+                        TokioIo::new(StallGuard::new(stream, write_timeout, head_timeout)),
+                        service,
+                    )
+                    .with_upgrades();
+                drive!(connection, shutdown_rx, peer).await;
+            }
+        }
     }
 }
 

@@ -1,6 +1,10 @@
-//! [`ThingServerBuilder`]: names, settings folder, prefix, UI, CORS and access control;
-//! [`build`](ThingServerBuilder::build) assembles every Thing and the server's own routes into
-//! a [`ThingServer`].
+//! [`ThingServerBuilder`]: names, settings and data folders, prefix, UI, CORS, access control,
+//! HTTPS, proxies and discovery; [`build`](ThingServerBuilder::build) assembles every Thing and
+//! the server's own routes into a [`ThingServer`].
+//!
+//! Longer than most files here for one reason: each of the builder's many options is a public
+//! method with its documentation. What `build` does is delegated, step by step, to the modules
+//! named in it (`assemble`, the affordance modules, `index`, `invocations`, `https`, ...).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,10 +18,10 @@ use super::affordance::Context;
 use super::assemble::{self, Assemble, Assembled};
 use super::auth::{self, Auth, Guard};
 use super::base::Base;
-use super::config::TlsSetting;
 use super::error::ServerError;
 use super::forwarded::{self, Proxies};
 use super::hosts::{self, Hosts};
+use super::https::TlsSetting;
 use super::index::{self, Descriptions};
 use super::lifecycle::{Running, ThingServer};
 use super::metrics::{self, Metrics};
@@ -478,7 +482,12 @@ impl ThingServerBuilder {
         let page = ui::serve(&self.ui, &self.folders, &mut routes);
         let document = self.document(&prefix, &mut routes)?;
         #[cfg(feature = "tls")]
-        let tls = self.resolve_tls()?;
+        let tls = super::https::resolve(
+            self.tls_config.take(),
+            self.tls.take(),
+            self.settings_folder.as_deref(),
+            &self.hosts,
+        )?;
         #[cfg(not(feature = "tls"))]
         if self.tls.is_some() {
             return Err(ServerError::Tls(
@@ -528,57 +537,6 @@ impl ThingServerBuilder {
                 .map(|path| format!("{prefix}{path}"))
                 .collect(),
         })
-    }
-
-    /// The certificate to serve, if HTTPS was asked for: given, read from files, or
-    /// self-signed in the settings folder.
-    #[cfg(feature = "tls")]
-    fn resolve_tls(&mut self) -> Result<Option<crate::serve::TlsConfig>, ServerError> {
-        use crate::serve::TlsConfig;
-        if let Some(config) = self.tls_config.take() {
-            return Ok(Some(config));
-        }
-        let Some(setting) = self.tls.take() else {
-            return Ok(None);
-        };
-        let tls = match (&setting.cert, &setting.key, setting.self_signed) {
-            (Some(cert), Some(key), false) => TlsConfig::from_pem_files(cert, key),
-            (None, None, true) => {
-                let Some(folder) = &self.settings_folder else {
-                    return Err(ServerError::Tls(
-                        "a self-signed certificate is kept in the settings folder, and this \
-                         server has none: set `settings_folder`, or give `cert` and `key` files"
-                            .into(),
-                    ));
-                };
-                TlsConfig::self_signed(&folder.join("tls"), &self.certificate_names())
-            }
-            _ => {
-                return Err(ServerError::Tls(
-                    "give either both `cert` and `key` (PEM files) or `self_signed: true`".into(),
-                ));
-            }
-        };
-        tls.map(Some)
-            .map_err(|error| ServerError::Tls(error.to_string()))
-    }
-
-    /// The names a self-signed certificate is made for: the host's own name (and its `.local`
-    /// name, as mDNS announces it), the names in `allow_hosts` and the public URL's host.
-    #[cfg(feature = "tls")]
-    fn certificate_names(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        if let Some(host) = super::discovery::host_name() {
-            names.push(format!("{host}.local"));
-            names.push(host);
-        }
-        for host in &self.hosts {
-            let name = hosts::host_name(host);
-            if name != "*" {
-                names.push(name.to_owned());
-            }
-        }
-        names
     }
 
     /// The first problem the builder noted, a bad access control configuration or a bad

@@ -4,7 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use super::config::{ConfigError, ServerConfig, ThingRegistry, TlsSetting};
+use super::config::{ConfigError, ServerConfig, ThingRegistry};
+use super::https::TlsSetting;
 
 /// What a labthings binary's command line says.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,6 +32,7 @@ use serde_json::{Map, Value};
 
 use super::builder::ThingServerBuilder;
 use super::error::ServerError;
+use super::https::TlsSetting;
 use super::lifecycle::ThingServer;
 use crate::thing::{BoxError, Thing};
 
@@ -92,41 +93,6 @@ pub struct ServerConfig {
     /// interfaces it listens on only. Off by default. Needs the `mdns` feature.
     #[serde(default)]
     pub discovery: bool,
-}
-
-/// Where a server's HTTPS certificate comes from (the `tls` key of a configuration file).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct TlsSetting {
-    /// The certificate chain, PEM (the server's certificate first).
-    #[serde(default)]
-    pub cert: Option<PathBuf>,
-    /// Its private key, PEM.
-    #[serde(default)]
-    pub key: Option<PathBuf>,
-    /// A self-signed certificate, made on first start and kept in `<settings folder>/tls/`.
-    #[serde(default)]
-    pub self_signed: bool,
-}
-
-impl TlsSetting {
-    /// A certificate and key from PEM files.
-    pub fn files(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        Self {
-            cert: Some(cert.into()),
-            key: Some(key.into()),
-            self_signed: false,
-        }
-    }
-
-    /// A self-signed certificate kept in the settings folder.
-    pub fn self_signed() -> Self {
-        Self {
-            self_signed: true,
-            ..Self::default()
-        }
-    }
 }
 
 /// One entry of `things`, in its long form.

@@ -39,6 +39,7 @@ mod error;
 mod folder;
 mod forwarded;
 mod hosts;
+mod https;
 mod index;
 mod invocations;
 mod lifecycle;
@@ -57,6 +58,7 @@ pub use auth::{Auth, Role};
 pub use builder::{DEFAULT_DATA_FOLDER, DEFAULT_SETTINGS_FOLDER, IntoShared, ThingServerBuilder};
 #[cfg(feature = "cli")]
 pub use cli::{CommandLine, run};
-pub use config::{ConfigError, ServerConfig, ThingContext, ThingRegistry, TlsSetting};
+pub use config::{ConfigError, ServerConfig, ThingContext, ThingRegistry};
 pub use error::ServerError;
+pub use https::TlsSetting;
 pub use lifecycle::{ThingServer, shutdown_signal};
