@@ -196,6 +196,9 @@ pub async fn record_into(
             .spawn(move || write_frames(&frames, &files, fps))
             .map_err(|error| format!("cannot start the recording thread: {error}"))?
     };
+    // The stream stays watched between two frames, so a producer that pauses while nobody
+    // watches (a frame pipeline) keeps producing for the recording.
+    let _demand = live.demand();
     let mut picker = Picker::new(input.max_fps);
     let mut offered = Offered::default();
     // The frames from before the call, then live ones.

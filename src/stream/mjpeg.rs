@@ -89,6 +89,23 @@ impl std::fmt::Debug for MjpegStream {
     }
 }
 
+/// Keeps a stream [watched](MjpegStream::is_watched) while it lives; from [`MjpegStream::demand`].
+#[derive(Debug)]
+pub struct Demand(Arc<Shared>);
+
+impl Drop for Demand {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.0.demand.notify_waiters();
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
 impl MjpegStream {
     /// A stream that keeps the last [`DEFAULT_RINGBUFFER_SIZE`] (10) frames.
     pub fn new() -> Self {
@@ -114,6 +131,8 @@ impl MjpegStream {
                 }),
                 latest: watch::Sender::new(Latest::default()),
                 viewers: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+                demand: tokio::sync::Notify::new(),
                 frames_sent: AtomicU64::new(0),
                 frames_skipped: AtomicU64::new(0),
             }),
@@ -192,6 +211,35 @@ impl MjpegStream {
         Ok(ring.entries[(index - oldest) as usize].clone())
     }
 
+    /// Whether anyone needs this stream's frames now: a viewer, or a caller waiting for a frame
+    /// ([`grab_frame`](Self::grab_frame), [`next_frame_after`](Self::next_frame_after): a
+    /// capture, a recording). A producer may pause its sensor while nobody does; a
+    /// [`FramePipeline`](super::FramePipeline) encodes nothing meanwhile.
+    pub fn is_watched(&self) -> bool {
+        self.shared.watched()
+    }
+
+    /// Counts as watching the stream for as long as the guard lives (a recording between two
+    /// frames, say), so that a producer that pauses while unwatched keeps going.
+    pub fn demand(&self) -> Demand {
+        self.shared.waiting.fetch_add(1, Ordering::Relaxed);
+        self.shared.demand.notify_waiters();
+        Demand(self.shared.clone())
+    }
+
+    /// Waits until someone needs this stream's frames (at once if someone does).
+    pub async fn watched(&self) {
+        loop {
+            let changed = self.shared.demand.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.shared.watched() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     /// Every frame the ring buffer holds now, oldest first (cheap: the frames are shared, not
     /// copied). A recording's `pre_seconds` come from these.
     pub fn held_frames(&self) -> Vec<RingbufferEntry> {
@@ -228,6 +276,7 @@ impl MjpegStream {
     ) -> Result<RingbufferEntry, StreamError> {
         let mut latest = self.shared.latest.subscribe();
         let generation = latest.borrow_and_update().generation;
+        let _waiting = super::shared::Waiting::new(&self.shared);
         loop {
             {
                 let ring = self.lock_ring();

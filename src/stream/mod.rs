@@ -29,6 +29,8 @@
 
 mod entry;
 mod mjpeg;
+#[cfg(feature = "pipeline")]
+mod pipeline;
 mod response;
 mod routes;
 mod shared;
@@ -60,7 +62,11 @@ pub fn jpeg_with_comment(jpeg: &[u8], text: &[u8]) -> Option<Vec<u8>> {
 pub use entry::{
     BOUNDARY, FRAME_INDEX_HEADER, RingbufferEntry, STREAM_CONTENT_TYPE, TIMESTAMP_HEADER,
 };
-pub use mjpeg::{DEFAULT_RINGBUFFER_SIZE, MjpegStream, StreamStats};
+pub use mjpeg::{DEFAULT_RINGBUFFER_SIZE, Demand, MjpegStream, StreamStats};
+#[cfg(feature = "pipeline")]
+pub use pipeline::{
+    FrameError, FramePipeline, Gray16Window, PipelineBuilder, PipelineStats, PixelFormat, RawFrame,
+};
 pub use response::MjpegStreamResponse;
 #[cfg(feature = "server")]
 pub(crate) use routes::StreamRoutes;

@@ -16,8 +16,42 @@ pub(crate) struct Shared {
     /// The newest frame and the stop generation; every viewer watches it.
     pub(super) latest: watch::Sender<Latest>,
     pub(crate) viewers: AtomicUsize,
+    /// Callers waiting for a frame (`grab_frame`, `next_frame_after`: captures, recordings).
+    pub(crate) waiting: AtomicUsize,
+    /// Woken whenever `viewers` or `waiting` changes: a producer can pause while unwatched.
+    pub(crate) demand: tokio::sync::Notify,
     pub(crate) frames_sent: AtomicU64,
     pub(crate) frames_skipped: AtomicU64,
+}
+
+impl Shared {
+    /// Whether anyone needs frames now: a viewer, or a caller waiting for a frame.
+    pub(crate) fn watched(&self) -> bool {
+        self.viewers.load(std::sync::atomic::Ordering::Relaxed) > 0
+            || self.waiting.load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
+}
+
+/// Counts a caller waiting for a frame for as long as it waits.
+pub(crate) struct Waiting<'a>(&'a Shared);
+
+impl<'a> Waiting<'a> {
+    pub(crate) fn new(shared: &'a Shared) -> Self {
+        shared
+            .waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shared.demand.notify_waiters();
+        Self(shared)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.demand.notify_waiters();
+    }
 }
 
 /// The frames held, oldest first, and the index the next frame gets.

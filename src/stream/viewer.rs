@@ -141,6 +141,7 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.shared.viewers.fetch_sub(1, Ordering::Relaxed);
+        self.shared.demand.notify_waiters();
         if let Some(stream) = &self.label {
             tracing::info!(
                 target: "labthings::stream",
@@ -162,6 +163,7 @@ impl FrameStream {
         label: Option<Arc<str>>,
     ) -> Self {
         let viewers = shared.viewers.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.demand.notify_waiters();
         if let Some(stream) = &label {
             tracing::info!(target: "labthings::stream", %stream, viewers, "stream viewer connected");
         }

@@ -1,0 +1,666 @@
+//! [`FramePipeline`]: raw frames in, JPEG frames out, encoded only when watched.
+//!
+//! A camera driver hands [`RawFrame`]s (8- or 16-bit grey, RGB, BGR or YUYV) to
+//! [`FramePipeline::push`] from any thread; it never blocks. A small pool of worker threads
+//! (off the async runtime) encodes them to JPEG and adds them to the main stream and,
+//! optionally, a downscaled low-resolution stream, keeping each frame's capture timestamp.
+//!
+//! - **Newest frame wins.** One raw frame waits at a time: a frame pushed while the previous
+//!   one still waits replaces it, and is counted as dropped. Memory stays one raw frame (plus
+//!   one per worker being encoded), however fast the producer.
+//! - **In order.** With several workers, a frame finished after a newer one was added is not
+//!   added (counted as dropped), so the stream's frames keep their capture order.
+//! - **Only when watched.** When no viewer, recording or waiting `grab_frame` needs a stream,
+//!   nothing is encoded for it; the newest raw frame is kept, and encoded at once when a viewer
+//!   comes. A producer can pause its sensor meanwhile: [`FramePipeline::is_watched`] and
+//!   [`FramePipeline::watched`].
+//!
+//! JPEG encoding is jpeg-encoder's (pure Rust, with SIMD), feature `pipeline`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::MjpegStream;
+
+/// How a raw frame's bytes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum PixelFormat {
+    /// 8-bit grey, one byte per pixel.
+    Gray8,
+    /// 16-bit grey, two bytes per pixel (little-endian), shown through a window.
+    Gray16(Gray16Window),
+    /// 8-bit red, green, blue.
+    Rgb8,
+    /// 8-bit blue, green, red (OpenCV's order).
+    Bgr8,
+    /// YUV 4:2:2, `Y0 U Y1 V` for each two pixels (USB webcams' raw format).
+    Yuyv,
+}
+
+/// Which 16-bit values map to black and white in the 8-bit JPEG.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Gray16Window {
+    /// `low` and below black, `high` and above white, linear between.
+    Range {
+        /// Shown black.
+        low: u16,
+        /// Shown white.
+        high: u16,
+    },
+    /// Each frame's own darkest and brightest values (auto-contrast).
+    Auto,
+}
+
+impl PixelFormat {
+    fn bytes_per_pixel_pair(self) -> usize {
+        match self {
+            Self::Gray8 => 2,
+            Self::Gray16(_) | Self::Yuyv => 4,
+            Self::Rgb8 | Self::Bgr8 => 6,
+        }
+    }
+}
+
+/// Why bytes are not a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The bytes do not fill width x height pixels of the format.
+    #[error("a {width}x{height} frame of this format has {expected} bytes, not {actual}")]
+    Length {
+        /// Width.
+        width: u16,
+        /// Height.
+        height: u16,
+        /// Bytes it needs.
+        expected: usize,
+        /// Bytes given.
+        actual: usize,
+    },
+    /// An empty frame, or an odd width for YUYV (pixels come in pairs).
+    #[error("a frame must be at least 1x1 (and YUYV an even width), not {width}x{height}")]
+    Size {
+        /// Width.
+        width: u16,
+        /// Height.
+        height: u16,
+    },
+}
+
+/// One frame from a sensor, before encoding.
+#[derive(Debug, Clone)]
+pub struct RawFrame {
+    format: PixelFormat,
+    width: u16,
+    height: u16,
+    data: bytes::Bytes,
+    timestamp: DateTime<Utc>,
+}
+
+impl RawFrame {
+    /// A frame of `width` x `height` pixels of `format`, captured now.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError`] if `data` does not hold exactly that many pixels.
+    pub fn new(
+        format: PixelFormat,
+        width: u16,
+        height: u16,
+        data: impl Into<bytes::Bytes>,
+    ) -> Result<Self, FrameError> {
+        let data = data.into();
+        if width == 0 || height == 0 || (format == PixelFormat::Yuyv && width % 2 == 1) {
+            return Err(FrameError::Size { width, height });
+        }
+        let expected = usize::from(width) * usize::from(height) * format.bytes_per_pixel_pair() / 2;
+        if data.len() != expected {
+            return Err(FrameError::Length {
+                width,
+                height,
+                expected,
+                actual: data.len(),
+            });
+        }
+        Ok(Self {
+            format,
+            width,
+            height,
+            data,
+            timestamp: Utc::now(),
+        })
+    }
+
+    /// The same frame, captured at `timestamp` (as the camera reports it); viewers see it.
+    #[must_use]
+    pub fn at(mut self, timestamp: DateTime<Utc>) -> Self {
+        self.timestamp = timestamp;
+        self
+    }
+
+    /// The frame as 8-bit RGB, downscaled by `factor` (1: full size) by averaging blocks.
+    fn to_rgb(&self, factor: u16) -> (u16, u16, Vec<u8>) {
+        let (w, h) = (usize::from(self.width), usize::from(self.height));
+        let data = &self.data[..];
+        let pixel = |x: usize, y: usize| -> [u8; 3] {
+            let i = y * w + x;
+            match self.format {
+                PixelFormat::Gray8 => [data[i]; 3],
+                PixelFormat::Gray16(window) => {
+                    let (low, high) = self.window(window);
+                    let v = u16::from_le_bytes([data[2 * i], data[2 * i + 1]]);
+                    let level = (f64::from(v.saturating_sub(low)) * 255.0
+                        / f64::from((high - low).max(1)))
+                    .min(255.0) as u8;
+                    [level; 3]
+                }
+                PixelFormat::Rgb8 => [data[3 * i], data[3 * i + 1], data[3 * i + 2]],
+                PixelFormat::Bgr8 => [data[3 * i + 2], data[3 * i + 1], data[3 * i]],
+                PixelFormat::Yuyv => {
+                    let pair = (y * w + x - x % 2) * 2;
+                    let luma = f64::from(data[pair + if x % 2 == 0 { 0 } else { 2 }]);
+                    let (u, v) = (
+                        f64::from(data[pair + 1]) - 128.0,
+                        f64::from(data[pair + 3]) - 128.0,
+                    );
+                    let clamp = |value: f64| value.round().clamp(0.0, 255.0) as u8;
+                    [
+                        clamp(luma + 1.402 * v),
+                        clamp(luma - 0.344_136 * u - 0.714_136 * v),
+                        clamp(luma + 1.772 * u),
+                    ]
+                }
+            }
+        };
+        let factor = usize::from(factor.max(1));
+        let (out_w, out_h) = ((w / factor).max(1), (h / factor).max(1));
+        let mut rgb = Vec::with_capacity(out_w * out_h * 3);
+        for oy in 0..out_h {
+            for ox in 0..out_w {
+                let mut sum = [0u32; 3];
+                let mut count = 0;
+                for y in oy * factor..((oy + 1) * factor).min(h) {
+                    for x in ox * factor..((ox + 1) * factor).min(w) {
+                        let p = pixel(x, y);
+                        for c in 0..3 {
+                            sum[c] += u32::from(p[c]);
+                        }
+                        count += 1;
+                    }
+                }
+                let count = count.max(1);
+                rgb.extend(sum.iter().map(|s| (s / count) as u8));
+            }
+        }
+        (out_w as u16, out_h as u16, rgb)
+    }
+
+    /// The window of a 16-bit frame: as given, or its own range.
+    fn window(&self, window: Gray16Window) -> (u16, u16) {
+        match window {
+            Gray16Window::Range { low, high } => (low, high.max(low)),
+            Gray16Window::Auto => {
+                let values = self
+                    .data
+                    .chunks_exact(2)
+                    .map(|p| u16::from_le_bytes([p[0], p[1]]));
+                let (low, high) = values.fold((u16::MAX, 0), |(lo, hi), v| (lo.min(v), hi.max(v)));
+                (low, high.max(low))
+            }
+        }
+    }
+}
+
+/// What a [`FramePipeline`] has done, for logs and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Frames pushed.
+    pub pushed: u64,
+    /// Frames encoded and added to the main stream.
+    pub encoded: u64,
+    /// Frames never encoded because a newer one came first (the encoders were busy), or
+    /// encoded after a newer one was added.
+    pub dropped: u64,
+    /// Frames replaced while nobody watched (nothing was encoded).
+    pub unwatched: u64,
+}
+
+struct Output {
+    stream: MjpegStream,
+    /// 1 for full size, 2 for half the width and height, ...
+    factor: u16,
+    /// The sequence number of the last frame added, to keep order across workers.
+    last: Mutex<u64>,
+}
+
+struct Inner {
+    /// The newest frame not yet taken by a worker, with its sequence number.
+    slot: Mutex<(Option<(u64, RawFrame)>, u64)>,
+    ready: Condvar,
+    outputs: Vec<Output>,
+    quality: u8,
+    stopped: AtomicBool,
+    pushed: AtomicU64,
+    encoded: AtomicU64,
+    dropped: AtomicU64,
+    unwatched: AtomicU64,
+}
+
+impl Inner {
+    fn watched(&self) -> bool {
+        self.outputs.iter().any(|output| output.stream.is_watched())
+    }
+}
+
+/// Raw frames in, MJPEG streams out; see the [module](self). Cloning gives another handle on
+/// the same pipeline; the workers stop when the last handle is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use labthings::stream::{FramePipeline, MjpegStream, PixelFormat, RawFrame};
+///
+/// let (main, preview) = (MjpegStream::new(), MjpegStream::new());
+/// let pipeline = FramePipeline::builder(&main).lores(&preview, 2).quality(80).build();
+/// // From the camera's thread, as frames arrive:
+/// let frame = RawFrame::new(PixelFormat::Gray8, 64, 48, vec![128u8; 64 * 48]).unwrap();
+/// pipeline.push(frame);
+/// // Nobody watches yet, so nothing was encoded: the sensor could pause.
+/// assert!(!pipeline.is_watched());
+/// ```
+#[derive(Clone)]
+pub struct FramePipeline {
+    inner: Arc<Inner>,
+    _workers: Arc<Workers>,
+}
+
+impl std::fmt::Debug for FramePipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramePipeline")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops the workers when the last handle goes.
+struct Workers(Arc<Inner>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Relaxed);
+        self.0.ready.notify_all();
+    }
+}
+
+/// Sets up a [`FramePipeline`]; from [`FramePipeline::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct PipelineBuilder {
+    main: MjpegStream,
+    lores: Option<(MjpegStream, u16)>,
+    quality: u8,
+    workers: usize,
+}
+
+impl PipelineBuilder {
+    /// Also feeds `stream` with each frame downscaled by `factor` (2: half the width and
+    /// height), encoded from the same raw frame.
+    pub fn lores(mut self, stream: &MjpegStream, factor: u16) -> Self {
+        self.lores = Some((stream.clone(), factor.max(1)));
+        self
+    }
+
+    /// JPEG quality, 1 to 100 (default 85).
+    pub fn quality(mut self, quality: u8) -> Self {
+        self.quality = quality.clamp(1, 100);
+        self
+    }
+
+    /// Encoding threads (default: 2, at most 16).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.clamp(1, 16);
+        self
+    }
+
+    /// Starts the workers.
+    pub fn build(self) -> FramePipeline {
+        let mut outputs = vec![Output {
+            stream: self.main,
+            factor: 1,
+            last: Mutex::new(0),
+        }];
+        if let Some((stream, factor)) = self.lores {
+            outputs.push(Output {
+                stream,
+                factor,
+                last: Mutex::new(0),
+            });
+        }
+        let inner = Arc::new(Inner {
+            slot: Mutex::new((None, 0)),
+            ready: Condvar::new(),
+            outputs,
+            quality: self.quality,
+            stopped: AtomicBool::new(false),
+            pushed: AtomicU64::new(0),
+            encoded: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            unwatched: AtomicU64::new(0),
+        });
+        for n in 0..self.workers {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name(format!("labthings-encode-{n}"))
+                .spawn(move || work(&inner))
+                .expect("the system can start a thread");
+        }
+        FramePipeline {
+            _workers: Arc::new(Workers(inner.clone())),
+            inner,
+        }
+    }
+}
+
+impl FramePipeline {
+    /// A pipeline feeding `main`.
+    pub fn builder(main: &MjpegStream) -> PipelineBuilder {
+        PipelineBuilder {
+            main: main.clone(),
+            lores: None,
+            quality: 85,
+            workers: 2,
+        }
+    }
+
+    /// Hands a frame over for encoding; never blocks. A frame still waiting is replaced (newest
+    /// wins).
+    pub fn push(&self, frame: RawFrame) {
+        let inner = &self.inner;
+        inner.pushed.fetch_add(1, Ordering::Relaxed);
+        let mut slot = inner
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.1 += 1;
+        let sequence = slot.1;
+        if slot.0.replace((sequence, frame)).is_some() {
+            if inner.watched() {
+                inner.dropped.fetch_add(1, Ordering::Relaxed);
+            } else {
+                inner.unwatched.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        drop(slot);
+        inner.ready.notify_one();
+    }
+
+    /// Whether anyone needs the pipeline's frames now (a viewer, a recording or a waiting
+    /// capture, of any of its streams).
+    pub fn is_watched(&self) -> bool {
+        self.inner.watched()
+    }
+
+    /// Waits until someone needs the pipeline's frames: a paused sensor resumes then.
+    pub async fn watched(&self) {
+        let waits = self
+            .inner
+            .outputs
+            .iter()
+            .map(|output| Box::pin(output.stream.watched()));
+        futures_util::future::select_all(waits).await;
+    }
+
+    /// What it has done so far.
+    pub fn stats(&self) -> PipelineStats {
+        let inner = &self.inner;
+        PipelineStats {
+            pushed: inner.pushed.load(Ordering::Relaxed),
+            encoded: inner.encoded.load(Ordering::Relaxed),
+            dropped: inner.dropped.load(Ordering::Relaxed),
+            unwatched: inner.unwatched.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A worker: takes the newest frame when someone watches, encodes it for each watched output.
+fn work(inner: &Inner) {
+    loop {
+        let (sequence, frame) = {
+            let mut slot = inner
+                .slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            loop {
+                if inner.stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                if slot.0.is_some() && inner.watched() {
+                    break;
+                }
+                // Nobody watches, or no frame: check again shortly (a viewer coming does not
+                // signal this condition variable).
+                slot = inner
+                    .ready
+                    .wait_timeout(slot, Duration::from_millis(10))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            }
+            slot.0.take().expect("checked above")
+        };
+        for (n, output) in inner.outputs.iter().enumerate() {
+            if !output.stream.is_watched() {
+                continue;
+            }
+            let (width, height, rgb) = frame.to_rgb(output.factor);
+            let mut jpeg = Vec::new();
+            let encoder = jpeg_encoder::Encoder::new(&mut jpeg, inner.quality);
+            if let Err(error) = encoder.encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb) {
+                tracing::warn!(target: "labthings::stream", %error, "a frame could not be encoded");
+                continue;
+            }
+            let mut last = output
+                .last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *last > sequence {
+                // Another worker added a newer frame meanwhile: keep the stream in order.
+                if n == 0 {
+                    inner.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            *last = sequence;
+            if output.stream.add_frame_at(jpeg, frame.timestamp).is_ok() && n == 0 {
+                inner.encoded.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
+        let mut decoder = zune_jpeg::JpegDecoder::new(jpeg);
+        let rgb = decoder.decode().unwrap();
+        let (w, h) = decoder.dimensions().unwrap();
+        (w, h, rgb)
+    }
+
+    fn near(actual: &[u8], expected: [u8; 3]) -> bool {
+        actual
+            .iter()
+            .zip(expected)
+            .all(|(a, e)| a.abs_diff(e) <= 12)
+    }
+
+    #[tokio::test]
+    async fn each_format_encodes_to_the_right_size_and_colours() {
+        let (w, h) = (32u16, 16u16);
+        let pixels = usize::from(w) * usize::from(h);
+        let cases: Vec<(RawFrame, [u8; 3])> = vec![
+            (
+                RawFrame::new(PixelFormat::Gray8, w, h, vec![200u8; pixels]).unwrap(),
+                [200; 3],
+            ),
+            (
+                RawFrame::new(PixelFormat::Rgb8, w, h, [250u8, 20, 30].repeat(pixels)).unwrap(),
+                [250, 20, 30],
+            ),
+            (
+                RawFrame::new(PixelFormat::Bgr8, w, h, [30u8, 20, 250].repeat(pixels)).unwrap(),
+                [250, 20, 30],
+            ),
+            // Y 81, U 90, V 240: a strong red, (238, 14, 14) by full-range BT.601 (JFIF's).
+            (
+                RawFrame::new(
+                    PixelFormat::Yuyv,
+                    w,
+                    h,
+                    [81u8, 90, 81, 240].repeat(pixels / 2),
+                )
+                .unwrap(),
+                [238, 14, 14],
+            ),
+            (
+                RawFrame::new(
+                    PixelFormat::Gray16(Gray16Window::Range {
+                        low: 1000,
+                        high: 3000,
+                    }),
+                    w,
+                    h,
+                    2000u16.to_le_bytes().repeat(pixels),
+                )
+                .unwrap(),
+                [127; 3],
+            ),
+        ];
+        for (frame, colour) in cases {
+            let stream = MjpegStream::new();
+            let pipeline = FramePipeline::builder(&stream).workers(1).build();
+            let next = tokio::spawn({
+                let stream = stream.clone();
+                async move { stream.grab_frame().await }
+            });
+            stream.watched().await;
+            pipeline.push(frame.clone());
+            let entry = tokio::time::timeout(Duration::from_secs(5), next)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let (dw, dh, rgb) = decode(&entry.frame);
+            assert_eq!((dw, dh), (32, 16));
+            assert!(
+                near(&rgb[..3], colour),
+                "{:?}: {:?} not near {colour:?}",
+                frame.format,
+                &rgb[..3]
+            );
+            assert_eq!(entry.timestamp, frame.timestamp.trunc_subsecs(6));
+        }
+    }
+
+    use chrono::SubsecRound as _;
+
+    #[test]
+    fn gray16_windows_map_to_black_and_white() {
+        let values: Vec<u8> = [0u16, 1000, 2000, 3000, 65535]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let frame = RawFrame::new(
+            PixelFormat::Gray16(Gray16Window::Range {
+                low: 1000,
+                high: 3000,
+            }),
+            5,
+            1,
+            values.clone(),
+        )
+        .unwrap();
+        let levels: Vec<u8> = frame.to_rgb(1).2.chunks(3).map(|p| p[0]).collect();
+        assert_eq!(levels, [0, 0, 127, 255, 255]);
+        let auto = RawFrame::new(PixelFormat::Gray16(Gray16Window::Auto), 5, 1, values).unwrap();
+        let levels: Vec<u8> = auto.to_rgb(1).2.chunks(3).map(|p| p[0]).collect();
+        assert_eq!(levels.first(), Some(&0));
+        assert_eq!(levels.last(), Some(&255));
+        assert!(RawFrame::new(PixelFormat::Rgb8, 2, 2, vec![0; 5]).is_err());
+        assert!(RawFrame::new(PixelFormat::Yuyv, 3, 2, vec![0; 12]).is_err());
+    }
+
+    #[tokio::test]
+    async fn nothing_is_encoded_unwatched_and_a_viewer_gets_the_newest_frame_at_once() {
+        let (main, lores) = (MjpegStream::new(), MjpegStream::new());
+        let pipeline = FramePipeline::builder(&main).lores(&lores, 2).build();
+        for _ in 0..20 {
+            pipeline.push(RawFrame::new(PixelFormat::Gray8, 64, 48, vec![9u8; 64 * 48]).unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            main.frames_added(),
+            0,
+            "nothing encoded with nobody watching"
+        );
+        assert_eq!(lores.frames_added(), 0);
+        assert_eq!(pipeline.stats().unwatched, 19);
+        // A viewer of the preview comes: the newest raw frame is encoded for it at once, and
+        // only for it.
+        let mut viewer = lores.frames();
+        use futures_util::StreamExt as _;
+        let first = tokio::time::timeout(Duration::from_secs(2), viewer.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let (w, h, _) = decode(&first.frame);
+        assert_eq!((w, h), (32, 24), "half size");
+        assert_eq!(main.frames_added(), 0, "the main stream is still unwatched");
+        // The producer is told someone watches.
+        tokio::time::timeout(Duration::from_millis(100), pipeline.watched())
+            .await
+            .unwrap();
+        drop(viewer);
+        assert!(!pipeline.is_watched());
+    }
+
+    #[tokio::test]
+    async fn a_fast_producer_drops_frames_in_order_and_memory_stays_bounded() {
+        let stream = MjpegStream::with_ringbuffer_size(1000);
+        let pipeline = FramePipeline::builder(&stream).workers(2).build();
+        let _watching = stream.demand();
+        let start = Utc::now();
+        for n in 0..2000i64 {
+            let frame = RawFrame::new(
+                PixelFormat::Gray8,
+                320,
+                240,
+                vec![(n % 250) as u8; 320 * 240],
+            )
+            .unwrap()
+            .at(start + chrono::Duration::microseconds(n));
+            pipeline.push(frame);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stats = pipeline.stats();
+        assert_eq!(stats.pushed, 2000);
+        assert!(
+            stats.dropped > 0,
+            "the encoders cannot keep up with 2000 frames at once"
+        );
+        assert_eq!(
+            stats.encoded + stats.dropped,
+            2000 - u64::from(pipeline.inner.slot.lock().unwrap().0.is_some())
+        );
+        // At most one raw frame waits; the encoded ones came out in capture order.
+        let held = stream.held_frames();
+        assert!(held.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
+        assert_eq!(held.len() as u64, stats.encoded);
+    }
+}
