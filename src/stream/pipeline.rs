@@ -257,8 +257,27 @@ impl Inner {
     }
 }
 
-/// Raw frames in, MJPEG streams out; see the [module](self). Cloning gives another handle on
-/// the same pipeline; the workers stop when the last handle is dropped.
+/// Raw frames in, MJPEG streams out, encoded only when watched.
+///
+/// A camera driver hands [`RawFrame`]s (8- or 16-bit grey, RGB, BGR or YUYV) to
+/// [`push`](Self::push) from any thread; it never blocks. A small pool of worker threads
+/// (off the async runtime) encodes them to JPEG and adds them to the main stream and,
+/// optionally, a downscaled low-resolution stream, keeping each frame's capture timestamp.
+///
+/// - **Newest frame wins.** One raw frame waits at a time: a frame pushed while the previous
+///   one still waits replaces it, and is counted as dropped. Memory stays one raw frame (plus
+///   one per worker being encoded), however fast the producer.
+/// - **In order.** With several workers, a frame finished after a newer one was added is not
+///   added (counted as dropped), so the stream's frames keep their capture order.
+/// - **Only when watched.** When no viewer, recording or waiting `grab_frame` needs a stream,
+///   nothing is encoded for it; the newest raw frame is kept, and encoded at once when a viewer
+///   comes. A producer can pause its sensor meanwhile: [`is_watched`](Self::is_watched) and
+///   [`watched`](Self::watched).
+///
+/// JPEG encoding is jpeg-encoder's (pure Rust, with SIMD), feature `pipeline`.
+///
+/// Cloning gives another handle on the same pipeline; the workers stop when the last handle
+/// is dropped.
 ///
 /// # Examples
 ///
