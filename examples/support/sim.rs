@@ -1,5 +1,6 @@
-//! A simulated camera: renders a moving test pattern with the time drawn in, encodes it as
-//! JPEG on its own thread, and adds the frames to [`MjpegStream`]s. No hardware needed.
+//! A simulated camera: renders a moving test pattern with the time drawn in on its own thread,
+//! and hands the raw RGB frames to the framework's frame pipeline, which encodes them for two
+//! [`MjpegStream`]s (full size and half) whenever someone watches. No hardware needed.
 //!
 //! Shared by the examples, the benchmark and the integration tests (`#[path]` includes).
 #![allow(dead_code)]
@@ -224,7 +225,8 @@ pub trait SceneSource: Send + 'static {
 impl SceneSource for () {}
 
 impl SimulatedCamera {
-    /// Starts the camera thread; `lores` gets frames at half the width and height.
+    /// Starts the camera thread; `lores` gets frames at half the width and height. The thread
+    /// renders raw RGB frames; a [`labthings::stream::FramePipeline`] encodes them.
     pub fn start(settings: CameraSettings, full: MjpegStream, lores: MjpegStream) -> Self {
         Self::start_with(settings, full, lores, ())
     }
@@ -267,8 +269,12 @@ fn capture_loop(
     running: &AtomicBool,
     mut source: impl SceneSource,
 ) {
-    let mut big = TestPattern::new(settings.width, settings.height);
-    let mut small = TestPattern::new(settings.width / 2, settings.height / 2);
+    let mut pattern = TestPattern::new(settings.width, settings.height);
+    // The framework encodes: both streams from one raw frame, and nothing while unwatched.
+    let pipeline = labthings::stream::FramePipeline::builder(full)
+        .lores(lores, 2)
+        .quality(settings.quality)
+        .build();
     let interval = Duration::from_secs_f64(1.0 / settings.fps.max(0.1));
     let start = Instant::now();
     let mut next = start;
@@ -281,12 +287,16 @@ fn capture_loop(
         };
         let caption = format!("{} #{frame}", chrono::Utc::now().format("%H:%M:%S%.3f"));
         let scene = source.scene();
-        for (pattern, stream) in [(&mut big, full), (&mut small, lores)] {
-            let (w, h) = (pattern.width(), pattern.height());
-            let rgb = pattern.render_scene(seconds, &caption, 0, scene);
-            let jpeg = encode_jpeg(rgb, w, h, settings.quality);
-            stream.add_frame(jpeg).expect("the encoder makes JPEGs");
-        }
+        let (w, h) = (pattern.width(), pattern.height());
+        let rgb = pattern.render_scene(seconds, &caption, 0, scene).to_vec();
+        let raw = labthings::stream::RawFrame::new(
+            labthings::stream::PixelFormat::Rgb8,
+            u16::try_from(w).expect("a simulated frame fits"),
+            u16::try_from(h).expect("a simulated frame fits"),
+            rgb,
+        )
+        .expect("the pattern is width x height RGB");
+        pipeline.push(raw);
         frame += 1;
         source.captured(frame);
         next += interval;

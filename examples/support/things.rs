@@ -12,8 +12,8 @@ use labthings::{ActionContext, Blob, Cancelled, Event, Property, Thing, thing_ac
 
 use super::sim::{CameraSettings, Scene, SceneSource, SimulatedCamera};
 
-/// A simulated camera: a moving test pattern with the time drawn in, rendered and encoded as
-/// JPEG on its own thread.
+/// A simulated camera: a moving test pattern with the time drawn in, rendered on its own
+/// thread and encoded by the framework's frame pipeline (the preview only while watched).
 #[derive(Thing)]
 #[thing(title = "Simulated camera", on_start = Self::open, on_stop = Self::close)]
 pub struct Camera {
@@ -29,7 +29,8 @@ pub struct Camera {
     #[property(read_only)]
     pub frames_captured: Property<u64>,
     /// The live image, full resolution. Recordable (`record_mjpeg_stream`), with the last
-    /// 150 frames (5 s at the default 30 fps) held for a recording's `pre_seconds`.
+    /// 150 frames (5 s at the default 30 fps) held for a recording's `pre_seconds`: it is
+    /// encoded all the time, watched or not, so that those frames exist.
     #[stream(record, ringbuffer = 150)]
     pub mjpeg_stream: MjpegStream,
     /// The live image at half the width and height, for previews.
@@ -42,15 +43,19 @@ pub struct Camera {
     /// Where the stage is, if the camera looks through one: a handle to the stage's property.
     stage_position: Option<Property<[i64; 3]>>,
     worker: Mutex<Option<SimulatedCamera>>,
+    /// Keeps the main stream encoding while nobody watches, for the pre-trigger history.
+    _history: labthings::stream::Demand,
 }
 
 impl Camera {
     pub fn new(settings: CameraSettings) -> Self {
+        let mjpeg_stream = MjpegStream::new();
         Self {
+            _history: mjpeg_stream.demand(),
             exposure_ms: Property::new(10.0),
             gain: Property::new(1.0),
             frames_captured: Property::new(0),
-            mjpeg_stream: MjpegStream::new(),
+            mjpeg_stream,
             lores_mjpeg_stream: MjpegStream::new(),
             captured: Event::new(),
             settings,

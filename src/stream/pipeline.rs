@@ -143,61 +143,111 @@ impl RawFrame {
         self
     }
 
-    /// The frame as 8-bit RGB, downscaled by `factor` (1: full size) by averaging blocks.
-    fn to_rgb(&self, factor: u16) -> (u16, u16, Vec<u8>) {
-        let (w, h) = (usize::from(self.width), usize::from(self.height));
+    /// The frame as the JPEG encoder takes it (grey, RGB, BGR or YCbCr, 8 bits a channel),
+    /// downscaled by `factor` (1: full size) by averaging blocks. Full-size grey, RGB and BGR
+    /// frames go to the encoder as they are.
+    fn prepare(
+        &self,
+        factor: u16,
+    ) -> (
+        u16,
+        u16,
+        std::borrow::Cow<'_, [u8]>,
+        jpeg_encoder::ColorType,
+    ) {
+        use jpeg_encoder::ColorType;
+        use std::borrow::Cow;
         let data = &self.data[..];
-        let pixel = |x: usize, y: usize| -> [u8; 3] {
-            let i = y * w + x;
-            match self.format {
-                PixelFormat::Gray8 => [data[i]; 3],
-                PixelFormat::Gray16(window) => {
-                    let (low, high) = self.window(window);
-                    let v = u16::from_le_bytes([data[2 * i], data[2 * i + 1]]);
-                    let level = (f64::from(v.saturating_sub(low)) * 255.0
-                        / f64::from((high - low).max(1)))
-                    .min(255.0) as u8;
-                    [level; 3]
+        let (pixels, colour): (Cow<'_, [u8]>, ColorType) = match self.format {
+            PixelFormat::Gray8 => (Cow::Borrowed(data), ColorType::Luma),
+            PixelFormat::Rgb8 => (Cow::Borrowed(data), ColorType::Rgb),
+            PixelFormat::Bgr8 => (Cow::Borrowed(data), ColorType::Bgr),
+            PixelFormat::Gray16(window) => {
+                let (low, high) = self.window(window);
+                let span = u32::from((high - low).max(1));
+                let levels = data
+                    .chunks_exact(2)
+                    .map(|pair| {
+                        let value =
+                            u32::from(u16::from_le_bytes([pair[0], pair[1]]).saturating_sub(low));
+                        (value * 255 / span).min(255) as u8
+                    })
+                    .collect();
+                (Cow::Owned(levels), ColorType::Luma)
+            }
+            PixelFormat::Yuyv => {
+                // Each pair of pixels shares its chroma: Y0 U Y1 V -> Y0 U V Y1 U V.
+                let mut ycbcr = Vec::with_capacity(data.len() / 2 * 3);
+                for quad in data.chunks_exact(4) {
+                    ycbcr
+                        .extend_from_slice(&[quad[0], quad[1], quad[3], quad[2], quad[1], quad[3]]);
                 }
-                PixelFormat::Rgb8 => [data[3 * i], data[3 * i + 1], data[3 * i + 2]],
-                PixelFormat::Bgr8 => [data[3 * i + 2], data[3 * i + 1], data[3 * i]],
-                PixelFormat::Yuyv => {
-                    let pair = (y * w + x - x % 2) * 2;
-                    let luma = f64::from(data[pair + if x % 2 == 0 { 0 } else { 2 }]);
-                    let (u, v) = (
-                        f64::from(data[pair + 1]) - 128.0,
-                        f64::from(data[pair + 3]) - 128.0,
-                    );
-                    let clamp = |value: f64| value.round().clamp(0.0, 255.0) as u8;
-                    [
-                        clamp(luma + 1.402 * v),
-                        clamp(luma - 0.344_136 * u - 0.714_136 * v),
-                        clamp(luma + 1.772 * u),
-                    ]
-                }
+                (Cow::Owned(ycbcr), ColorType::Ycbcr)
             }
         };
-        let factor = usize::from(factor.max(1));
-        let (out_w, out_h) = ((w / factor).max(1), (h / factor).max(1));
-        let mut rgb = Vec::with_capacity(out_w * out_h * 3);
+        if factor <= 1 {
+            return (self.width, self.height, pixels, colour);
+        }
+        let channels = if colour == ColorType::Luma { 1 } else { 3 };
+        let (w, h, f) = (
+            usize::from(self.width),
+            usize::from(self.height),
+            usize::from(factor),
+        );
+        let (out_w, out_h) = ((w / f).max(1), (h / f).max(1));
+        let mut small = vec![0u8; out_w * out_h * channels];
+        let mut sums = vec![0u32; out_w * channels];
         for oy in 0..out_h {
-            for ox in 0..out_w {
-                let mut sum = [0u32; 3];
-                let mut count = 0;
-                for y in oy * factor..((oy + 1) * factor).min(h) {
-                    for x in ox * factor..((ox + 1) * factor).min(w) {
-                        let p = pixel(x, y);
-                        for c in 0..3 {
-                            sum[c] += u32::from(p[c]);
-                        }
-                        count += 1;
+            sums.iter_mut().for_each(|sum| *sum = 0);
+            let rows = (oy * f..((oy + 1) * f).min(h)).count().max(1);
+            for y in oy * f..((oy + 1) * f).min(h) {
+                let row = &pixels[y * w * channels..(y + 1) * w * channels];
+                for (x, pixel) in row.chunks_exact(channels).enumerate().take(out_w * f) {
+                    let base = (x / f) * channels;
+                    for (c, value) in pixel.iter().enumerate() {
+                        sums[base + c] += u32::from(*value);
                     }
                 }
-                let count = count.max(1);
-                rgb.extend(sum.iter().map(|s| (s / count) as u8));
+            }
+            let count = (rows * f) as u32;
+            for (out, sum) in small[oy * out_w * channels..(oy + 1) * out_w * channels]
+                .iter_mut()
+                .zip(&sums)
+            {
+                *out = (sum / count) as u8;
             }
         }
-        (out_w as u16, out_h as u16, rgb)
+        (out_w as u16, out_h as u16, Cow::Owned(small), colour)
+    }
+
+    /// The frame as 8-bit RGB (for tests of the colour conversions).
+    #[cfg(test)]
+    fn to_rgb(&self, factor: u16) -> (u16, u16, Vec<u8>) {
+        let (w, h, pixels, colour) = self.prepare(factor);
+        let rgb = match colour {
+            jpeg_encoder::ColorType::Luma => pixels.iter().flat_map(|&v| [v; 3]).collect(),
+            jpeg_encoder::ColorType::Bgr => {
+                pixels.chunks(3).flat_map(|p| [p[2], p[1], p[0]]).collect()
+            }
+            jpeg_encoder::ColorType::Ycbcr => pixels
+                .chunks(3)
+                .flat_map(|p| {
+                    let (y, cb, cr) = (
+                        f64::from(p[0]),
+                        f64::from(p[1]) - 128.0,
+                        f64::from(p[2]) - 128.0,
+                    );
+                    let clamp = |v: f64| v.round().clamp(0.0, 255.0) as u8;
+                    [
+                        clamp(y + 1.402 * cr),
+                        clamp(y - 0.344_136 * cb - 0.714_136 * cr),
+                        clamp(y + 1.772 * cb),
+                    ]
+                })
+                .collect(),
+            _ => pixels.into_owned(),
+        };
+        (w, h, rgb)
     }
 
     /// The window of a 16-bit frame: as given, or its own range.
@@ -475,10 +525,10 @@ fn work(inner: &Inner) {
             if !output.stream.is_watched() {
                 continue;
             }
-            let (width, height, rgb) = frame.to_rgb(output.factor);
-            let mut jpeg = Vec::new();
+            let (width, height, pixels, colour) = frame.prepare(output.factor);
+            let mut jpeg = Vec::with_capacity(pixels.len() / 8);
             let encoder = jpeg_encoder::Encoder::new(&mut jpeg, inner.quality);
-            if let Err(error) = encoder.encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb) {
+            if let Err(error) = encoder.encode(&pixels, width, height, colour) {
                 tracing::warn!(target: "labthings::stream", %error, "a frame could not be encoded");
                 continue;
             }

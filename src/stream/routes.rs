@@ -138,9 +138,22 @@ async fn viewer(State(page): State<Html<String>>) -> Html<String> {
     page
 }
 
-/// `GET <path>/snapshot`: the newest frame.
+/// How long a snapshot of an unwatched stream waits for a fresh frame (a frame pipeline
+/// encodes only on demand) before answering with the newest frame held.
+const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `GET <path>/snapshot`: the newest frame. An unwatched stream (whose producer may encode only
+/// on demand) is asked for a fresh frame first, for up to half a second.
 async fn snapshot(State(route): State<Arc<StreamRoute>>) -> Response {
-    let Some(entry) = route.stream.latest() else {
+    let fresh = if route.stream.is_watched() {
+        None
+    } else {
+        tokio::time::timeout(SNAPSHOT_WAIT, route.stream.grab_frame())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    };
+    let Some(entry) = fresh.or_else(|| route.stream.latest()) else {
         return Problem::new(StatusCode::SERVICE_UNAVAILABLE)
             .with_title("No frame yet")
             .with_detail(

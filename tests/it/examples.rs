@@ -35,6 +35,10 @@ async fn snapshot(address: std::net::SocketAddr, path: &str) -> bytes::Bytes {
 async fn fresh_snapshot(address: std::net::SocketAddr, camera: &things::Camera) -> Vec<u8> {
     let from = camera.frames_captured.get();
     crate::support::eventually(|| camera.frames_captured.get() > from + 1).await;
+    // Frames rendered before now may still be in the frame pipeline (one waiting, one per
+    // encoding worker): three more encoded frames are surely rendered after.
+    let added = camera.mjpeg_stream.frames_added();
+    crate::support::eventually(|| camera.mjpeg_stream.frames_added() > added + 2).await;
     let (_, _, pixels) = decode(&snapshot(address, "/camera/mjpeg_stream").await);
     pixels
 }
