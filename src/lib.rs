@@ -20,6 +20,9 @@
 //! | `swagger-ui` | yes | the API browser at `/docs/` (Swagger UI served from the binary, works offline) |
 //! | `cli` | yes | [`run`] and [`CommandLine`]: `--config`, `--host`, `--port` |
 //! | `log` | yes | a terminal log (`info`, or `RUST_LOG`) for servers whose application installs no `tracing` subscriber |
+//! | `pipeline` | no | `stream::FramePipeline`: raw frames in, JPEG encoded on worker threads only while watched |
+//! | `tiff` | no | TIFF for `NdArray` outputs, beside `.npy` |
+//! | `mdns` | no | announcing the server over mDNS as `_wot._tcp` (`--discovery`) |
 //! | `tls` | no | HTTPS in the server (rustls), HTTP/2 by ALPN, self-signed certificates: [`TlsConfig`] |
 //! | `client` | no | `labthings::client`: `MjpegClient`, `ThingClient`, the multipart parser |
 //!
