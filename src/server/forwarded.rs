@@ -75,13 +75,7 @@ pub(crate) struct Reached {
 impl Reached {
     /// From the connection and the request alone.
     fn direct(parts: &Parts) -> Self {
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| parts.uri.authority().map(ToString::to_string))
-            .filter(|host| usable_host(host));
+        let host = request_host(&parts.headers, &parts.uri).filter(|host| usable_host(host));
         Self {
             scheme: if parts.extensions.get::<Tls>().is_some() {
                 "https"
@@ -144,6 +138,15 @@ impl Reached {
             .as_ref()
             .map(|host| format!("{}://{host}", self.scheme))
     }
+}
+
+/// The host (and port) a request names: its `Host` header, or HTTP/2's `:authority`.
+pub(crate) fn request_host(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+    headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(ToString::to_string))
 }
 
 /// The first value of a comma-separated header (the client's end of a proxy chain).

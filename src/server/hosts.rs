@@ -27,7 +27,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::forwarded::Reached;
+use super::forwarded::{Reached, request_host};
 use crate::Problem;
 use crate::serve::LocalAddr;
 
@@ -91,7 +91,7 @@ pub(crate) async fn check(
     let reached = request.extensions().get::<Reached>().cloned();
     let host = match &reached {
         Some(reached) => reached.host.clone(),
-        None => request_host(&request),
+        None => request_host(request.headers(), request.uri()),
     };
     // A trusted reverse proxy answers for the names it forwards (its `server_name`s).
     let via_proxy = reached.as_ref().is_some_and(|reached| reached.forwarded);
@@ -147,15 +147,6 @@ pub(crate) async fn check(
 }
 
 /// The host the request is for: `Host`, or the URI's authority (HTTP/2's `:authority`).
-fn request_host(request: &Request) -> Option<String> {
-    request
-        .headers()
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().authority().map(ToString::to_string))
-}
-
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get(header::UPGRADE)

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{json_of, spawn_microscope};
+use crate::support::{bytes_of, json_of, spawn_microscope};
 
 /// Reads a `.npy` (version 1.0, as the server writes it): (header, data bytes).
 fn parse_npy(bytes: &[u8]) -> (String, &[u8]) {
@@ -60,14 +60,7 @@ async fn an_array_output_has_its_shape_and_dtype_and_is_served_as_npy_and_tiff()
             other => panic!("not 16-bit: {other:?}"),
         }
     }
-    let explicit = http
-        .get(format!("{href}.npy"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let explicit = bytes_of(http.get(format!("{href}.npy"))).await;
     assert_eq!(explicit, npy);
     let unknown = http.get(format!("{href}.png")).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
@@ -88,14 +81,7 @@ async fn an_array_output_has_its_shape_and_dtype_and_is_served_as_npy_and_tiff()
     assert_eq!(run.status(), 200);
     assert_eq!(run.headers()["content-type"], "image/tiff");
     // The TD describes the output as an array link.
-    let td: Value = http
-        .get(format!("http://{address}/camera/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let td = json_of(http.get(format!("http://{address}/camera/"))).await;
     let schema = &td["actions"]["capture_array"]["output"];
     assert!(schema["properties"]["shape"].is_object(), "{schema}");
     assert!(schema["properties"]["dtype"].is_object(), "{schema}");
@@ -165,14 +151,7 @@ async fn a_recording_keeps_the_frames_before_the_call_at_a_capped_rate_with_an_i
     assert_eq!(done["status"], "completed", "{done}");
     let output = &done["output"];
     assert_eq!(output["media_type"], "video/x-msvideo");
-    let avi = http
-        .get(output["href"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let avi = bytes_of(http.get(output["href"].as_str().unwrap())).await;
     let frames = avi_frames(&avi);
     // Three seconds (one before the call, two after) at 10 frames a second.
     assert!((29..=31).contains(&frames.len()), "{} frames", frames.len());
@@ -261,14 +240,7 @@ async fn cancelling_a_recording_keeps_what_was_recorded_and_a_viewer_keeps_its_r
         done["status"], "completed",
         "stopped early, with its output: {done}"
     );
-    let avi = http
-        .get(done["output"]["href"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let avi = bytes_of(http.get(done["output"]["href"].as_str().unwrap())).await;
     let recorded = avi_frames(&avi).len();
     // The viewer's first frame is the newest one at once; the recording starts with the next
     // (and, on a busy machine, a little later): a few frames of slack.
@@ -336,14 +308,7 @@ async fn a_capture_carries_every_thing_s_state_in_its_jpeg_and_its_output() {
         "{metadata}"
     );
     assert!(metadata["timestamp"].is_string());
-    let jpeg = http
-        .get(invocation["output"]["href"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let jpeg = bytes_of(http.get(invocation["output"]["href"].as_str().unwrap())).await;
     // The comment segment right after the start marker, holding the same state.
     assert_eq!(&jpeg[..4], &[0xFF, 0xD8, 0xFF, 0xFE]);
     let length = u16::from_be_bytes([jpeg[4], jpeg[5]]) as usize;

@@ -12,7 +12,7 @@ use labthings::{ConnectionOptions, ServerConfig, TlsConfig, TlsSetting};
 use serde_json::{Value, json};
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 
-use crate::support::{Captured, spawn_thing_server};
+use crate::support::{Captured, json_of, spawn_thing_server};
 
 /// A self-signed certificate and key in `folder` (made by the library, as `--self-signed`
 /// would), for tests that give the server files.
@@ -261,13 +261,7 @@ async fn forwarded_headers_set_every_link_from_a_trusted_proxy_and_are_ignored_f
             .header("x-forwarded-prefix", "/lab/")
     };
     let base = format!("http://{address}");
-    let td: Value = forwarded(http.get(format!("{base}/stage/")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let td = json_of(forwarded(http.get(format!("{base}/stage/")))).await;
     assert_eq!(td["base"], "https://lab.example/lab/");
     let response = forwarded(http.post(format!("{base}/stage/move_to")))
         .json(&json!({"x": 1, "y": 1, "z": 0}))
@@ -280,24 +274,14 @@ async fn forwarded_headers_set_every_link_from_a_trusted_proxy_and_are_ignored_f
         location.starts_with("https://lab.example/lab/action_invocations/"),
         "{location}"
     );
-    let index: Value = forwarded(http.get(format!("{base}/things/")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let index = json_of(forwarded(http.get(format!("{base}/things/")))).await;
     assert_eq!(index["camera"], "https://lab.example/lab/camera/");
     // The standard header does the same.
-    let td: Value = http
-        .get(format!("{base}/camera/"))
-        .header("forwarded", "for=10.0.0.9;proto=https;host=scope.lab")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let td = json_of(
+        http.get(format!("{base}/camera/"))
+            .header("forwarded", "for=10.0.0.9;proto=https;host=scope.lab"),
+    )
+    .await;
     assert_eq!(td["base"], "https://scope.lab/");
     // A page of the proxied origin may write (its Origin is the server's own as published).
     let response = forwarded(http.put(format!("{base}/camera/gain")))
@@ -310,13 +294,7 @@ async fn forwarded_headers_set_every_link_from_a_trusted_proxy_and_are_ignored_f
 
     // A server that trusts no proxy ignores the same headers.
     let (untrusting, _stop) = microscope(json!({})).await;
-    let td: Value = forwarded(http.get(format!("http://{untrusting}/stage/")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let td = json_of(forwarded(http.get(format!("http://{untrusting}/stage/")))).await;
     assert_eq!(td["base"], format!("http://{untrusting}/"));
     let response = forwarded(http.put(format!("http://{untrusting}/camera/gain")))
         .header("origin", "https://lab.example")
@@ -538,4 +516,26 @@ async fn the_websocket_works_over_http2_by_extended_connect() {
     .await
     .expect("no propertyStatus over the HTTP/2 websocket");
     assert_eq!(message["data"]["gain"], 3.0);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_tls_handshake_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncReadExt as _;
+    let folder = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate_files(folder.path());
+    let mut options = ConnectionOptions::default();
+    options.header_read_timeout = Duration::from_secs(1);
+    let server = crate::support::builder()
+        .tls_setting(TlsSetting::files(cert, key))
+        .connection_options(options)
+        .build()
+        .unwrap();
+    let (address, _stop, _task) = spawn_thing_server(server).await;
+    // Connected, and silent: no ClientHello ever comes.
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buffer))
+        .await
+        .expect("the server closed the connection within the header timeout");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }

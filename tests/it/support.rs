@@ -399,6 +399,11 @@ pub fn builder() -> labthings::ThingServerBuilder {
     labthings::ThingServer::builder().without_settings_folder()
 }
 
+/// Sends a request and reads its body (of any status).
+pub async fn bytes_of(request: reqwest::RequestBuilder) -> bytes::Bytes {
+    request.send().await.unwrap().bytes().await.unwrap()
+}
+
 /// Sends a request and reads its JSON answer (of any status).
 pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
     request.send().await.unwrap().json().await.unwrap()
