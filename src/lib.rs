@@ -59,6 +59,12 @@ pub mod stream;
 pub mod td;
 #[cfg(feature = "server")]
 mod thing;
+#[cfg(all(feature = "v4l2", target_os = "linux"))]
+pub mod v4l2;
+
+// The derive's expansions name `::labthings`; this lets the crate derive its own Things.
+#[cfg(feature = "server")]
+extern crate self as labthings;
 
 /// The README's examples, compiled and run as doc-tests.
 #[doc = include_str!("../README.md")]
@@ -85,10 +91,11 @@ pub use server::{
     TlsSetting, shutdown_signal,
 };
 #[cfg(feature = "cli")]
-pub use server::{CommandLine, run};
+pub use server::{CommandLine, run, run_with};
 #[cfg(feature = "server")]
 pub use thing::{
-    BoxError, EventDescriptor, PropertyDescriptor, StreamDescriptor, Thing, ThingDescriptor,
+    BoxError, EventDescriptor, PropertyAccess, PropertyDescriptor, StreamDescriptor, Thing,
+    ThingDescriptor,
 };
 
 /// The derive that gives your own types a JSON Schema, so they can be property values.

@@ -1,6 +1,7 @@
 //! The [`Thing`] trait: what `#[derive(Thing)]` implements.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -30,7 +31,24 @@ pub trait Thing: Send + Sync + Sized + 'static {
     fn stop(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// Properties this one instance has beside the descriptor's, known only at run time: a
+    /// camera's controls, found on the device it opened. They are served, documented and
+    /// observed like declared ones, after them. None by default.
+    fn instance_properties(&self) -> Vec<PropertyDescriptor<Self>> {
+        Vec::new()
+    }
 }
+
+/// How a descriptor reaches a property in a Thing: a field access for declared properties, or
+/// any function of the Thing for [`Thing::instance_properties`].
+pub type PropertyAccess<T> = Arc<dyn AccessProperty<T>>;
+
+/// A function that reaches a property in a Thing: any `Fn(&T) -> &dyn DynProperty` that is
+/// `Send + Sync`.
+pub trait AccessProperty<T>: Send + Sync + for<'a> Fn(&'a T) -> &'a dyn DynProperty {}
+
+impl<T, F> AccessProperty<T> for F where F: Send + Sync + for<'a> Fn(&'a T) -> &'a dyn DynProperty {}
 
 /// Everything a Thing offers, as built by `#[derive(Thing)]` (and `#[thing_actions]`).
 #[non_exhaustive]
@@ -85,7 +103,7 @@ pub struct PropertyDescriptor<T> {
     /// The JSON Schema of the value type (JSON Schema 2020-12, subschemas inlined).
     pub schema: fn() -> Value,
     /// Reaches the property in a Thing.
-    pub access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
+    pub access: PropertyAccess<T>,
 }
 
 /// One live stream of a Thing.
@@ -133,7 +151,7 @@ impl<T> EventDescriptor<T> {
     }
 }
 
-impl<T> PropertyDescriptor<T> {
+impl<T: 'static> PropertyDescriptor<T> {
     /// A read-write, observable property with no constraints and no docs.
     pub fn new(
         name: &'static str,
@@ -150,7 +168,28 @@ impl<T> PropertyDescriptor<T> {
             unit: None,
             constraints: Constraints::default(),
             schema,
-            access,
+            access: Arc::new(access),
+        }
+    }
+
+    /// A property reached by any function of the Thing (for [`Thing::instance_properties`]).
+    /// A name made at run time is leaked once, so that it lives as long as the server.
+    pub fn dynamic(
+        name: impl Into<String>,
+        schema: fn() -> Value,
+        access: impl AccessProperty<T> + 'static,
+    ) -> Self {
+        Self {
+            name: Box::leak(name.into().into_boxed_str()),
+            title: None,
+            description: None,
+            read_only: false,
+            observable: true,
+            setting: false,
+            unit: None,
+            constraints: Constraints::default(),
+            schema,
+            access: Arc::new(access),
         }
     }
 }

@@ -12,6 +12,7 @@ pub const TITLE: Key = Key("title");
 pub const DESCRIPTION: Key = Key("description");
 pub const ON_START: Key = Key("on_start");
 pub const ON_STOP: Key = Key("on_stop");
+pub const INSTANCE_PROPERTIES: Key = Key("instance_properties");
 
 // `#[property(...)]` and `#[setting(...)]`
 pub const READ_ONLY: Key = Key("read_only");
@@ -36,7 +37,7 @@ pub const SKIP: Key = Key("skip");
 pub const LOCK: Key = Key("lock");
 
 /// The keys of `#[thing(...)]`.
-pub const THING_KEYS: &[Key] = &[TITLE, DESCRIPTION, ON_START, ON_STOP];
+pub const THING_KEYS: &[Key] = &[TITLE, DESCRIPTION, ON_START, ON_STOP, INSTANCE_PROPERTIES];
 /// The keys of `#[property(...)]` and `#[setting(...)]`.
 pub const PROPERTY_KEYS: &[Key] = &[
     READ_ONLY,

@@ -45,7 +45,8 @@ fn assemble<T: Thing>(
     context: &Context,
     settings_folder: Option<&Path>,
 ) -> Result<Assembled, ServerError> {
-    let descriptor = T::descriptor();
+    let mut descriptor = T::descriptor();
+    descriptor.properties.extend(thing.instance_properties());
     check_names(&name, &descriptor)?;
     let settings = settings::settings_file(&name, &thing, &descriptor, settings_folder)?;
     // What clients observing over Server-Sent Events may resume from.
@@ -136,7 +137,7 @@ fn assemble<T: Thing>(
     let readers: Vec<_> = descriptor
         .properties
         .iter()
-        .map(|property| (property.name, property.access))
+        .map(|property| (property.name, property.access.clone()))
         .collect();
     let observed = thing.clone();
     let state = Arc::new(move || {

@@ -139,6 +139,21 @@ impl CommandLine {
 pub async fn run(registry: &ThingRegistry, default_config: &str) -> Result<(), ConfigError> {
     let command_line =
         CommandLine::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    run_with(registry, default_config, command_line).await
+}
+
+/// [`run`] with a command line the binary parsed itself: one that takes options of its own
+/// (such as the webcam example's `--device`) removes them and passes the rest to
+/// [`CommandLine::try_parse_from`].
+///
+/// # Errors
+///
+/// As [`run`].
+pub async fn run_with(
+    registry: &ThingRegistry,
+    default_config: &str,
+    command_line: CommandLine,
+) -> Result<(), ConfigError> {
     let mut config = match &command_line.config {
         Some(path) => ServerConfig::from_file(path)?,
         None => ServerConfig::from_json(default_config)?,

@@ -57,7 +57,7 @@ mod ws;
 pub use auth::{Auth, Role};
 pub use builder::{DEFAULT_DATA_FOLDER, DEFAULT_SETTINGS_FOLDER, IntoShared, ThingServerBuilder};
 #[cfg(feature = "cli")]
-pub use cli::{CommandLine, run};
+pub use cli::{CommandLine, run, run_with};
 pub use config::{ConfigError, ServerConfig, ThingContext, ThingRegistry};
 pub use error::ServerError;
 pub use https::TlsSetting;

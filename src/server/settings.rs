@@ -45,7 +45,7 @@ pub(crate) fn settings_file<T: Thing>(
         .properties
         .iter()
         .filter(|p| p.setting)
-        .map(|p| (p.name, p.access))
+        .map(|p| (p.name, p.access.clone()))
         .collect();
     let snapshot = Box::new(move || {
         let Some(thing) = weak.upgrade() else {

@@ -45,8 +45,7 @@ use crate::action::{ActionEvent, Invocations};
 use crate::event::{Delivery, EventLog};
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
-use crate::property::DynProperty;
-use crate::thing::ThingDescriptor;
+use crate::thing::{PropertyAccess, ThingDescriptor};
 
 const ERRORS: &str = "https://w3c.github.io/web-thing-protocol/errors";
 
@@ -92,7 +91,7 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
             .map(|p| ObservedProperty {
                 name: p.name.to_owned(),
                 observable: p.observable,
-                subscribe: subscriber(thing.clone(), p.access),
+                subscribe: subscriber(thing.clone(), p.access.clone()),
             })
             .collect(),
         actions: descriptor
@@ -399,9 +398,6 @@ fn bad_request(detail: &str) -> Value {
 }
 
 /// A subscription to a property of a Thing held by the server.
-fn subscriber<T: Send + Sync + 'static>(
-    thing: Arc<T>,
-    access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
-) -> Subscribe {
+fn subscriber<T: Send + Sync + 'static>(thing: Arc<T>, access: PropertyAccess<T>) -> Subscribe {
     Box::new(move || access(&thing).changes())
 }

@@ -57,7 +57,7 @@ pub enum Gray16Window {
 }
 
 impl PixelFormat {
-    fn bytes_per_pixel_pair(self) -> usize {
+    pub(crate) fn bytes_per_pixel_pair(self) -> usize {
         match self {
             Self::Gray8 => 2,
             Self::Gray16(_) | Self::Yuyv => 4,
@@ -134,6 +134,11 @@ impl RawFrame {
             data,
             timestamp: Utc::now(),
         })
+    }
+
+    /// The pixels, as given.
+    pub fn data(&self) -> &[u8] {
+        &self.data
     }
 
     /// The same frame, captured at `timestamp` (as the camera reports it); viewers see it.

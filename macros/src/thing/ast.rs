@@ -10,6 +10,8 @@ pub struct Thing<'a> {
     pub description: Option<String>,
     pub on_start: Option<syn::Path>,
     pub on_stop: Option<syn::Path>,
+    /// `instance_properties = path`: properties found at run time (`Thing::instance_properties`).
+    pub instance_properties: Option<syn::Path>,
     pub members: Vec<Member<'a>>,
 }
 

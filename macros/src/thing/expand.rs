@@ -50,6 +50,13 @@ pub fn implementation(thing: &Thing<'_>) -> TokenStream {
             }
         }
     });
+    let instance_properties = thing.instance_properties.as_ref().map(|hook| {
+        quote_spanned! {hook.span()=>
+            fn instance_properties(&self) -> ::std::vec::Vec<::labthings::__private::PropertyDescriptor<Self>> {
+                #hook(self)
+            }
+        }
+    });
     // `#[stream(record)]`: a `record_<stream>` action each, after the Thing's own.
     let recordings = thing.members.iter().filter_map(|member| {
         let MemberKind::Stream { record: true, .. } = member.kind else {
@@ -84,6 +91,7 @@ pub fn implementation(thing: &Thing<'_>) -> TokenStream {
                 }
                 #start
                 #stop
+                #instance_properties
             }
         };
     }

@@ -41,6 +41,7 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
         description: doc,
         on_start: None,
         on_stop: None,
+        instance_properties: None,
         members: Vec::new(),
     };
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("thing")) {
@@ -53,6 +54,8 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
                 thing.on_start = Some(meta.value()?.parse()?);
             } else if meta.path == symbol::ON_STOP {
                 thing.on_stop = Some(meta.value()?.parse()?);
+            } else if meta.path == symbol::INSTANCE_PROPERTIES {
+                thing.instance_properties = Some(meta.value()?.parse()?);
             } else {
                 return Err(symbol::unknown(&meta, symbol::THING_KEYS));
             }

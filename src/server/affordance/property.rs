@@ -20,7 +20,7 @@ use crate::server::problems;
 use crate::server::route_table::RouteTable;
 use crate::server::sse::{self, SseScope, Subscription};
 use crate::td::ThingDescription;
-use crate::thing::PropertyDescriptor;
+use crate::thing::{PropertyAccess, PropertyDescriptor};
 
 /// Serves one property: its routes (with observation over Server-Sent Events if it is
 /// observable), their documentation and its TD affordance.
@@ -37,7 +37,7 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
     let state = Arc::new(PropertyRoute {
         thing: thing.clone(),
         name: property.name,
-        access: property.access,
+        access: property.access.clone(),
     });
     routes.route(
         &path,
@@ -47,7 +47,10 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
     if property.observable {
         let observe = layout::observe_property(thing_name, property.name);
         let state = Arc::new(ObserveRoute {
-            properties: vec![(property.name.into(), current_value(thing, property.access))],
+            properties: vec![(
+                property.name.into(),
+                current_value(thing, property.access.clone()),
+            )],
             changes: changes.clone(),
             one: true,
             sse: context.sse.clone(),
@@ -87,7 +90,12 @@ pub(crate) fn serve_all<T: Send + Sync + 'static>(
     let observable: Vec<_> = properties
         .iter()
         .filter(|property| property.observable)
-        .map(|property| (property.name.into(), current_value(thing, property.access)))
+        .map(|property| {
+            (
+                property.name.into(),
+                current_value(thing, property.access.clone()),
+            )
+        })
         .collect();
     if observable.is_empty() {
         return;
@@ -121,7 +129,7 @@ type CurrentValue = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
 fn current_value<T: Send + Sync + 'static>(
     thing: &Arc<T>,
-    access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
+    access: PropertyAccess<T>,
 ) -> CurrentValue {
     let thing = thing.clone();
     Box::new(move || {
@@ -165,7 +173,7 @@ async fn observe_changes(State(route): State<Arc<ObserveRoute>>, headers: Header
 struct PropertyRoute<T> {
     thing: Arc<T>,
     name: &'static str,
-    access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
+    access: PropertyAccess<T>,
 }
 
 impl<T> PropertyRoute<T> {
