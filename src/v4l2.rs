@@ -27,7 +27,7 @@
 //! use labthings::v4l2::{V4l2Camera, V4l2Options};
 //!
 //! let camera = V4l2Camera::open(V4l2Options::new("/dev/video0"))?;
-//! let server = labthings::ThingServer::builder().thing("camera", camera).build()?;
+//! let server = labthings::ThingServer::builder().add_thing("camera", camera).build()?;
 //! server.serve("127.0.0.1:5000".parse()?).await?;
 //! # Ok(()) }
 //! ```

@@ -878,3 +878,96 @@ async fn stale_temporary_files_of_interrupted_saves_are_removed_at_start() {
     assert!(other.exists(), "nothing else is touched");
     drop(server);
 }
+
+/// A Thing whose properties are found at run time: one per channel it was made with.
+#[derive(Thing)]
+#[thing(instance_properties = Self::channel_properties)]
+struct Mixer {
+    /// A declared property beside the found ones.
+    #[property]
+    label: Property<String>,
+    channels: Vec<(String, Property<i64>)>,
+}
+
+impl Mixer {
+    fn new(names: &[&str]) -> Self {
+        Self {
+            label: Property::new("mixer".into()),
+            channels: names
+                .iter()
+                .map(|name| ((*name).to_owned(), Property::new(0)))
+                .collect(),
+        }
+    }
+
+    fn channel_properties(&self) -> Vec<labthings::PropertyDescriptor<Self>> {
+        (0..self.channels.len())
+            .map(|index| {
+                let mut property = labthings::PropertyDescriptor::dynamic(
+                    self.channels[index].0.clone(),
+                    || json!({"type": "integer"}),
+                    move |mixer: &Self| &mixer.channels[index].1,
+                );
+                property.title = Some("A channel's level");
+                property.constraints.minimum = Some(-10.0);
+                property.constraints.maximum = Some(10.0);
+                property
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn instance_properties_are_served_documented_and_validated() {
+    let server = crate::support::builder()
+        .add_thing("mixer", Mixer::new(&["left", "right"]))
+        .build()
+        .unwrap();
+    let (address, _stop, _task) = spawn_thing_server(server).await;
+    let base = format!("http://{address}/mixer");
+    let http = reqwest::Client::new();
+    let td = crate::support::json_of(http.get(format!("{base}/"))).await;
+    crate::documents::assert_valid_td("mixer", &td);
+    let names: Vec<&String> = td["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["label", "left", "right"]);
+    assert_eq!(td["properties"]["right"]["maximum"], 10);
+    assert_eq!(td["properties"]["right"]["title"], "A channel's level");
+    let put = http
+        .put(format!("{base}/right"))
+        .json(&7)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    assert_eq!(
+        crate::support::json_of(http.get(format!("{base}/right"))).await,
+        7
+    );
+    assert_eq!(
+        crate::support::json_of(http.get(format!("{base}/left"))).await,
+        0
+    );
+    let too_loud = http
+        .put(format!("{base}/left"))
+        .json(&11)
+        .send()
+        .await
+        .unwrap();
+    let body = problem(too_loud, 422).await;
+    assert_eq!(body["invalid-params"][0]["name"], "left", "{body}");
+    let openapi = crate::support::json_of(http.get(format!("http://{address}/openapi.json"))).await;
+    assert!(openapi["paths"]["/mixer/right"]["put"].is_object());
+}
+
+#[test]
+fn an_instance_property_named_like_a_declared_one_is_refused() {
+    let error = crate::support::builder()
+        .add_thing("mixer", Mixer::new(&["label"]))
+        .build()
+        .err()
+        .expect("a duplicate name");
+    assert!(
+        matches!(error, ServerError::DuplicateAffordance { ref affordance, .. } if affordance == "label"),
+        "{error}"
+    );
+}

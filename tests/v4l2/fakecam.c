@@ -139,8 +139,8 @@ static int open_fake(const char *path, int flags, int (*opener)(void)) {
         was_unplugged = 0;
         for (size_t i = 0; i < N_CONTROLS; i++) controls[i].value = controls[i].default_value;
         streaming = 0;
-        write_state();
     }
+    write_state();
     int fd = opener();
     for (int i = 0; fd >= 0 && i < MAX_FDS; i++) {
         if (fakes[i].fd == 0) {
