@@ -961,11 +961,12 @@ async fn instance_properties_are_served_documented_and_validated() {
 
 #[test]
 fn an_instance_property_named_like_a_declared_one_is_refused() {
-    let error = crate::support::builder()
+    let Err(error) = crate::support::builder()
         .add_thing("mixer", Mixer::new(&["label"]))
         .build()
-        .err()
-        .expect("a duplicate name");
+    else {
+        panic!("a duplicate name was accepted");
+    };
     assert!(
         matches!(error, ServerError::DuplicateAffordance { ref affordance, .. } if affordance == "label"),
         "{error}"
