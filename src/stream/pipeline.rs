@@ -169,13 +169,16 @@ impl RawFrame {
             PixelFormat::Bgr8 => (Cow::Borrowed(data), ColorType::Bgr),
             PixelFormat::Gray16(window) => {
                 let (low, high) = self.window(window);
-                let span = u32::from((high - low).max(1));
+                let span = u64::from((high - low).max(1));
+                // value * 255 / span, without a division per pixel: a 32-bit fixed-point
+                // reciprocal rounded up gives the same floor for every value up to 65535.
+                let scale = ((255 << 32) / span) + 1;
                 let levels = data
                     .chunks_exact(2)
                     .map(|pair| {
                         let value =
-                            u32::from(u16::from_le_bytes([pair[0], pair[1]]).saturating_sub(low));
-                        (value * 255 / span).min(255) as u8
+                            u64::from(u16::from_le_bytes([pair[0], pair[1]]).saturating_sub(low));
+                        ((value.min(span) * scale) >> 32) as u8
                     })
                     .collect();
                 (Cow::Owned(levels), ColorType::Luma)
@@ -662,6 +665,25 @@ mod tests {
         .unwrap();
         let levels: Vec<u8> = frame.to_rgb(1).2.chunks(3).map(|p| p[0]).collect();
         assert_eq!(levels, [0, 0, 127, 255, 255]);
+        // The fixed-point scaling is exact: every value of every window of a 12-bit range.
+        for (low, high) in [
+            (0u16, 4095u16),
+            (100, 101),
+            (7, 65535),
+            (0, 1),
+            (1000, 3000),
+        ] {
+            let values: Vec<u16> = (0..=4095).chain([65535]).collect();
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let window = PixelFormat::Gray16(Gray16Window::Range { low, high });
+            let frame = RawFrame::new(window, values.len() as u16, 1, bytes).unwrap();
+            let levels = frame.prepare(1).2.into_owned();
+            for (value, level) in values.iter().zip(levels) {
+                let span = u32::from((high - low).max(1));
+                let exact = (u32::from(value.saturating_sub(low)).min(span) * 255 / span) as u8;
+                assert_eq!(level, exact, "{value} in {low}..{high}");
+            }
+        }
         let auto = RawFrame::new(PixelFormat::Gray16(Gray16Window::Auto), 5, 1, values).unwrap();
         let levels: Vec<u8> = auto.to_rgb(1).2.chunks(3).map(|p| p[0]).collect();
         assert_eq!(levels.first(), Some(&0));
