@@ -62,8 +62,9 @@ mod thing;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 pub mod v4l2;
 
-// The derive's expansions name `::labthings`; this lets the crate derive its own Things.
-#[cfg(feature = "server")]
+// The derive's expansions name `::labthings`; this lets the crate derive its own Things (the
+// V4L2 camera).
+#[cfg(all(feature = "v4l2", target_os = "linux"))]
 extern crate self as labthings;
 
 /// The README's examples, compiled and run as doc-tests.
