@@ -49,7 +49,7 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner);
         let Some(device) = device.as_mut() else {
             return Err(SetError::unavailable(
-                "the camera is unplugged; the value is kept for when it is back",
+                "the camera is unplugged: the value was not set; set it again when the camera is back",
             ));
         };
         use rustix::io::Errno;
