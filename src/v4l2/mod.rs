@@ -306,7 +306,12 @@ impl V4l2Camera {
             connected: connected.clone(),
             streaming: streaming.clone(),
             quality: options.quality.clamp(1, 100),
-            idle: Duration::from_secs_f64(options.idle_seconds.clamp(0.0, 3600.0)),
+            // NaN (possible from Rust, not from JSON) counts as the default.
+            idle: Duration::from_secs_f64(if options.idle_seconds.is_nan() {
+                default_idle()
+            } else {
+                options.idle_seconds.clamp(0.0, 3600.0)
+            }),
             controls_device: Mutex::new(Some(device)),
             controls: controls.clone(),
             generation: AtomicU64::new(0),
