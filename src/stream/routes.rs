@@ -143,9 +143,10 @@ async fn viewer(State(page): State<Html<String>>) -> Html<String> {
 const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// `GET <path>/snapshot`: the newest frame. An unwatched stream (whose producer may encode only
-/// on demand) is asked for a fresh frame first, for up to half a second.
+/// on demand), or one with no frame yet (a viewer that just came, whose first frame is being
+/// encoded), is asked for a fresh frame first, for up to half a second.
 async fn snapshot(State(route): State<Arc<StreamRoute>>) -> Response {
-    let fresh = if route.stream.is_watched() {
+    let fresh = if route.stream.is_watched() && route.stream.latest().is_some() {
         None
     } else {
         tokio::time::timeout(SNAPSHOT_WAIT, route.stream.grab_frame())

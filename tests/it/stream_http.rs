@@ -206,6 +206,26 @@ async fn snapshot_before_the_first_frame_is_a_503_problem() {
 }
 
 #[tokio::test]
+async fn a_snapshot_of_a_watched_stream_with_no_frame_yet_waits_for_its_first() {
+    // A viewer has just come and the producer is still making the first frame (the deploy
+    // suite met this: a stream link checked just before the snapshot link).
+    let stream = MjpegStream::new();
+    let _viewer = stream.frames();
+    assert!(stream.is_watched());
+    let address = serve_stream(&stream).await;
+    let producer = stream.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        producer.add_frame(fake_jpeg(7, 400)).unwrap();
+    });
+    let response = reqwest::get(url(address, &format!("{PATH}/snapshot")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(&response.bytes().await.unwrap()[..], &fake_jpeg(7, 400)[..]);
+}
+
+#[tokio::test]
 async fn snapshot_is_the_latest_frame_with_its_timestamp_and_index() {
     let stream = MjpegStream::new();
     for tag in 0..3 {
