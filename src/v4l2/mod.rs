@@ -189,10 +189,11 @@ pub enum V4l2Error {
     },
 }
 
-/// A USB webcam or capture card, through Video4Linux2. See the [module documentation](self).
+/// A USB webcam or capture card, through Video4Linux2 (see the module documentation).
 #[derive(Thing)]
 #[thing(
     title = "Camera (V4L2)",
+    description = "A USB webcam or capture card, through Video4Linux2: its modes and controls are properties.",
     on_start = Self::start_streaming,
     on_stop = Self::stop_streaming,
     instance_properties = Self::control_properties
@@ -204,22 +205,28 @@ pub struct V4l2Camera {
     /// The device's name, as its driver gives it.
     #[property(read_only)]
     pub card: Property<String>,
-    /// Whether the device is there: false while it is unplugged (the camera keeps trying to
-    /// open it again).
+    /// Whether the device is plugged in.
+    ///
+    /// False while it is unplugged: the camera keeps trying to open it again.
     #[property(read_only)]
     pub connected: Property<bool>,
-    /// Whether the device is streaming now: it streams while someone watches, and stops a few
-    /// seconds after the last viewer leaves.
+    /// Whether the device is streaming now.
+    ///
+    /// It streams while someone watches, and stops a few seconds after the last viewer leaves.
     #[property(read_only)]
     pub streaming: Property<bool>,
     /// Every mode the device offers that the camera serves.
     #[property(read_only)]
     pub modes: Property<Vec<Mode>>,
-    /// The mode in use; write one of `modes` to switch.
+    /// The mode in use.
+    ///
+    /// Write one of `modes` to switch.
     #[property]
     pub mode: Property<Mode>,
-    /// The live image: the device's own JPEGs for MJPEG modes, encoded by the frame pipeline
-    /// (only while watched) for the others.
+    /// The live image.
+    ///
+    /// The device's own JPEGs in MJPEG modes; in the others, frames encoded by the frame
+    /// pipeline (only while watched).
     #[stream(record, ringbuffer = 60)]
     pub mjpeg_stream: MjpegStream,
     controls: Vec<Control>,
