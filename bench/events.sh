@@ -9,6 +9,8 @@
 # Results: bench/out/events.jsonl (one JSON line per run) and the table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=../tests/support/python-venv.sh
+source tests/support/python-venv.sh
 QUICK=${QUICK:-0}
 OUT=bench/out
 VENV=bench/.venv
@@ -16,10 +18,7 @@ PORT=${BENCH_PORT:-5191}
 RATE=${BENCH_RATE:-1000}
 mkdir -p "$OUT"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
+python_venv "$VENV" bench/requirements.txt
 
 cargo build -q --release --example bench_events
 BIN=target/release/examples/bench_events

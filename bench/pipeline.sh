@@ -11,14 +11,13 @@
 # Results: bench/out/pipeline.jsonl and the table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=../tests/support/python-venv.sh
+source tests/support/python-venv.sh
 QUICK=${QUICK:-0}
 OUT=bench/out
 VENV=bench/.venv
 mkdir -p "$OUT"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
+python_venv "$VENV" bench/requirements.txt
 if [ "$QUICK" = 1 ]; then SECONDS_=1 FRAMES=10; else SECONDS_=5 FRAMES=60; fi
 cargo build -q --release --example bench_pipeline
 RESULTS="$OUT/pipeline.jsonl"

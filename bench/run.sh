@@ -8,16 +8,15 @@
 # Results: bench/out/results.jsonl (one JSON line per run) and the table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=../tests/support/python-venv.sh
+source tests/support/python-venv.sh
 QUICK=${QUICK:-0}
 OUT=bench/out
 VENV=bench/.venv
 PORT=${BENCH_PORT:-5187}
 mkdir -p "$OUT"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
+python_venv "$VENV" bench/requirements.txt
 
 cargo build -q --release --example bench_stream
 BIN=target/release/examples/bench_stream

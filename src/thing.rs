@@ -158,6 +158,21 @@ impl<T: 'static> PropertyDescriptor<T> {
         schema: fn() -> Value,
         access: for<'a> fn(&'a T) -> &'a dyn DynProperty,
     ) -> Self {
+        Self::reached_by(name, schema, Arc::new(access))
+    }
+
+    /// A property reached by any function of the Thing (for [`Thing::instance_properties`]).
+    /// A name made at run time is leaked once, so that it lives as long as the server.
+    pub fn dynamic(
+        name: impl Into<String>,
+        schema: fn() -> Value,
+        access: impl AccessProperty<T> + 'static,
+    ) -> Self {
+        let name = Box::leak(name.into().into_boxed_str());
+        Self::reached_by(name, schema, Arc::new(access))
+    }
+
+    fn reached_by(name: &'static str, schema: fn() -> Value, access: PropertyAccess<T>) -> Self {
         Self {
             name,
             title: None,
@@ -168,28 +183,7 @@ impl<T: 'static> PropertyDescriptor<T> {
             unit: None,
             constraints: Constraints::default(),
             schema,
-            access: Arc::new(access),
-        }
-    }
-
-    /// A property reached by any function of the Thing (for [`Thing::instance_properties`]).
-    /// A name made at run time is leaked once, so that it lives as long as the server.
-    pub fn dynamic(
-        name: impl Into<String>,
-        schema: fn() -> Value,
-        access: impl AccessProperty<T> + 'static,
-    ) -> Self {
-        Self {
-            name: Box::leak(name.into().into_boxed_str()),
-            title: None,
-            description: None,
-            read_only: false,
-            observable: true,
-            setting: false,
-            unit: None,
-            constraints: Constraints::default(),
-            schema,
-            access: Arc::new(access),
+            access,
         }
     }
 }

@@ -7,11 +7,10 @@
 # Both tools come from PyPI, pinned (with every dependency) in tests/contract/requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../support/python-venv.sh
+source tests/support/python-venv.sh
 VENV=tests/contract/.venv
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/contract/requirements.txt
+python_venv "$VENV" tests/contract/requirements.txt
 
 WORK=$(mktemp -d)
 # Validates the served document, then runs schemathesis against it; extra arguments go to

@@ -4,6 +4,8 @@
 # pinned; and a recording that runs out of room.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../support/python-venv.sh
+source tests/support/python-venv.sh
 FFMPEG_VERSION=7:5.1.9-0+deb12u1
 if ! command -v ffprobe >/dev/null; then
   apt-get update -qq
@@ -11,10 +13,7 @@ if ! command -v ffprobe >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
 fi
 VENV=tests/data/.venv
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/data/requirements.txt
+python_venv "$VENV" tests/data/requirements.txt
 
 # shellcheck source=../support/start-microscope.sh
 source tests/support/start-microscope.sh

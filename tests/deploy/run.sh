@@ -10,6 +10,8 @@
 #    only and follows the td record to valid TDs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../support/python-venv.sh
+source tests/support/python-venv.sh
 NGINX_VERSION=1.22.1-9+deb12u11
 if ! command -v nginx >/dev/null; then
   apt-get update -qq
@@ -30,10 +32,7 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 VENV=bench/.venv
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
+python_venv "$VENV" bench/requirements.txt
 (cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 

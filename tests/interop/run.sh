@@ -7,11 +7,10 @@
 #    tests/interop/codegen/requirements.txt) and openapi-typescript + openapi-fetch (npm, pinned)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../support/python-venv.sh
+source tests/support/python-venv.sh
 VENV=bench/.venv
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
+python_venv "$VENV" bench/requirements.txt
 
 # shellcheck source=../support/start-microscope.sh
 source tests/support/start-microscope.sh
@@ -40,10 +39,7 @@ node tests/interop/node/td_playground.mjs "$URL"
 # reads and writes a property and checks an action's typed output. The generators' warnings
 # about binary bodies (streams, snapshots, blobs: not JSON) are theirs to print, not failures.
 CODEGEN=tests/interop/.venv-codegen
-if [ ! -x "$CODEGEN/bin/python" ]; then
-  python3 -m venv "$CODEGEN"
-fi
-"$CODEGEN/bin/pip" install -q --disable-pip-version-check -r tests/interop/codegen/requirements.txt
+python_venv "$CODEGEN" tests/interop/codegen/requirements.txt
 "$CODEGEN/bin/python" -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
   "$URL/openapi.json" "$WORK/openapi.json"
 "$CODEGEN/bin/openapi-python-client" generate --path "$WORK/openapi.json" --meta none \

@@ -3,6 +3,7 @@
 //! of other sites cannot act through a lab member's browser. Every loop is bounded in count and
 //! time.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -187,22 +188,27 @@ async fn open_websockets_count_against_the_connection_limit() {
     }
 }
 
+/// A connection kept open after one request was answered 200 on it: answered proves the
+/// server counts it before the next one comes.
+async fn answered_connection(address: SocketAddr) -> tokio::net::TcpStream {
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket
+        .write_all(b"GET /stage/position HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 12];
+    socket.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    socket
+}
+
 #[tokio::test]
 async fn one_client_cannot_take_every_connection() {
     let address =
         spawn_configured(STAGE, options(|o| o.max_connections_per_client = Some(4))).await;
     let mut held = Vec::new();
     for _ in 0..4 {
-        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-        // A request answered proves the connection is counted before the next one comes.
-        socket
-            .write_all(b"GET /stage/position HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = [0u8; 12];
-        socket.read_exact(&mut answer).await.unwrap();
-        assert_eq!(&answer, b"HTTP/1.1 200");
-        held.push(socket);
+        held.push(answered_connection(address).await);
     }
     let request = "GET /stage/position HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     let (answer, _) = raw_exchange(address, request.as_bytes(), Duration::from_secs(5)).await;
@@ -228,17 +234,10 @@ async fn a_trusted_proxy_is_not_held_to_the_per_client_limit() {
         options(|o| o.max_connections_per_client = Some(2)),
     )
     .await;
+    // Four from one address, over the per-client limit of 2: each is answered.
     let mut held = Vec::new();
     for _ in 0..4 {
-        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-        socket
-            .write_all(b"GET /stage/position HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = [0u8; 12];
-        socket.read_exact(&mut answer).await.unwrap();
-        assert_eq!(&answer, b"HTTP/1.1 200", "over the per-client limit of 2");
-        held.push(socket);
+        held.push(answered_connection(address).await);
     }
 }
 

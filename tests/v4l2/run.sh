@@ -6,11 +6,10 @@
 # unplug and replug, and a clean stop. Pillow and numpy come from the data suite's pinned list.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../support/python-venv.sh
+source tests/support/python-venv.sh
 VENV=tests/data/.venv
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/data/requirements.txt
+python_venv "$VENV" tests/data/requirements.txt
 [ -f /usr/include/linux/videodev2.h ] || {
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-libc-dev >/dev/null
