@@ -126,7 +126,7 @@ async fn serve(args: &ArgMatches) -> anyhow::Result<()> {
     let address = SocketAddr::from(([127, 0, 0, 1], get(args, "port") as u16));
     let served = ThingServer::builder()
         .without_settings_folder()
-        .without_ui()
+        .ui(labthings::server::Ui::None)
         .add_thing("ticker", ticker)
         .build()?
         .serve(address)

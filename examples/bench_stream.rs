@@ -271,7 +271,7 @@ fn serve(args: &ArgMatches) -> anyhow::Result<()> {
         runtime.worker_threads(*workers);
     }
     let tls = match args.get_one::<PathBuf>("tls-dir") {
-        Some(folder) => Some(labthings::TlsConfig::self_signed(folder, &[])?),
+        Some(folder) => Some(labthings::serve::TlsCertificate::self_signed(folder, &[])?),
         None => None,
     };
     let record = args.get_one::<PathBuf>("record").cloned();
@@ -294,7 +294,7 @@ fn serve(args: &ArgMatches) -> anyhow::Result<()> {
         }
         let app = axum::Router::new().merge(stream::routes("/camera/mjpeg_stream", camera));
         let listener = tokio::net::TcpListener::bind(address).await?;
-        let server = labthings::serve(listener, app);
+        let server = labthings::serve::serve(listener, app);
         match tls {
             Some(tls) => server.with_tls(tls).await?,
             None => server.await?,

@@ -51,11 +51,12 @@ async fn main() -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("--fps takes a number, not {value:?}"))?;
         kwargs.insert("fps".into(), fps.into());
     }
-    let command_line = labthings::CommandLine::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let command_line =
+        labthings::server::CommandLine::try_parse_from(args).unwrap_or_else(|e| e.exit());
     let config = serde_json::json!({
         "things": {"camera": {"class": "v4l2_camera", "kwargs": kwargs}}
     });
-    let registry = V4l2Camera::register(labthings::ThingRegistry::new());
-    labthings::run_with(&registry, &config.to_string(), command_line).await?;
+    let registry = V4l2Camera::register(labthings::server::ThingRegistry::new());
+    labthings::server::run_with(&registry, &config.to_string(), command_line).await?;
     Ok(())
 }

@@ -18,12 +18,12 @@
 //! |---|---|---|
 //! | `server` | yes | the framework: [`Thing`], [`Property`], actions, Thing Descriptions, OpenAPI, [`ThingServer`] |
 //! | `swagger-ui` | yes | the API browser at `/docs/` (Swagger UI served from the binary, works offline) |
-//! | `cli` | yes | [`run`] and [`CommandLine`]: `--config`, `--host`, `--port` |
+//! | `cli` | yes | [`run`] and [`server::CommandLine`]: `--config`, `--host`, `--port` |
 //! | `log` | yes | a terminal log (`info`, or `RUST_LOG`) for servers whose application installs no `tracing` subscriber |
 //! | `pipeline` | no | `stream::FramePipeline`: raw frames in, JPEG encoded on worker threads only while watched |
 //! | `tiff` | no | TIFF for `NdArray` outputs, beside `.npy` |
 //! | `mdns` | no | announcing the server over mDNS as `_wot._tcp` (`--discovery`) |
-//! | `tls` | no | HTTPS in the server (rustls), HTTP/2 by ALPN, self-signed certificates: [`TlsConfig`] |
+//! | `tls` | no | HTTPS in the server (rustls), HTTP/2 by ALPN, self-signed certificates: [`server::TlsOptions`], [`serve::TlsCertificate`] |
 //! | `client` | no | `labthings::client`: `MjpegClient`, `ThingClient`, the multipart parser |
 //!
 //! With `default-features = false` the crate is [`stream`] and [`serve`] alone: live MJPEG
@@ -37,34 +37,43 @@
 pub mod __private;
 #[cfg(feature = "server")]
 pub mod action;
+#[cfg(feature = "server")]
+mod bound;
 #[cfg(feature = "client")]
 pub mod client;
-mod error;
 #[cfg(feature = "server")]
-mod event;
+pub mod event;
 mod layout;
+#[cfg(any(feature = "server", feature = "client"))]
+mod observation;
 #[cfg(feature = "server")]
 mod openapi;
+#[cfg(feature = "server")]
+pub mod prelude;
+pub mod problem;
 #[cfg(feature = "server")]
 pub mod property;
 #[cfg(feature = "server")]
 pub mod record;
 #[cfg(feature = "server")]
 mod schema;
-mod serve;
+pub mod serve;
 #[cfg(feature = "server")]
-mod server;
+pub mod server;
 pub mod stream;
 #[cfg(feature = "server")]
 pub mod td;
 #[cfg(feature = "server")]
-mod thing;
+pub mod thing;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 pub mod v4l2;
 
 // The derive's expansions name `::labthings`; this lets the crate derive its own Things (the
-// V4L2 camera).
-#[cfg(all(feature = "v4l2", target_os = "linux"))]
+// V4L2 camera, and the unit tests of the server).
+#[cfg(any(
+    all(feature = "server", test),
+    all(feature = "v4l2", target_os = "linux")
+))]
 extern crate self as labthings;
 
 /// The README's examples, compiled and run as doc-tests.
@@ -72,32 +81,24 @@ extern crate self as labthings;
 #[cfg(all(doctest, feature = "server", feature = "client"))]
 pub struct ReadmeDoctests;
 
-pub use error::{InvalidParam, PROBLEM_JSON, Problem};
-#[cfg(feature = "tls")]
-pub use serve::TlsConfig;
-pub use serve::{ClientAddr, ConnectionOptions, LocalAddr, Serve, Tls, serve};
+// The crate root: what a Thing author writes every day. Everything else is in the module named
+// for what it is; `prelude` brings the everyday names in one line.
+pub use problem::Problem;
 
 #[cfg(feature = "server")]
-pub use action::{ActionContext, ArrayData, ArrayError, Blob, Cancelled, NdArray};
+pub use action::{ActionContext, Blob, Cancelled, NdArray};
 #[cfg(feature = "server")]
-pub use event::{EmitError, Event};
+pub use event::Event;
 #[cfg(feature = "server")]
 pub use labthings_macros::{Thing, data, thing_actions};
 #[cfg(feature = "server")]
-pub use property::{Property, PropertyError, SetError};
+pub use property::Property;
 #[cfg(feature = "server")]
-pub use server::{
-    Auth, ConfigError, DEFAULT_DATA_FOLDER, DEFAULT_SETTINGS_FOLDER, IntoShared, Role,
-    ServerConfig, ServerError, ThingContext, ThingRegistry, ThingServer, ThingServerBuilder,
-    TlsSetting, shutdown_signal,
-};
+pub use server::ThingServer;
 #[cfg(feature = "cli")]
-pub use server::{CommandLine, run, run_with};
+pub use server::run;
 #[cfg(feature = "server")]
-pub use thing::{
-    BoxError, EventDescriptor, PropertyAccess, PropertyDescriptor, StreamDescriptor, Thing,
-    ThingDescriptor,
-};
+pub use thing::Thing;
 
 /// The derive that gives your own types a JSON Schema, so they can be property values.
 #[cfg(feature = "server")]

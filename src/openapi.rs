@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use utoipa::openapi::OpenApi;
 
 use crate::action::InvocationBody;
-use crate::error::{PROBLEM_JSON, Problem};
+use crate::problem::{PROBLEM_JSON, Problem};
 use crate::property::Constraints;
 
 /// One route of the server, documented.

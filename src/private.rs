@@ -9,17 +9,30 @@ pub use serde;
 pub use serde_json::Value;
 
 pub use crate::action::{ActionContext, ActionDescriptor, IntoOutput, ThingActions};
-pub use crate::event::DynEvent;
+pub use crate::event::binding::DynEvent;
 pub use crate::property::{Constraints, DynProperty};
-pub use crate::record::action as record_action;
 pub use crate::thing::{
     BoxError, EventDescriptor, PropertyDescriptor, StreamDescriptor, ThingDescriptor,
-    lifecycle_result,
 };
 
 use crate::event::Event;
 use crate::property::{Property, PropertyValue};
 use crate::stream::MjpegStream;
+
+/// A lifecycle hook's result as the trait's (any error type boxed). Used by the code
+/// `#[thing(on_start = ...)]` generates.
+pub fn lifecycle_result<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
+    result.map_err(Into::into)
+}
+
+/// The recording action of a stream: `record_<stream>` for `#[stream(record)]`.
+pub fn record_action<T: Send + Sync + 'static>(
+    name: &'static str,
+    stream: &'static str,
+    access: for<'a> fn(&'a T) -> &'a MjpegStream,
+) -> ActionDescriptor<T> {
+    crate::record::action(name, stream, access)
+}
 
 /// A field that `#[property]` or `#[setting]` can mark: a [`Property<T>`].
 #[diagnostic::on_unimplemented(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::event::DynEvent;
+use crate::event::binding::DynEvent;
 use crate::property::{Constraints, DynProperty};
 use crate::stream::MjpegStream;
 
@@ -198,11 +198,4 @@ impl<T> StreamDescriptor<T> {
             access,
         }
     }
-}
-
-/// A lifecycle hook's result as the trait's (any error type boxed). Used by the code
-/// `#[thing(on_start = ...)]` generates.
-#[doc(hidden)]
-pub fn lifecycle_result<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
-    result.map_err(Into::into)
 }

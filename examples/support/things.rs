@@ -349,8 +349,8 @@ impl Stage {
 }
 
 /// The simulated instruments this project ships, by type name, for configuration files.
-pub fn registry() -> labthings::ThingRegistry {
-    labthings::ThingRegistry::new()
+pub fn registry() -> labthings::server::ThingRegistry {
+    labthings::server::ThingRegistry::new()
         .register("simulated_stage", |_: NoArgs, _| Ok(Stage::new()))
         .register("simulated_camera", |args: CameraArgs, things| {
             let settings = CameraSettings {

@@ -96,7 +96,13 @@ pub enum ArrayError {
     },
 }
 
-/// A numeric array as an action output: see the [module](self) for how it is served.
+/// A numeric array (1 to 3 dimensions of `u8`, `u16`, `f32` or `f64`) as an action output.
+///
+/// Its invocation shows a link with the array's `shape` and `dtype`; the link serves it as
+/// NumPy's `.npy` (by default, or `Accept: application/x-npy`, or the link with `.npy`
+/// appended) or, for 2-D and 3-D arrays, as TIFF (`Accept: image/tiff` or `.tiff`; feature
+/// `tiff`), 16-bit kept as 16-bit and floats as floats. A 3-D array is a stack of 2-D images,
+/// one TIFF page each.
 ///
 /// # Examples
 ///

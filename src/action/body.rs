@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::context::LogRecord;
-use super::invocation::InvocationStatus;
-use crate::error::Problem;
+use super::status::InvocationStatus;
+use crate::problem::Problem;
 
 /// One run of an action, as the invocation routes and `?wait=` answer it (the labthings-fastapi
 /// shape, with `thing` and `progress` added).

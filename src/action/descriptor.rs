@@ -21,7 +21,6 @@ pub trait ThingActions: Sized {
 }
 
 /// The future of one run of an action.
-#[doc(hidden)]
 pub type ActionRun = BoxFuture<'static, Result<ActionOutput, ActionFailure>>;
 
 /// Starts one run of an action, given its context.

@@ -24,20 +24,22 @@
 //! only writes one [`ActionDescriptor::from_async`] or [`ActionDescriptor::from_blocking`] call
 //! per method.
 
-pub mod array;
+pub(crate) mod array;
 mod body;
 pub(crate) mod context;
 mod descriptor;
 mod input;
 mod invocation;
 mod output;
+mod status;
 
 pub use array::{ArrayData, ArrayError, NdArray};
 pub(crate) use body::InvocationBody;
 pub use context::{ActionContext, Cancelled, LogRecord};
-pub use descriptor::{ActionDescriptor, ActionPrepare, ActionRun, ActionStarter, ThingActions};
+pub use descriptor::{ActionDescriptor, ActionPrepare, ActionStarter, ThingActions};
 pub use input::InputError;
-pub use invocation::InvocationStatus;
 pub(crate) use invocation::{ActionEvent, Cancel, Invocation, Invocations, RunOptions};
-pub use output::{ActionFailure, ActionOutput, Blob, IntoOutput};
+pub(crate) use output::{ActionFailure, ActionOutput};
+pub use output::{Blob, IntoOutput};
 pub(crate) use output::{is_array_schema, is_blob_schema};
+pub use status::InvocationStatus;

@@ -95,7 +95,6 @@ impl BlobLink {
 
 /// What an action produced.
 #[derive(Debug, Clone)]
-#[doc(hidden)]
 pub enum ActionOutput {
     /// A JSON value (`null` for actions that return nothing).
     Json(Value),
@@ -107,7 +106,6 @@ pub enum ActionOutput {
 
 /// Why an action did not produce an output.
 #[derive(Debug, Clone)]
-#[doc(hidden)]
 #[non_exhaustive]
 pub enum ActionFailure {
     /// It returned an error: the error's type name and message.
@@ -135,7 +133,7 @@ pub trait IntoOutput: Send + 'static {
     ///
     /// # Errors
     ///
-    /// [`ActionFailure::Error`] if the value cannot be represented as JSON.
+    /// An error if the value cannot be represented as JSON.
     fn into_output(self) -> Result<ActionOutput, ActionFailure>;
     /// The JSON Schema of the output.
     fn schema() -> Value;

@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ClientError;
-use super::thing::{ThingClient, expect_success, read_json, ws_problem};
+use super::http::{Http, expect_success, read_json, ws_problem};
 
-/// A status change of an action invocation, from [`ThingClient::observe_action`].
+/// A status change of an action invocation, from [`ThingClient::observe_action`](super::ThingClient::observe_action).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ActionStatus {
@@ -25,10 +25,10 @@ pub struct ActionStatus {
     pub href: Option<String>,
 }
 
-/// An action invocation on the server; from [`ThingClient::start`].
+/// An action invocation on the server; from [`ThingClient::start`](super::ThingClient::start).
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    pub(super) thing: ThingClient,
+    pub(super) http: Http,
     pub(super) action: String,
     pub(super) href: Url,
     pub(super) info: Value,
@@ -41,8 +41,8 @@ impl Invocation {
     }
 
     /// The invocation's URL.
-    pub fn href(&self) -> &Url {
-        &self.href
+    pub fn href(&self) -> &str {
+        self.href.as_str()
     }
 
     /// The status last seen: `pending`, `running`, `completed`, `error` or `cancelled`.
@@ -62,8 +62,8 @@ impl Invocation {
 
     /// Fetches the invocation's current state.
     pub async fn refresh(&mut self) -> Result<&Value, ClientError> {
-        let request = self.thing.request(Method::GET, self.href.clone());
-        let response = self.thing.send(request).await?;
+        let request = self.http.request(Method::GET, self.href.clone());
+        let response = self.http.send(request).await?;
         self.info = read_json(response, "the invocation").await?;
         Ok(&self.info)
     }
@@ -104,7 +104,7 @@ impl Invocation {
     }
 
     /// The output of a completed invocation as `O` (`()` for none). Blob outputs are
-    /// `{"href", "media_type"}` objects: fetch them with [`ThingClient::blob`].
+    /// `{"href", "media_type"}` objects: fetch them with [`ThingClient::blob`](super::ThingClient::blob).
     pub fn output<O: DeserializeOwned>(&self) -> Result<O, ClientError> {
         if self.status() != "completed" {
             return Err(ClientError::protocol(
@@ -122,8 +122,8 @@ impl Invocation {
     /// Asks the server to cancel the invocation. Cancellation is cooperative: use
     /// [`wait`](Self::wait) to see it end.
     pub async fn cancel(&self) -> Result<(), ClientError> {
-        let request = self.thing.request(Method::DELETE, self.href.clone());
-        let response = self.thing.send(request).await?;
+        let request = self.http.request(Method::DELETE, self.href.clone());
+        let response = self.http.send(request).await?;
         expect_success(response).await.map(drop)
     }
 }

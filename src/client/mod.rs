@@ -34,6 +34,7 @@
 
 mod error;
 mod events;
+mod http;
 mod invocation;
 mod mjpeg;
 mod multipart;
@@ -45,6 +46,9 @@ pub use error::ClientError;
 pub use invocation::{ActionStatus, Invocation};
 pub use mjpeg::{Frame, MjpegClient, MjpegClientBuilder, MjpegStats, Reconnect};
 pub use multipart::{BoundaryError, DEFAULT_MAX_PART_SIZE, MultipartParser, Part};
+/// The HTTP client underneath, re-exported for [`MjpegClientBuilder::http_client`] and
+/// [`ThingClientBuilder`]: pass your own `reqwest::Client` for custom roots or proxies.
+pub use reqwest;
 pub use thing::{ThingClient, ThingClientBuilder};
 
 /// `Bearer <token>` as a sensitive header value (kept out of `Debug` output). `None` for a

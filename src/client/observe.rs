@@ -4,12 +4,14 @@
 use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Url;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use super::ClientError;
+use super::http::ws_problem;
 use super::invocation::ActionStatus;
-use super::thing::{ThingClient, ws_problem};
+use super::thing::ThingClient;
+use crate::observation::{ClientMessage, Observed, ServerMessage};
 
 impl ThingClient {
     /// Observes a property over the Thing's websocket: a stream of its new values as JSON.
@@ -20,13 +22,11 @@ impl ThingClient {
         let url = self.form_where("properties", property, "observeproperty", is_websocket)?;
         let name = property.to_owned();
         let stream = self
-            .observe(url, "addPropertyObservation", property)
+            .observe(url, ClientMessage::add(Observed::Property, property))
             .await?
             .filter_map(move |message| {
                 let item = match message {
-                    Ok(message) if message["messageType"] == "propertyStatus" => {
-                        message["data"].get(&name).cloned().map(Ok)
-                    }
+                    Ok(ServerMessage::PropertyStatus { mut data }) => data.remove(&name).map(Ok),
                     Ok(_) => None,
                     Err(error) => Some(Err(error)),
                 };
@@ -54,21 +54,18 @@ impl ThingClient {
             .map_or_else(|| websocket_beside(&url), Ok)?;
         let name = action.to_owned();
         let stream = self
-            .observe(ws, "addActionObservation", action)
+            .observe(ws, ClientMessage::add(Observed::Action, action))
             .await?
             .filter_map(move |message| {
                 let item = match message {
-                    Ok(message) if message["messageType"] == "actionStatus" => {
-                        let data = &message["data"];
-                        (data["action name"] == name.as_str()).then(|| {
-                            Ok(ActionStatus {
-                                action: name.clone(),
-                                status: data["status"].as_str().unwrap_or_default().to_owned(),
-                                id: data["id"].as_str().map(str::to_owned),
-                                href: data["href"].as_str().map(str::to_owned),
-                            })
+                    Ok(ServerMessage::ActionStatus { data }) => (data.action == name).then(|| {
+                        Ok(ActionStatus {
+                            action: data.action,
+                            status: data.status,
+                            id: data.id,
+                            href: data.href,
                         })
-                    }
+                    }),
                     Ok(_) => None,
                     Err(error) => Some(Err(error)),
                 };
@@ -77,14 +74,13 @@ impl ThingClient {
         Ok(stream.boxed())
     }
 
-    /// Opens the websocket at `url`, asks to observe `name`, and yields every JSON message; an
-    /// error reply about `name` ends the stream with that error.
+    /// Opens the websocket at `url`, sends `subscribe`, and yields every message the server
+    /// sends; an error reply ends the stream with that error.
     async fn observe(
         &self,
         url: Url,
-        message_type: &str,
-        name: &str,
-    ) -> Result<BoxStream<'static, Result<Value, ClientError>>, ClientError> {
+        subscribe: ClientMessage,
+    ) -> Result<BoxStream<'static, Result<ServerMessage, ClientError>>, ClientError> {
         let mut url = url;
         let scheme = match url.scheme() {
             "http" => "ws",
@@ -110,9 +106,9 @@ impl ThingClient {
                 after: self.request_timeout(),
             })?
             .map_err(|error| ws_error(error.to_string()))?;
-        let subscribe = json!({"messageType": message_type, "data": {name: true}});
+        let subscribe = serde_json::to_string(&subscribe).expect("a message is JSON");
         socket
-            .send(tungstenite::Message::text(subscribe.to_string()))
+            .send(tungstenite::Message::text(subscribe))
             .await
             .map_err(|error| ws_error(error.to_string()))?;
         let url = url.to_string();
@@ -130,11 +126,13 @@ impl ThingClient {
                         Some(Ok(tungstenite::Message::Text(text))) => text,
                         Some(Ok(_)) => continue,
                     };
-                    let Ok(message) = serde_json::from_str::<Value>(&message) else {
+                    // A message of a newer server that this client does not know is skipped.
+                    let Ok(message) = serde_json::from_str::<ServerMessage>(&message) else {
                         continue;
                     };
-                    if message["messageType"] == "response" && message["error"].is_object() {
-                        let problem = Box::new(ws_problem(&message["error"]));
+                    if let ServerMessage::Response { error, .. } = message {
+                        let error = serde_json::to_value(&error).unwrap_or_default();
+                        let problem = Box::new(ws_problem(&error));
                         return Some((Err(ClientError::Observation { url, problem }), None));
                     }
                     return Some((Ok(message), Some(socket)));

@@ -10,9 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::http::{Http, expect_success, read_json};
 use super::invocation::Invocation;
 use super::{ClientError, MjpegClient, MjpegClientBuilder};
-use crate::Problem;
 
 /// The longest `Prefer: wait` the client asks of a server (ours caps it at a minute).
 const MAX_SERVER_WAIT: Duration = Duration::from_secs(30);
@@ -96,12 +96,15 @@ impl ThingClientBuilder {
             .unwrap_or_else(|| url.clone());
         Ok(ThingClient {
             inner: Arc::new(Inner {
-                http,
+                http: Http {
+                    client: http,
+                    headers: self.headers,
+                    request_timeout: self.request_timeout,
+                    url: url.clone(),
+                },
                 url,
                 base,
                 td,
-                headers: self.headers,
-                request_timeout: self.request_timeout,
                 action_timeout: self.action_timeout,
             }),
         })
@@ -146,24 +149,22 @@ pub struct ThingClient {
 
 #[derive(Debug)]
 struct Inner {
-    http: reqwest::Client,
+    http: Http,
     url: Url,
     base: Url,
     td: Value,
-    headers: HeaderMap,
-    request_timeout: Duration,
     action_timeout: Duration,
 }
 
 impl ThingClient {
     /// The headers sent with every request (authorisation, and any the builder added).
     pub(super) fn headers(&self) -> &HeaderMap {
-        &self.inner.headers
+        &self.inner.http.headers
     }
 
     /// The timeout of one request.
     pub(super) fn request_timeout(&self) -> Duration {
-        self.inner.request_timeout
+        self.inner.http.request_timeout
     }
 
     /// A builder for a client of the Thing at `url` (the address of its Thing Description,
@@ -284,7 +285,7 @@ impl ThingClient {
             // Servers that know RFC 7240 answer once the action is done; others ignore it.
             request = request
                 .header("prefer", format!("wait={}", wait.as_secs()))
-                .timeout(self.inner.request_timeout + wait);
+                .timeout(self.inner.http.request_timeout + wait);
         }
         let response = self.send(request).await?;
         let location = response
@@ -301,7 +302,7 @@ impl ThingClient {
             })?;
         let href = self.resolve(href)?;
         Ok(Invocation {
-            thing: self.clone(),
+            http: self.inner.http.clone(),
             action: action.to_owned(),
             href,
             info,
@@ -335,8 +336,9 @@ impl ThingClient {
                 available: self.streams().join(", "),
             })?;
         let url = self.resolve(&href)?;
-        let mut builder = MjpegClient::builder(url.as_str()).http_client(self.inner.http.clone());
-        for (name, value) in &self.inner.headers {
+        let mut builder =
+            MjpegClient::builder(url.as_str()).http_client(self.inner.http.client.clone());
+        for (name, value) in &self.inner.http.headers {
             builder = builder.header(name.clone(), value.clone());
         }
         Ok(builder)
@@ -444,37 +446,18 @@ impl ThingClient {
 
     /// A request with the client's headers and no time limit (for streams that stay open).
     pub(super) fn request_unbounded(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
-        self.inner
-            .http
-            .request(method, url)
-            .headers(self.inner.headers.clone())
+        self.inner.http.request_unbounded(method, url)
     }
 
     pub(super) fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
-        self.inner
-            .http
-            .request(method, url)
-            .headers(self.inner.headers.clone())
-            .timeout(self.inner.request_timeout)
+        self.inner.http.request(method, url)
     }
 
     pub(super) async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
-        let (client, request) = request.build_split();
-        let request = request.map_err(|error| ClientError::http(&self.inner.url, error))?;
-        let url = request.url().clone();
-        client.execute(request).await.map_err(|error| {
-            if error.is_timeout() {
-                ClientError::Timeout {
-                    what: format!("the request to {url}"),
-                    after: self.inner.request_timeout,
-                }
-            } else {
-                ClientError::http(&url, error)
-            }
-        })
+        self.inner.http.send(request).await
     }
 }
 
@@ -487,57 +470,9 @@ fn does(form: &Value, op: &str) -> bool {
     }
 }
 
-/// A websocket error member (`status` may be a string) as a problem.
-pub(super) fn ws_problem(error: &Value) -> Problem {
-    let status = match &error["status"] {
-        Value::String(text) => text.parse().unwrap_or(500),
-        Value::Number(number) => number.as_u64().unwrap_or(500) as u16,
-        _ => 500,
-    };
-    let status = axum::http::StatusCode::from_u16(status)
-        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-    let mut problem = Problem::new(status);
-    if let Some(detail) = error["detail"].as_str() {
-        problem = problem.with_detail(detail);
-    }
-    if let Some(title) = error["title"].as_str() {
-        problem.title = title.to_owned();
-    }
-    if let Some(kind) = error["type"].as_str() {
-        problem.type_uri = kind.to_owned();
-    }
-    problem
-}
-
 fn to_json(value: &(impl Serialize + ?Sized), what: &str) -> Result<Value, ClientError> {
     serde_json::to_value(value).map_err(|source| ClientError::Json {
         what: what.to_owned(),
-        source,
-    })
-}
-
-pub(super) async fn expect_success(
-    response: reqwest::Response,
-) -> Result<reqwest::Response, ClientError> {
-    if response.status().is_success() {
-        Ok(response)
-    } else {
-        Err(ClientError::from_response(response).await)
-    }
-}
-
-pub(super) async fn read_json<T: DeserializeOwned>(
-    response: reqwest::Response,
-    what: &str,
-) -> Result<T, ClientError> {
-    let response = expect_success(response).await?;
-    let url = response.url().clone();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|error| ClientError::http(&url, error))?;
-    serde_json::from_slice(&body).map_err(|source| ClientError::Json {
-        what: format!("{what} from {url}"),
         source,
     })
 }

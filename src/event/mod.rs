@@ -8,6 +8,7 @@
 //! an SSE client that reconnects with `Last-Event-ID` gets what it missed, then live events;
 //! one that missed more than the history holds is told how many it lost.
 
+pub(crate) mod binding;
 mod log;
 
 use std::marker::PhantomData;
@@ -15,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
+use binding::Sink;
 pub(crate) use log::{Delivery, EventLog};
 
 /// An event of a Thing, whose data is a `T` (any property-value type).
@@ -36,14 +38,6 @@ pub(crate) use log::{Delivery, EventLog};
 pub struct Event<T> {
     sink: Arc<OnceLock<Sink>>,
     _data: PhantomData<fn(T)>,
-}
-
-/// Where a served event's emissions go: its Thing's history, under its name. What the server
-/// gives an event when its Thing is added.
-#[doc(hidden)]
-pub struct Sink {
-    pub(crate) log: Arc<EventLog>,
-    pub(crate) name: Arc<str>,
 }
 
 /// Why an event could not be emitted.
@@ -105,23 +99,9 @@ impl<T: Serialize> Event<T> {
     }
 }
 
-/// An event seen without its data type: what the server binds.
-#[doc(hidden)]
-pub trait DynEvent: Send + Sync {
-    /// Sends the event's emissions where `sink` says. Fails if it already belongs to a server.
-    fn bind(&self, sink: Sink) -> Result<(), crate::property::AlreadyBound>;
-}
-
-impl<T: Send + Sync> DynEvent for Event<T> {
-    fn bind(&self, sink: Sink) -> Result<(), crate::property::AlreadyBound> {
-        self.sink
-            .set(sink)
-            .map_err(|_| crate::property::AlreadyBound)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::binding::DynEvent;
     use super::*;
 
     #[test]

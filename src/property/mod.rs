@@ -1,5 +1,6 @@
 //! [`Property<T>`]: a value of a Thing that clients read, write and observe.
 
+pub(crate) mod binding;
 mod constraints;
 pub(crate) mod settings;
 
@@ -51,7 +52,7 @@ impl<T> PropertyValue for T where
 /// # Examples
 ///
 /// ```
-/// use labthings::{Property, SetError};
+/// use labthings::{Property, property::SetError};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let exposure = Property::new(10.0_f64).with_setter(|ms: f64| async move {
@@ -74,31 +75,10 @@ type Setter<T> = Box<dyn Fn(T) -> BoxFuture<'static, Result<(), SetError>> + Sen
 
 struct Inner<T> {
     value: watch::Sender<T>,
-    binding: OnceLock<Binding>,
+    binding: OnceLock<binding::Binding>,
     setter: OnceLock<Setter<T>>,
     /// Writes go through the setter one at a time, so the hardware and the stored value agree.
     writes: tokio::sync::Mutex<()>,
-}
-
-/// What the server tells a property when its Thing is added: its name, its constraints and,
-/// for a setting, where to persist it.
-#[doc(hidden)]
-pub struct Binding {
-    pub(crate) name: String,
-    pub(crate) constraints: Constraints,
-    pub(crate) persist: Option<Arc<dyn Persist>>,
-    /// Where every new value is recorded for observers that may resume (Server-Sent Events),
-    /// with the property's name there.
-    pub(crate) changes: Option<(Arc<crate::event::EventLog>, Arc<str>)>,
-}
-
-/// Saves the settings a property belongs to.
-#[doc(hidden)]
-pub trait Persist: Send + Sync {
-    /// Writes the settings file now.
-    fn save(&self) -> BoxFuture<'_, Result<(), String>>;
-    /// Writes the settings file soon, from a caller that cannot wait.
-    fn save_soon(&self);
 }
 
 impl<T> Clone for Property<T> {
@@ -237,7 +217,7 @@ impl<T: PropertyValue> Property<T> {
         }
     }
 
-    fn persist(&self) -> Option<&Arc<dyn Persist>> {
+    fn persist(&self) -> Option<&Arc<dyn binding::Persist>> {
         self.inner.binding.get().and_then(|b| b.persist.as_ref())
     }
 }
@@ -251,7 +231,7 @@ fn to_json<T: Serialize>(value: &T) -> Result<Value, PropertyError> {
 /// # Examples
 ///
 /// ```
-/// use labthings::SetError;
+/// use labthings::property::SetError;
 ///
 /// let error = SetError::invalid("the filter wheel has no position 9");
 /// assert_eq!(error.status().as_u16(), 422);
@@ -337,29 +317,23 @@ impl PropertyError {
     }
 }
 
-/// A property can belong to one Thing on one server only.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct AlreadyBound;
-
-/// A property seen without its value type: what the HTTP routes and the server use.
-#[doc(hidden)]
-pub trait DynProperty: Send + Sync {
+/// A property seen without its value type: what [`PropertyDescriptor::dynamic`](crate::thing::PropertyDescriptor::dynamic)
+/// reaches, and what the server reads and writes as JSON. Only [`Property<T>`] implements it.
+pub trait DynProperty: Send + Sync + binding::Bind {
     /// The value as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`PropertyError::Serialize`] if the value cannot be represented as JSON.
     fn read_json(&self) -> Result<Value, PropertyError>;
     /// Deserialises and [`Property::set`]s a value.
     fn write_json(&self, value: Value) -> BoxFuture<'_, Result<(), PropertyError>>;
-    /// Deserialises, validates and stores a value without the setter hook or saving (used to
-    /// load settings).
-    fn load_json(&self, value: Value) -> Result<(), PropertyError>;
-    /// Attaches name, constraints and persistence; a property belongs to one Thing only.
-    fn bind(&self, binding: Binding) -> Result<(), AlreadyBound>;
     /// Every change, as JSON, starting with the current value.
     fn changes(&self) -> BoxStream<'static, Value>;
 }
 
 impl<T: PropertyValue> Property<T> {
-    fn parse_json(&self, value: Value) -> Result<T, PropertyError> {
+    pub(crate) fn parse_json(&self, value: Value) -> Result<T, PropertyError> {
         let property = self.name().unwrap_or("value").to_owned();
         serde_path_to_error::deserialize(value).map_err(|error| {
             let path = error.path().to_string();
@@ -385,17 +359,6 @@ impl<T: PropertyValue> DynProperty for Property<T> {
         })
     }
 
-    fn load_json(&self, value: Value) -> Result<(), PropertyError> {
-        self.check(&value)?;
-        let value = self.parse_json(value)?;
-        self.inner.value.send_replace(value);
-        Ok(())
-    }
-
-    fn bind(&self, binding: Binding) -> Result<(), AlreadyBound> {
-        self.inner.binding.set(binding).map_err(|_| AlreadyBound)
-    }
-
     fn changes(&self) -> BoxStream<'static, Value> {
         tokio_stream::wrappers::WatchStream::new(self.subscribe())
             .filter_map(|value| async move { serde_json::to_value(value).ok() })
@@ -405,6 +368,7 @@ impl<T: PropertyValue> DynProperty for Property<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::binding::{Bind, Binding};
     use super::*;
 
     fn bound<T: PropertyValue>(property: &Property<T>, constraints: Constraints) {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use super::Persist;
+use super::binding::Persist;
 
 /// Reads the current values of a Thing's settings.
 pub(crate) type Snapshot = Box<dyn Fn() -> Map<String, Value> + Send + Sync>;

@@ -97,8 +97,7 @@ fn pre_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64,
 }
 
 /// The recording action of a stream: `record_<stream>` for `#[stream(record)]`.
-#[doc(hidden)]
-pub fn action<T: Send + Sync + 'static>(
+pub(crate) fn action<T: Send + Sync + 'static>(
     name: &'static str,
     stream: &'static str,
     access: for<'a> fn(&'a T) -> &'a MjpegStream,

@@ -41,7 +41,7 @@ use super::stall::StallGuard;
 /// # #[tokio::main] async fn main() -> std::io::Result<()> {
 /// let app = axum::Router::new();
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
-/// labthings::serve(listener, app)
+/// labthings::serve::serve(listener, app)
 ///     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.unwrap_or(()) })
 ///     .await
 /// # }
@@ -65,7 +65,7 @@ pub struct Serve {
     options: ConnectionOptions,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
     #[cfg(feature = "tls")]
-    tls: Option<super::tls::TlsConfig>,
+    tls: Option<super::tls::TlsCertificate>,
 }
 
 impl std::fmt::Debug for Serve {
@@ -102,7 +102,7 @@ impl Serve {
     /// the others. Every limit and timeout applies as over plain HTTP; the TLS handshake must
     /// end within [`ConnectionOptions::header_read_timeout`].
     #[cfg(feature = "tls")]
-    pub fn with_tls(mut self, tls: super::tls::TlsConfig) -> Self {
+    pub fn with_tls(mut self, tls: super::tls::TlsCertificate) -> Self {
         self.tls = Some(tls);
         self
     }

@@ -15,6 +15,8 @@ mod tls;
 
 pub use connection::{Serve, serve};
 pub use options::ConnectionOptions;
-pub use service::{ClientAddr, LocalAddr, Tls};
+#[cfg(feature = "server")]
+pub(crate) use options::seconds;
+pub use service::{ClientAddr, LocalAddr, TlsConnection};
 #[cfg(feature = "tls")]
-pub use tls::TlsConfig;
+pub use tls::TlsCertificate;

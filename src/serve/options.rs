@@ -4,7 +4,12 @@
 use std::time::Duration;
 
 /// How [`serve`](super::serve()) treats each connection.
-#[derive(Debug, Clone)]
+///
+/// The `connection` key of a configuration file, with durations in seconds and `null` for
+/// "no limit" or "the system's default": `{"write_timeout": 10, "max_connections": 2048}`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ConnectionOptions {
     /// The most bytes hyper buffers for one connection, in each direction (hyper's
@@ -20,8 +25,12 @@ pub struct ConnectionOptions {
     /// client gets `408 Request Timeout` (problem JSON) and the connection is closed, so
     /// slow-loris clients cannot hold connections. A keep-alive connection that sends no new
     /// request for twice this long is closed without an answer. Default 30 s.
+    #[serde(deserialize_with = "seconds::deserialize")]
+    #[cfg_attr(feature = "server", schemars(with = "f64", range(min = 0)))]
     pub header_read_timeout: Duration,
     /// How long graceful shutdown waits for open connections before closing them. Default 5 s.
+    #[serde(deserialize_with = "seconds::deserialize")]
+    #[cfg_attr(feature = "server", schemars(with = "f64", range(min = 0)))]
     pub shutdown_timeout: Duration,
     /// The most connections served at once; `None` for no limit. A connection over the limit
     /// is answered `503 Service Unavailable` (problem JSON, `Retry-After: 1`) and closed, so
@@ -36,22 +45,30 @@ pub struct ConnectionOptions {
     /// Reverse proxies in front of the server (addresses or networks). Their connections are
     /// not held to [`max_connections_per_client`](Self::max_connections_per_client): every
     /// client behind a proxy has its address. Empty by default.
-    pub proxies: Vec<ipnet::IpNet>,
+    #[serde(skip)]
+    #[cfg_attr(feature = "server", schemars(skip))]
+    pub(crate) proxies: Vec<ipnet::IpNet>,
     /// How long a request's whole body may take to arrive, from the end of its head. A body
     /// still arriving after this long is answered `408 Request Timeout` (problem JSON) and the
     /// connection closed, so clients that trickle a body cannot hold connections. Applied by
     /// the framework's routes. Default 30 s.
+    #[serde(deserialize_with = "seconds::deserialize")]
+    #[cfg_attr(feature = "server", schemars(with = "f64", range(min = 0)))]
     pub body_read_timeout: Duration,
     /// How long a write to a client may stay blocked before the connection is closed: a
     /// stream viewer that stops reading is disconnected after this long, instead of holding
     /// its connection (and a slot under [`max_connections`](Self::max_connections)) forever.
     /// Default 30 s.
+    #[serde(deserialize_with = "seconds::deserialize")]
+    #[cfg_attr(feature = "server", schemars(with = "f64", range(min = 0)))]
     pub write_timeout: Duration,
     /// TCP keepalive: after this long without traffic the system probes the client (every
     /// 10 s, 5 times), so a connection whose client vanished without closing it (a laptop put
     /// to sleep, a pulled cable) is ended even when the server has nothing to write on it, as
     /// with an idle websocket or a paused camera's viewers. `None` leaves the system default
     /// (usually off). Default 60 s.
+    #[serde(deserialize_with = "seconds::option::deserialize")]
+    #[cfg_attr(feature = "server", schemars(with = "Option<f64>"))]
     pub tcp_keepalive: Option<Duration>,
 }
 
@@ -68,6 +85,39 @@ impl Default for ConnectionOptions {
             body_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             tcp_keepalive: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// A [`Duration`] as a number of seconds (`0.5`, `300`), in configuration files.
+pub(crate) mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(seconds).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "expected a number of seconds, at least 0, not {seconds}"
+            ))
+        })
+    }
+
+    /// `null` for none.
+    pub(crate) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer};
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            #[derive(Deserialize)]
+            struct Seconds(#[serde(deserialize_with = "super::deserialize")] Duration);
+            Ok(Option::<Seconds>::deserialize(deserializer)?.map(|Seconds(duration)| duration))
         }
     }
 }

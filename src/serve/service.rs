@@ -1,5 +1,5 @@
 //! What every connection serves: the router, with each request told where it came from
-//! ([`LocalAddr`], [`ClientAddr`], [`Tls`]); and the loop that drives a hyper connection to its
+//! ([`LocalAddr`], [`ClientAddr`], [`TlsConnection`]); and the loop that drives a hyper connection to its
 //! end or to a graceful shutdown, for HTTP/1 and HTTP/2 alike.
 
 use std::net::SocketAddr;
@@ -21,9 +21,9 @@ pub struct ClientAddr(pub SocketAddr);
 /// In a request's extensions when its connection is HTTPS (the `tls` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Tls;
+pub struct TlsConnection;
 
-/// The router, adding [`LocalAddr`], [`ClientAddr`] and (over HTTPS) [`Tls`] to each request.
+/// The router, adding [`LocalAddr`], [`ClientAddr`] and (over HTTPS) [`TlsConnection`] to each request.
 #[derive(Clone)]
 pub(super) struct WithLocalAddr {
     pub(super) router: Router,
@@ -52,7 +52,7 @@ impl tower_service::Service<axum::http::Request<hyper::body::Incoming>> for With
         request.extensions_mut().insert(self.local);
         request.extensions_mut().insert(self.client);
         if self.tls {
-            request.extensions_mut().insert(Tls);
+            request.extensions_mut().insert(TlsConnection);
         }
         self.router.call(request)
     }

@@ -33,14 +33,14 @@ use super::stall::StallGuard;
 /// ```no_run
 /// # fn main() -> std::io::Result<()> {
 /// // Files from the lab's certificate authority, or from Let's Encrypt:
-/// let tls = labthings::TlsConfig::from_pem_files("cert.pem".as_ref(), "key.pem".as_ref())?;
+/// let tls = labthings::serve::TlsCertificate::from_pem_files("cert.pem".as_ref(), "key.pem".as_ref())?;
 /// // Or a certificate of its own, made on first use and kept in `settings/tls/`:
-/// let tls = labthings::TlsConfig::self_signed("settings/tls".as_ref(), &["microscope.local".into()])?;
+/// let tls = labthings::serve::TlsCertificate::self_signed("settings/tls".as_ref(), &["microscope.local".into()])?;
 /// println!("certificate SHA-256 fingerprint: {}", tls.fingerprint());
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct TlsConfig {
+pub struct TlsCertificate {
     pub(super) server: Arc<rustls::ServerConfig>,
     /// The same certificate offering HTTP/1.1 only: for answering a connection over the
     /// limits with a plain `503`.
@@ -50,9 +50,9 @@ pub struct TlsConfig {
     source: String,
 }
 
-impl std::fmt::Debug for TlsConfig {
+impl std::fmt::Debug for TlsCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsConfig")
+        f.debug_struct("TlsCertificate")
             .field("source", &self.source)
             .field("fingerprint", &self.fingerprint)
             .finish_non_exhaustive()
@@ -63,7 +63,7 @@ impl std::fmt::Debug for TlsConfig {
 const SELF_SIGNED_CERT: &str = "cert.pem";
 const SELF_SIGNED_KEY: &str = "key.pem";
 
-impl TlsConfig {
+impl TlsCertificate {
     /// A certificate chain (the server's certificate first) and its private key (PKCS#8,
     /// PKCS#1 or SEC1), from PEM files.
     ///
@@ -188,7 +188,7 @@ pub(super) struct Https {
 }
 
 impl Https {
-    pub(super) fn new(tls: &TlsConfig, options: &ConnectionOptions) -> Self {
+    pub(super) fn new(tls: &TlsCertificate, options: &ConnectionOptions) -> Self {
         let mut http2 =
             hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
         http2
@@ -311,10 +311,10 @@ mod tests {
     fn a_self_signed_certificate_is_kept_and_reused() {
         let folder = tempfile::tempdir().unwrap();
         let tls = folder.path().join("tls");
-        let first = TlsConfig::self_signed(&tls, &["scope.lab".into()]).unwrap();
+        let first = TlsCertificate::self_signed(&tls, &["scope.lab".into()]).unwrap();
         assert_eq!(first.fingerprint().len(), 32 * 3 - 1);
         assert!(first.source().contains("made now"));
-        let again = TlsConfig::self_signed(&tls, &[]).unwrap();
+        let again = TlsCertificate::self_signed(&tls, &[]).unwrap();
         assert_eq!(again.fingerprint(), first.fingerprint());
         #[cfg(unix)]
         {
@@ -332,11 +332,12 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let cert = folder.path().join("cert.pem");
         std::fs::write(&cert, "not a certificate").unwrap();
-        let error = TlsConfig::from_pem_files(&cert, &folder.path().join("key.pem")).unwrap_err();
+        let error =
+            TlsCertificate::from_pem_files(&cert, &folder.path().join("key.pem")).unwrap_err();
         assert!(error.to_string().contains("key.pem"), "{error}");
         let key = folder.path().join("key.pem");
         std::fs::write(&key, "nor a key").unwrap();
-        let error = TlsConfig::from_pem_files(&cert, &key).unwrap_err();
+        let error = TlsCertificate::from_pem_files(&cert, &key).unwrap_err();
         assert!(error.to_string().contains("no certificate"), "{error}");
     }
 }

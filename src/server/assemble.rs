@@ -4,15 +4,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::affordance::{self, Context};
+use super::affordance::{self, Context, Serving};
 use super::error::ServerError;
 use super::lifecycle::Lifecycle;
 use super::route_table::RouteTable;
 use super::{settings, ws};
 use crate::event::EventLog;
 use crate::layout;
+use crate::property::binding::{Binding, Persist};
 use crate::property::settings::SettingsFile;
-use crate::property::{Binding, Persist};
 use crate::stream::MjpegStream;
 use crate::td::ThingDescription;
 use crate::thing::{Thing, ThingDescriptor};
@@ -68,71 +68,27 @@ fn assemble<T: Thing>(
     if let Some(file) = &settings {
         settings::load_settings(&name, &thing, &descriptor, file)?;
     }
-    let mut routes = RouteTable::default();
-    let mut description = ThingDescription::new(&descriptor);
-    for property in &descriptor.properties {
-        affordance::property::serve(
-            &name,
-            &thing,
-            property,
-            &changes,
-            context,
-            &mut routes,
-            &mut description,
-        );
-    }
-    affordance::property::serve_all(
-        &name,
-        &thing,
-        &descriptor.properties,
-        &changes,
+    let mut serving = Serving {
+        name: &name,
+        thing: &thing,
+        descriptor: &descriptor,
         context,
-        &mut routes,
-        &mut description,
-    );
-    let mut locks = affordance::action::Locks::new();
-    for action in &descriptor.actions {
-        affordance::action::serve(
-            &name,
-            &thing,
-            action,
-            &mut locks,
-            context,
-            &mut routes,
-            &mut description,
-        );
+        events,
+        changes,
+        routes: RouteTable::default(),
+        td: ThingDescription::new(&descriptor),
+        streams: Vec::new(),
+    };
+    for kind in affordance::kinds() {
+        (kind.serve)(&mut serving)?;
     }
-    let streams = descriptor
-        .streams
-        .iter()
-        .map(|stream| {
-            affordance::stream::serve(
-                &name,
-                &thing,
-                stream,
-                context,
-                &mut routes,
-                &mut description,
-            )
-        })
-        .collect();
-    for event in &descriptor.events {
-        affordance::event::serve(
-            &name,
-            &thing,
-            event,
-            &events,
-            context,
-            &mut routes,
-            &mut description,
-        )
-        .map_err(|_| ServerError::AlreadyAdded {
-            thing: name.clone(),
-        })?;
-    }
-    if !descriptor.events.is_empty() {
-        affordance::event::serve_all(&name, &events, context, &mut routes, &mut description);
-    }
+    let Serving {
+        events,
+        mut routes,
+        td: description,
+        streams,
+        ..
+    } = serving;
     ws::serve(&name, &thing, &descriptor, &events, context, &mut routes);
     let readers: Vec<_> = descriptor
         .properties
@@ -162,14 +118,13 @@ fn assemble<T: Thing>(
 
 /// Every affordance name is a URL segment, not one the server uses under each Thing, and used
 /// once.
-fn check_names<T>(thing: &str, descriptor: &ThingDescriptor<T>) -> Result<(), ServerError> {
-    let names: Vec<&str> = descriptor
-        .properties
+fn check_names<T: Send + Sync + 'static>(
+    thing: &str,
+    descriptor: &ThingDescriptor<T>,
+) -> Result<(), ServerError> {
+    let names: Vec<&str> = affordance::kinds::<T>()
         .iter()
-        .map(|p| p.name)
-        .chain(descriptor.actions.iter().map(|a| a.name))
-        .chain(descriptor.streams.iter().map(|s| s.name))
-        .chain(descriptor.events.iter().map(|e| e.name))
+        .flat_map(|kind| (kind.names)(descriptor))
         .collect();
     for (index, name) in names.iter().enumerate() {
         let reason = layout::invalid_segment(name).or_else(|| {

@@ -15,7 +15,7 @@ use crate::layout;
 use crate::openapi::{self, RouteDoc};
 
 /// What a token allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Role {
@@ -29,7 +29,7 @@ pub enum Role {
 /// Access control for a [`ThingServer`](crate::ThingServer): bearer tokens, each read-only or
 /// read-write.
 ///
-/// With an `Auth` set ([`ThingServerBuilder::auth`](crate::ThingServerBuilder::auth), or
+/// With an `Auth` set ([`ThingServerBuilder::auth`](crate::server::ThingServerBuilder::auth), or
 /// `auth` in the configuration file):
 ///
 /// - every write (`PUT`, `POST`, `DELETE`: property writes, actions, cancels) needs a
@@ -50,7 +50,7 @@ pub enum Role {
 /// # Examples
 ///
 /// ```
-/// use labthings::{Auth, Role, ThingServer};
+/// use labthings::{ThingServer, server::{Auth, Role}};
 ///
 /// let server = ThingServer::builder()
 ///     .auth(
@@ -62,18 +62,23 @@ pub enum Role {
 ///     .build()
 ///     .unwrap();
 /// ```
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
+    /// The bearer tokens, each with what it allows.
     tokens: Vec<TokenEntry>,
+    /// Whether reads need no token.
     #[serde(default)]
     public_read: bool,
 }
 
-#[derive(Clone, Deserialize)]
+/// A bearer token and its role.
+#[derive(Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenEntry {
+    /// The token, as sent after `Bearer `.
     token: String,
+    /// What it allows.
     role: Role,
 }
 

@@ -8,10 +8,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
 use axum::routing::{MethodRouter, get};
 
 use super::affordance::Context;
@@ -21,10 +21,11 @@ use super::base::Base;
 use super::error::ServerError;
 use super::forwarded::{self, Proxies};
 use super::hosts::{self, Hosts};
-use super::https::TlsSetting;
 use super::index::{self, Descriptions};
 use super::lifecycle::{Running, ThingServer};
 use super::metrics::{self, Metrics};
+use super::options::TlsOptions;
+use super::options::{ServerOptions, Ui};
 use super::problems::{self, not_found};
 use super::route_table::RouteTable;
 use super::sse::SseScope;
@@ -53,43 +54,12 @@ impl<T: Thing> IntoShared<T> for Arc<T> {
     }
 }
 
-/// Where settings are kept unless a server is told otherwise: `settings` in the working
-/// directory.
-pub const DEFAULT_SETTINGS_FOLDER: &str = "settings";
-
-/// Where data (recordings) is kept unless a server is told otherwise: `data` in the working
-/// directory, beside [`DEFAULT_SETTINGS_FOLDER`].
-pub const DEFAULT_DATA_FOLDER: &str = "data";
-
 /// Builds a [`ThingServer`]; from [`ThingServer::builder`].
 #[must_use]
 pub struct ThingServerBuilder {
-    api_prefix: String,
-    api_title: Option<String>,
-    api_version: Option<String>,
-    api_description: Option<String>,
-    settings_folder: Option<PathBuf>,
-    data_folder: Option<PathBuf>,
-    public_url: Option<String>,
-    cors: Option<tower_http::cors::CorsLayer>,
-    /// Origins given to `allow_origins`, which may also open websockets.
-    origins: Vec<String>,
-    /// Host names answered on loopback besides `localhost` and IP addresses.
-    hosts: Vec<String>,
-    /// Proxies whose forwarded headers are believed, as given (checked by `build`).
-    proxies: Vec<String>,
-    discovery: bool,
-    tls: Option<TlsSetting>,
+    options: ServerOptions,
     #[cfg(feature = "tls")]
-    tls_config: Option<crate::serve::TlsConfig>,
-    auth: Option<Auth>,
-    connection: ConnectionOptions,
-    retention: std::time::Duration,
-    grace: std::time::Duration,
-    event_history: usize,
-    sse_heartbeat: std::time::Duration,
-    ui: ui::UiSource,
-    folders: Vec<(String, PathBuf)>,
+    tls_certificate: Option<crate::serve::TlsCertificate>,
     things: Vec<Pending>,
     errors: Vec<ServerError>,
 }
@@ -97,9 +67,7 @@ pub struct ThingServerBuilder {
 impl std::fmt::Debug for ThingServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ThingServerBuilder")
-            .field("api_prefix", &self.api_prefix)
-            .field("settings_folder", &self.settings_folder)
-            .field("public_url", &self.public_url)
+            .field("options", &self.options)
             .field(
                 "things",
                 &self.things.iter().map(|t| &t.name).collect::<Vec<_>>(),
@@ -123,35 +91,22 @@ impl ThingServer {
 }
 
 impl ThingServerBuilder {
-    /// A builder with no Things, no prefix and no settings folder.
+    /// A builder with no Things and the default options.
     pub(crate) fn new() -> Self {
         Self {
-            api_prefix: String::new(),
-            api_title: None,
-            api_version: None,
-            api_description: None,
-            settings_folder: Some(PathBuf::from(DEFAULT_SETTINGS_FOLDER)),
-            data_folder: Some(PathBuf::from(DEFAULT_DATA_FOLDER)),
-            public_url: None,
-            cors: None,
-            origins: Vec::new(),
-            hosts: Vec::new(),
-            proxies: Vec::new(),
-            discovery: false,
-            tls: None,
+            options: ServerOptions::default(),
             #[cfg(feature = "tls")]
-            tls_config: None,
-            auth: None,
-            connection: ConnectionOptions::default(),
-            retention: std::time::Duration::from_secs(300),
-            grace: std::time::Duration::from_secs(2),
-            event_history: 256,
-            sse_heartbeat: super::sse::DEFAULT_HEARTBEAT,
-            ui: ui::UiSource::Embedded,
-            folders: Vec::new(),
+            tls_certificate: None,
             things: Vec::new(),
             errors: Vec::new(),
         }
+    }
+
+    /// Sets every option at once, as a configuration file does; the methods below set one
+    /// each, under the same names.
+    pub fn options(mut self, options: ServerOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Serves `thing` under `/<name>/`.
@@ -183,97 +138,87 @@ impl ThingServerBuilder {
 
     /// Serves everything under this prefix (`/api/v3`); default none.
     pub fn api_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.api_prefix = prefix.into();
+        self.options.api_prefix = prefix.into();
         self
     }
 
     /// Where settings are kept: `<folder>/<thing>/settings.json`. By default
-    /// [`DEFAULT_SETTINGS_FOLDER`] (`./settings`, relative to the working directory, as in
+    /// [`DEFAULT_SETTINGS_FOLDER`](super::DEFAULT_SETTINGS_FOLDER) (`./settings`, relative to the working directory, as in
     /// labthings-fastapi); the server logs where at start. The folder is created when a Thing
     /// has settings, and must be writable.
     pub fn settings_folder(mut self, folder: impl Into<PathBuf>) -> Self {
-        self.settings_folder = Some(folder.into());
+        self.options.settings_folder = Some(folder.into());
         self
     }
 
-    /// Keeps no settings: `#[setting]`s behave as plain properties, lost at restart (for
-    /// tests, and for servers whose settings live elsewhere). The server logs a warning when a
-    /// Thing has settings.
+    /// Keeps no settings (`"settings_folder": null`): `#[setting]`s behave as plain
+    /// properties, lost at restart (for tests, and for servers whose settings live elsewhere).
+    /// The server logs a warning when a Thing has settings.
     pub fn without_settings_folder(mut self) -> Self {
-        self.settings_folder = None;
+        self.options.settings_folder = None;
         self
     }
 
     /// Names the application in `/openapi.json` (`info.title`), which code generators use
     /// for the client they make: "OpenFlexure microscope", say. Default `labthings`.
     pub fn title(mut self, title: impl Into<String>) -> Self {
-        self.api_title = Some(title.into());
+        self.options.title = Some(title.into());
         self
     }
 
     /// The application's version in `/openapi.json` (`info.version`): the version of its API
     /// that clients are made for. Default: the labthings crate's version.
     pub fn version(mut self, version: impl Into<String>) -> Self {
-        self.api_version = Some(version.into());
+        self.options.version = Some(version.into());
         self
     }
 
     /// What the application is, for `/openapi.json` (`info.description`, Markdown) and the
     /// API browser's first lines. By default a description of a labthings server.
     pub fn description(mut self, description: impl Into<String>) -> Self {
-        self.api_description = Some(description.into());
+        self.options.description = Some(description.into());
         self
     }
 
     /// Where actions keep data too big for a response (recordings go to
     /// `<folder>/recordings/`); see [`ActionContext::data_folder`](crate::ActionContext::data_folder).
-    /// By default [`DEFAULT_DATA_FOLDER`] (`./data`), created when first written to.
+    /// By default [`DEFAULT_DATA_FOLDER`](super::DEFAULT_DATA_FOLDER) (`./data`), created when first written to.
     pub fn data_folder(mut self, folder: impl Into<PathBuf>) -> Self {
-        self.data_folder = Some(folder.into());
+        self.options.data_folder = Some(folder.into());
         self
     }
 
-    /// No data folder: actions that write files (recordings) end in a clear error.
+    /// No data folder (`"data_folder": null`): actions that write files (recordings) end in a
+    /// clear error.
     pub fn without_data_folder(mut self) -> Self {
-        self.data_folder = None;
+        self.options.data_folder = None;
         self
     }
 
     /// The URL clients reach the server at (`https://lab.example/microscope/`), used as the
     /// `base` of Thing Descriptions. By default `base` is built from each request's `Host`.
+    /// Its host is one of the server's names (see [`allow_hosts`](Self::allow_hosts)), and its
+    /// pages are the server's own (they may write and open websockets).
     pub fn public_url(mut self, url: impl Into<String>) -> Self {
-        let mut url = url.into();
-        if !url.ends_with('/') {
-            url.push('/');
-        }
-        // Its host is one of the server's names (see `allow_hosts`), and its pages are the
-        // server's own (they may write and open websockets; see `allow_origins`).
-        if let Some((scheme, rest)) = url.split_once("://")
-            && let Some(authority) = rest.split('/').next()
-        {
-            let host = authority
-                .rsplit_once('@')
-                .map_or(authority, |(_, host)| host);
-            self.hosts.push(host.to_owned());
-            self.origins.push(format!("{scheme}://{host}"));
-        }
-        self.public_url = Some(url);
+        self.options.public_url = Some(url.into());
         self
     }
 
     /// Serves HTTPS with a certificate and key from PEM files, or (with
-    /// [`TlsSetting::self_signed`]) a self-signed certificate made on first start and kept in
+    /// [`TlsOptions::self_signed`]) a self-signed certificate made on first start and kept in
     /// `<settings folder>/tls/`, so that it stays the same across restarts. Clients that offer
     /// HTTP/2 get it. Needs the `tls` feature: without it, [`build`](Self::build) says so.
-    pub fn tls_setting(mut self, tls: TlsSetting) -> Self {
-        self.tls = Some(tls);
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.options.tls = Some(tls);
         self
     }
 
-    /// Serves HTTPS with this certificate; see [`TlsConfig`](crate::TlsConfig).
+    /// Serves HTTPS with this certificate, already loaded (from memory, say), over any
+    /// [`tls`](Self::tls) option; see [`TlsCertificate`](crate::serve::TlsCertificate). Not a
+    /// configuration-file key: files name PEM files with `tls`.
     #[cfg(feature = "tls")]
-    pub fn tls(mut self, tls: crate::serve::TlsConfig) -> Self {
-        self.tls_config = Some(tls);
+    pub fn tls_certificate(mut self, certificate: crate::serve::TlsCertificate) -> Self {
+        self.tls_certificate = Some(certificate);
         self
     }
 
@@ -282,7 +227,7 @@ impl ThingServerBuilder {
     /// interfaces the server listens on: bound to `127.0.0.1`, on the loopback interface alone.
     /// Off by default. Needs the `mdns` feature: without it, [`build`](Self::build) says so.
     pub fn discovery(mut self, on: bool) -> Self {
-        self.discovery = on;
+        self.options.discovery = on;
         self
     }
 
@@ -293,66 +238,67 @@ impl ThingServerBuilder {
     /// URL the server writes (Thing Description `base` and forms, invocation links, blob
     /// links, `Location`) follows: right under a sub-path on HTTPS. The same headers from
     /// anyone else are ignored. Connections from a trusted proxy are not held to
-    /// [`ConnectionOptions::max_connections_per_client`](crate::ConnectionOptions): every
-    /// client behind it shares its address. A bad entry is reported by [`build`](Self::build).
+    /// [`ConnectionOptions::max_connections_per_client`]: every client behind it shares its
+    /// address. A bad entry is reported by [`build`](Self::build).
     pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.proxies.extend(proxies.into_iter().map(Into::into));
+        self.options
+            .trusted_proxies
+            .extend(proxies.into_iter().map(Into::into));
         self
     }
 
-    /// Serves your own web UI instead of the built-in one: `index.html` at `/` and the
-    /// folder's `static/` at `/static/` (the layout of this project's `static/`).
-    pub fn ui_folder(mut self, folder: impl Into<PathBuf>) -> Self {
-        self.ui = ui::UiSource::Folder(folder.into());
+    /// The web UI: the built-in one (default), your own folder, or none; see [`Ui`].
+    pub fn ui(mut self, ui: Ui) -> Self {
+        self.options.ui = ui;
         self
     }
 
-    /// Serves no web UI at all (an API-only server).
-    pub fn without_ui(mut self) -> Self {
-        self.ui = ui::UiSource::None;
-        self
-    }
-
-    /// Serves the files of `folder` at `url_path` (`/data`), beside the UI and the API.
-    pub fn serve_folder(mut self, url_path: impl Into<String>, folder: impl Into<PathBuf>) -> Self {
-        let path = url_path.into();
-        if !path.starts_with('/') || path.ends_with('/') || path.len() < 2 {
-            self.errors.push(ServerError::InvalidPrefix(path));
-        } else {
-            self.folders.push((path, folder.into()));
-        }
+    /// Serves the files of folders beside the UI and the API, by URL path:
+    /// `[("/data", "./data")]`. A path that is not `/name` is reported by
+    /// [`build`](Self::build).
+    pub fn serve_folders<I, P, F>(mut self, folders: I) -> Self
+    where
+        I: IntoIterator<Item = (P, F)>,
+        P: Into<String>,
+        F: Into<PathBuf>,
+    {
+        self.options.serve_folders.extend(
+            folders
+                .into_iter()
+                .map(|(path, folder)| (path.into(), folder.into())),
+        );
         self
     }
 
     /// How long finished invocations (and their outputs and blobs) are kept; default 5 min.
-    pub fn invocation_retention(mut self, retention: std::time::Duration) -> Self {
-        self.retention = retention;
+    pub fn invocation_retention(mut self, retention: Duration) -> Self {
+        self.options.invocation_retention = retention;
         self
     }
 
     /// How many events each Thing keeps, and how many property changes, for subscribers that
-    /// reconnect with `Last-Event-ID` (Server-Sent Events); default 256 of each. A subscriber
-    /// that missed more is told how many it lost.
+    /// reconnect with `Last-Event-ID` (Server-Sent Events); default 256 of each, at least 1. A
+    /// subscriber that missed more is told how many it lost.
     pub fn event_history(mut self, events: usize) -> Self {
-        self.event_history = events.max(1);
+        self.options.event_history = events;
         self
     }
 
     /// How often a quiet Server-Sent Events stream sends a comment line, so that proxies and
-    /// load balancers do not close it for idleness; default 15 s.
-    pub fn sse_heartbeat(mut self, interval: std::time::Duration) -> Self {
-        self.sse_heartbeat = interval.max(std::time::Duration::from_millis(10));
+    /// load balancers do not close it for idleness; default 15 s, at least 10 ms.
+    pub fn sse_heartbeat(mut self, interval: Duration) -> Self {
+        self.options.sse_heartbeat = interval;
         self
     }
 
     /// How long a cancelled action may take to stop by itself before its future is dropped
     /// (which stops an async action at the `.await` it is waiting at); default 2 s.
-    pub fn cancellation_grace(mut self, grace: std::time::Duration) -> Self {
-        self.grace = grace;
+    pub fn cancellation_grace(mut self, grace: Duration) -> Self {
+        self.options.cancellation_grace = grace;
         self
     }
 
@@ -365,34 +311,9 @@ impl ThingServerBuilder {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut allowed = Vec::new();
-        for origin in origins {
-            let origin = origin.as_ref();
-            let trimmed = origin.trim_end_matches('/');
-            let host = trimmed
-                .strip_prefix("http://")
-                .or_else(|| trimmed.strip_prefix("https://"));
-            let valid = host.is_some_and(|h| !h.is_empty() && !h.contains(['/', ' ', '*']));
-            match HeaderValue::from_str(trimmed) {
-                Ok(value) if valid => {
-                    self.origins.push(trimmed.to_owned());
-                    allowed.push(value);
-                }
-                _ => self
-                    .errors
-                    .push(ServerError::InvalidOrigin(origin.to_owned())),
-            }
-        }
-        self.cors = Some(
-            tower_http::cors::CorsLayer::new()
-                .allow_origin(allowed)
-                .allow_methods([Method::GET, Method::PUT, Method::POST, Method::DELETE])
-                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-                .expose_headers([
-                    header::HeaderName::from_static(crate::stream::TIMESTAMP_HEADER),
-                    header::HeaderName::from_static(crate::stream::FRAME_INDEX_HEADER),
-                ]),
-        );
+        self.options
+            .allow_origins
+            .extend(origins.into_iter().map(|origin| origin.as_ref().to_owned()));
         self
     }
 
@@ -406,28 +327,22 @@ impl ThingServerBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.hosts.extend(names.into_iter().map(Into::into));
-        self
-    }
-
-    /// Full control of cross-origin access with tower-http's `CorsLayer`, instead of
-    /// [`allow_origins`](Self::allow_origins). Never combine a wildcard origin with
-    /// credentials (tower-http refuses that configuration).
-    pub fn cors(mut self, cors: tower_http::cors::CorsLayer) -> Self {
-        self.cors = Some(cors);
+        self.options
+            .allow_hosts
+            .extend(names.into_iter().map(Into::into));
         self
     }
 
     /// Limits and timeouts for each connection (buffer sizes, header timeout, the most
-    /// connections at once, the shutdown deadline); see [`ConnectionOptions`](crate::ConnectionOptions).
-    pub fn connection_options(mut self, options: ConnectionOptions) -> Self {
-        self.connection = options;
+    /// connections at once, the shutdown deadline); see [`ConnectionOptions`].
+    pub fn connection(mut self, options: ConnectionOptions) -> Self {
+        self.options.connection = options;
         self
     }
 
     /// Turns on access control with bearer tokens; see [`Auth`]. Off by default.
     pub fn auth(mut self, auth: Auth) -> Self {
-        self.auth = Some(auth);
+        self.options.auth = Some(auth);
         self
     }
 
@@ -443,22 +358,34 @@ impl ThingServerBuilder {
         // From here on the framework has things to say (settings it could not use, above all).
         super::terminal_log::init();
         let prefix = self.check()?;
-        let proxies = Arc::new(Proxies::parse(&self.proxies).map_err(ServerError::InvalidProxy)?);
-        self.connection.proxies = proxies.networks().to_vec();
+        let origins = hosts::Origins::from_options(&self.options)?;
+        let proxies = Arc::new(
+            Proxies::parse(&self.options.trusted_proxies).map_err(ServerError::InvalidProxy)?,
+        );
+        self.options.connection.proxies = proxies.networks().to_vec();
         let base = Base {
-            public_url: self.public_url.take(),
+            public_url: origins.public_url.clone(),
             prefix: prefix.clone(),
         };
-        let invocations = Invocations::new(self.retention, self.grace);
+        let invocations = Invocations::new(
+            self.options.invocation_retention,
+            self.options.cancellation_grace,
+        );
         let metrics = Metrics::new(invocations.clone());
         let shutdown = tokio_util::sync::CancellationToken::new();
         let context = Context {
-            sse: SseScope::new(metrics.clone(), shutdown.clone(), self.sse_heartbeat),
+            sse: SseScope::new(
+                metrics.clone(),
+                shutdown.clone(),
+                self.options
+                    .sse_heartbeat
+                    .max(std::time::Duration::from_millis(10)),
+            ),
             metrics,
             invocations,
             base,
             shutdown,
-            event_history: self.event_history,
+            event_history: self.options.event_history.max(1),
         };
         let things = self.assemble_things(&context)?;
         let states: Vec<_> = things
@@ -468,7 +395,7 @@ impl ThingServerBuilder {
         context
             .invocations
             .set_environment(crate::action::context::Environment {
-                data_folder: self.data_folder.clone(),
+                data_folder: self.options.data_folder.clone(),
                 snapshot: Box::new(move || {
                     states
                         .iter()
@@ -479,59 +406,61 @@ impl ThingServerBuilder {
         let mut routes = RouteTable::default();
         let things = self.serve_things(things, &context, &mut routes);
         self.serve_own_routes(&context, &mut routes);
-        let page = ui::serve(&self.ui, &self.folders, &mut routes);
+        let page = ui::serve(&self.options.ui, &self.options.serve_folders, &mut routes)?;
         let document = self.document(&prefix, &mut routes)?;
         #[cfg(feature = "tls")]
         let tls = super::https::resolve(
-            self.tls_config.take(),
-            self.tls.take(),
-            self.settings_folder.as_deref(),
-            &self.hosts,
+            self.tls_certificate.take(),
+            self.options.tls.take(),
+            self.options.settings_folder.as_deref(),
+            &origins.hosts,
         )?;
         #[cfg(not(feature = "tls"))]
-        if self.tls.is_some() {
+        if self.options.tls.is_some() {
             return Err(ServerError::Tls(
                 "this program was built without the `tls` feature of labthings".into(),
             ));
         }
         #[cfg(not(feature = "mdns"))]
-        if self.discovery {
+        if self.options.discovery {
             return Err(ServerError::Discovery(
                 "this program was built without the `mdns` feature of labthings".into(),
             ));
         }
         #[cfg(feature = "mdns")]
-        let discovery = self.discovery.then(|| super::lifecycle::Discovery {
+        let discovery = self.options.discovery.then(|| super::lifecycle::Discovery {
             title: self
-                .api_title
+                .options
+                .title
                 .clone()
                 .unwrap_or_else(|| "labthings server".to_owned()),
             td_path: format!("{prefix}{}", layout::well_known_wot()),
         });
-        let (api, served, docs) = routes.into_parts();
+        let (api, served) = routes.into_parts();
+        // What is served is kept for the test comparing it with the document (`tests.rs`).
+        #[cfg(not(test))]
+        drop(served);
         let api = api.merge(api_docs::document_route(&document));
         let router = self.layers(
             mount(api, &prefix, page),
             &prefix,
             &context.metrics,
             proxies,
+            origins,
         );
         Ok(ThingServer {
             router,
             shutdown: context.shutdown.clone(),
             invocations: context.invocations.clone(),
             metrics: context.metrics.clone(),
-            options: self.connection,
+            options: self.options.connection,
             #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "mdns")]
             discovery,
             things,
             openapi: document,
-            routes: docs
-                .into_iter()
-                .map(|doc| (doc.method, format!("{prefix}{}", doc.path)))
-                .collect(),
+            #[cfg(test)]
             served_paths: served
                 .into_iter()
                 .map(|path| format!("{prefix}{path}"))
@@ -545,12 +474,12 @@ impl ThingServerBuilder {
         if !self.errors.is_empty() {
             return Err(self.errors.remove(0));
         }
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = &self.options.auth {
             auth.validate().map_err(ServerError::InvalidAuth)?;
         }
-        let prefix = self.api_prefix.trim_end_matches('/').to_owned();
+        let prefix = self.options.api_prefix.trim_end_matches('/').to_owned();
         if !prefix.is_empty() && !prefix.starts_with('/') {
-            return Err(ServerError::InvalidPrefix(self.api_prefix.clone()));
+            return Err(ServerError::InvalidPrefix(self.options.api_prefix.clone()));
         }
         Ok(prefix)
     }
@@ -559,7 +488,7 @@ impl ThingServerBuilder {
     fn assemble_things(&mut self, context: &Context) -> Result<Vec<Assembled>, ServerError> {
         std::mem::take(&mut self.things)
             .into_iter()
-            .map(|pending| (pending.assemble)(context, self.settings_folder.as_deref()))
+            .map(|pending| (pending.assemble)(context, self.options.settings_folder.as_deref()))
             .collect()
     }
 
@@ -574,7 +503,7 @@ impl ThingServerBuilder {
         let mut descriptions = Vec::new();
         let mut running = Vec::new();
         for mut thing in things {
-            if let Some(auth) = &self.auth {
+            if let Some(auth) = &self.options.auth {
                 thing
                     .description
                     .use_bearer_security(auth.reads_are_public());
@@ -594,7 +523,8 @@ impl ThingServerBuilder {
             things: descriptions,
             base: context.base.clone(),
             title: self
-                .api_title
+                .options
+                .title
                 .clone()
                 .unwrap_or_else(|| "labthings server".to_owned()),
         });
@@ -609,28 +539,30 @@ impl ThingServerBuilder {
         metrics::serve(&context.metrics, routes);
     }
 
-    /// The OpenAPI document of every route, with access control documented when it is on.
+    /// The OpenAPI document of every route, with what the layers may answer (access control
+    /// too, when it is on).
     fn document(
         &self,
         prefix: &str,
         routes: &mut RouteTable,
     ) -> Result<utoipa::openapi::OpenApi, ServerError> {
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = &self.options.auth {
             auth::document(routes.docs_mut(), auth.reads_are_public());
         }
+        problems::document(routes.docs_mut());
         let mut document =
             openapi::document(prefix, routes.docs()).map_err(ServerError::OpenApi)?;
         let info = &mut document.info;
-        if let Some(title) = &self.api_title {
+        if let Some(title) = &self.options.title {
             info.title.clone_from(title);
         }
-        if let Some(version) = &self.api_version {
+        if let Some(version) = &self.options.version {
             info.version.clone_from(version);
         }
-        if let Some(description) = &self.api_description {
+        if let Some(description) = &self.options.description {
             info.description = Some(description.clone());
         }
-        if self.auth.is_some() {
+        if self.options.auth.is_some() {
             openapi::add_bearer_security(&mut document);
         }
         Ok(document)
@@ -645,6 +577,7 @@ impl ThingServerBuilder {
         prefix: &str,
         metrics: &Arc<Metrics>,
         proxies: Arc<Proxies>,
+        origins: hosts::Origins,
     ) -> Router {
         // Wrapping the whole router (not each route, as `Router::layer` does) lets the mapper
         // see the `Allow` header axum adds to its 405s.
@@ -655,7 +588,7 @@ impl ThingServerBuilder {
                     .service(routes),
             )
             .layer(axum::middleware::from_fn_with_state(
-                self.connection.body_read_timeout,
+                self.options.connection.body_read_timeout,
                 problems::limit_body,
             ))
             .layer(axum::extract::DefaultBodyLimit::max(problems::MAX_BODY))
@@ -663,17 +596,17 @@ impl ThingServerBuilder {
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 problems::panicked,
             ));
-        if let Some(auth) = self.auth.take() {
+        if let Some(auth) = self.options.auth.take() {
             let guard = Arc::new(Guard {
                 auth,
                 prefix: prefix.to_owned(),
             });
             router = router.layer(axum::middleware::from_fn_with_state(guard, auth::check));
         }
-        if let Some(cors) = self.cors.take() {
+        if let Some(cors) = origins.cors() {
             router = router.layer(cors);
         }
-        let hosts = Arc::new(Hosts::new(&self.hosts, &self.origins));
+        let hosts = Arc::new(Hosts::new(&origins.hosts, &origins.origins));
         router
             .layer(axum::middleware::from_fn_with_state(hosts, hosts::check))
             .layer(axum::middleware::from_fn_with_state(

@@ -5,7 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use super::config::{ConfigError, ServerConfig, ThingRegistry};
-use super::https::TlsSetting;
+use super::options::ServerOptions;
+use super::options::TlsOptions;
 
 /// What a labthings binary's command line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,14 +18,23 @@ pub struct CommandLine {
     pub address: SocketAddr,
     /// `--tls-cert FILE --tls-key FILE`, or `--self-signed`: HTTPS, over the configuration
     /// file's `tls`.
-    pub tls: Option<TlsSetting>,
+    pub tls: Option<TlsOptions>,
     /// `--discovery` or `--no-discovery`: announce over mDNS or not, over the configuration
     /// file's `discovery`.
     pub discovery: Option<bool>,
+    /// `--settings-folder DIR`, over the configuration file's `settings_folder`.
+    pub settings_folder: Option<PathBuf>,
+    /// `--data-folder DIR`, over the configuration file's `data_folder`.
+    pub data_folder: Option<PathBuf>,
+    /// `--public-url URL`, over the configuration file's `public_url`.
+    pub public_url: Option<String>,
+    /// `--config-schema`: print the JSON Schema of configuration files and exit.
+    pub config_schema: bool,
 }
 
 impl CommandLine {
-    /// Parses `--config`, `--host`, `--port`, `--tls-cert`, `--tls-key` and `--self-signed` from `args` (the first is the program name).
+    /// Parses the command line from `args` (the first is the program name); `--help` lists
+    /// every option.
     ///
     /// # Errors
     ///
@@ -98,6 +108,32 @@ impl CommandLine {
                     ),
             )
             .arg(
+                Arg::new("settings-folder")
+                    .long("settings-folder")
+                    .value_name("DIR")
+                    .value_parser(value_parser!(PathBuf))
+                    .help("Where settings are kept (default ./settings)"),
+            )
+            .arg(
+                Arg::new("data-folder")
+                    .long("data-folder")
+                    .value_name("DIR")
+                    .value_parser(value_parser!(PathBuf))
+                    .help("Where recordings and other data are kept (default ./data)"),
+            )
+            .arg(
+                Arg::new("public-url")
+                    .long("public-url")
+                    .value_name("URL")
+                    .help("The URL clients reach the server at, for the links it writes"),
+            )
+            .arg(
+                Arg::new("config-schema")
+                    .long("config-schema")
+                    .action(clap::ArgAction::SetTrue)
+                    .help("Print the JSON Schema of configuration files, and exit"),
+            )
+            .arg(
                 Arg::new("no-discovery")
                     .long("no-discovery")
                     .action(clap::ArgAction::SetTrue)
@@ -111,8 +147,8 @@ impl CommandLine {
             matches.get_one::<PathBuf>("tls-cert"),
             matches.get_one::<PathBuf>("tls-key"),
         ) {
-            (Some(cert), Some(key)) => Some(TlsSetting::files(cert, key)),
-            _ if matches.get_flag("self-signed") => Some(TlsSetting::self_signed()),
+            (Some(cert), Some(key)) => Some(TlsOptions::files(cert, key)),
+            _ if matches.get_flag("self-signed") => Some(TlsOptions::self_signed()),
             _ => None,
         };
         Ok(Self {
@@ -126,7 +162,30 @@ impl CommandLine {
             } else {
                 None
             },
+            settings_folder: matches.get_one::<PathBuf>("settings-folder").cloned(),
+            data_folder: matches.get_one::<PathBuf>("data-folder").cloned(),
+            public_url: matches.get_one::<String>("public-url").cloned(),
+            config_schema: matches.get_flag("config-schema"),
         })
+    }
+
+    /// Sets the options the command line gives over those of a configuration file.
+    pub fn apply(&self, options: &mut ServerOptions) {
+        if let Some(tls) = &self.tls {
+            options.tls = Some(tls.clone());
+        }
+        if let Some(discovery) = self.discovery {
+            options.discovery = discovery;
+        }
+        if let Some(folder) = &self.settings_folder {
+            options.settings_folder = Some(folder.clone());
+        }
+        if let Some(folder) = &self.data_folder {
+            options.data_folder = Some(folder.clone());
+        }
+        if let Some(url) = &self.public_url {
+            options.public_url = Some(url.clone());
+        }
     }
 }
 
@@ -154,16 +213,17 @@ pub async fn run_with(
     default_config: &str,
     command_line: CommandLine,
 ) -> Result<(), ConfigError> {
+    if command_line.config_schema {
+        let schema =
+            serde_json::to_string_pretty(&ServerConfig::json_schema()).expect("a schema is JSON");
+        println!("{schema}");
+        return Ok(());
+    }
     let mut config = match &command_line.config {
         Some(path) => ServerConfig::from_file(path)?,
         None => ServerConfig::from_json(default_config)?,
     };
-    if let Some(tls) = command_line.tls {
-        config.tls = Some(tls);
-    }
-    if let Some(discovery) = command_line.discovery {
-        config.discovery = discovery;
-    }
+    command_line.apply(&mut config.options);
     let server = registry.builder(&config)?.build()?;
     server.serve(command_line.address).await?;
     Ok(())
@@ -188,14 +248,50 @@ mod tests {
         assert_eq!(defaults.tls, None);
         let files = CommandLine::try_parse_from(["x", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
             .unwrap();
-        assert_eq!(files.tls, Some(TlsSetting::files("c.pem", "k.pem")));
+        assert_eq!(files.tls, Some(TlsOptions::files("c.pem", "k.pem")));
         let own = CommandLine::try_parse_from(["x", "--self-signed"]).unwrap();
-        assert_eq!(own.tls, Some(TlsSetting::self_signed()));
+        assert_eq!(own.tls, Some(TlsOptions::self_signed()));
         assert!(CommandLine::try_parse_from(["x", "--tls-cert", "c.pem"]).is_err());
         assert_eq!(defaults.discovery, None);
         let on = CommandLine::try_parse_from(["x", "--discovery"]).unwrap();
         assert_eq!(on.discovery, Some(true));
         let off = CommandLine::try_parse_from(["x", "--discovery", "--no-discovery"]).unwrap();
         assert_eq!(off.discovery, Some(false));
+    }
+
+    #[test]
+    fn bench_options_on_the_command_line_override_the_file() {
+        let mut options = ServerOptions::default();
+        CommandLine::try_parse_from(["x"])
+            .unwrap()
+            .apply(&mut options);
+        assert_eq!(options.settings_folder, Some(PathBuf::from("settings")));
+        let given = CommandLine::try_parse_from([
+            "x",
+            "--settings-folder",
+            "/var/lib/scope",
+            "--data-folder",
+            "/srv/data",
+            "--public-url",
+            "https://lab.example/scope/",
+            "--self-signed",
+        ])
+        .unwrap();
+        given.apply(&mut options);
+        assert_eq!(
+            options.settings_folder,
+            Some(PathBuf::from("/var/lib/scope"))
+        );
+        assert_eq!(options.data_folder, Some(PathBuf::from("/srv/data")));
+        assert_eq!(
+            options.public_url.as_deref(),
+            Some("https://lab.example/scope/")
+        );
+        assert_eq!(options.tls, Some(TlsOptions::self_signed()));
+        assert!(
+            CommandLine::try_parse_from(["x", "--config-schema"])
+                .unwrap()
+                .config_schema
+        );
     }
 }

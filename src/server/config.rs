@@ -30,85 +30,79 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use schemars::JsonSchema;
+
 use super::builder::ThingServerBuilder;
 use super::error::ServerError;
-use super::https::TlsSetting;
 use super::lifecycle::ThingServer;
+use super::options::ServerOptions;
+use super::{kwargs, strict};
 use crate::thing::{BoxError, Thing};
 
-/// A server configuration file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A server configuration file: the Things to make, and the server's [`ServerOptions`].
+///
+/// Read strictly: an unknown key is an error naming the nearest valid one, and a value of the
+/// wrong type names its key and the type expected. `labthings --config-schema` prints the JSON
+/// Schema of the file ([`ServerConfig::json_schema`]).
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// The Things, by name, in the order they are created and started.
+    /// The Things, by name, in the order they are created and started: each the name of a
+    /// registered type, or `{"class": type, "kwargs": {...}, "thing_slots": {...}}`.
     pub things: Map<String, Value>,
-    /// Where settings are kept (`<folder>/<thing>/settings.json`). Left out: `./settings`
-    /// ([`DEFAULT_SETTINGS_FOLDER`](crate::DEFAULT_SETTINGS_FOLDER)); `null`: not kept.
-    #[serde(
-        default = "default_settings_folder",
-        deserialize_with = "folder_or_null"
-    )]
-    pub settings_folder: Option<PathBuf>,
-    /// Where actions keep data such as recordings. Left out: `./data`
-    /// ([`DEFAULT_DATA_FOLDER`](crate::DEFAULT_DATA_FOLDER)); `null`: none.
-    #[serde(default = "default_data_folder", deserialize_with = "folder_or_null")]
-    pub data_folder: Option<PathBuf>,
-    /// A prefix for every route, such as `/api/v3`.
-    #[serde(default)]
-    pub api_prefix: String,
-    /// The application's name in `/openapi.json` ([`ThingServerBuilder::title`]).
-    #[serde(default)]
-    pub title: Option<String>,
-    /// The application's version in `/openapi.json` ([`ThingServerBuilder::version`]).
-    #[serde(default)]
-    pub version: Option<String>,
-    /// What the application is, in `/openapi.json` ([`ThingServerBuilder::description`]).
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Access control: `{"tokens": [{"token": "...", "role": "read-write" | "read-only"}],
-    /// "public_read": false}`; none: every request is allowed. See [`Auth`](crate::Auth).
-    #[serde(default)]
-    pub auth: Option<crate::Auth>,
-    /// Web origins (`scheme://host[:port]`) whose pages may call this server (CORS) and open
-    /// its websockets.
-    #[serde(default)]
-    pub allow_origins: Vec<String>,
-    /// Host names the server may be reached under when bound to a loopback address, besides
-    /// `localhost` and IP addresses (`["microscope.lab"]`, or `["*"]` for any): the defence
-    /// against DNS rebinding. See [`ThingServerBuilder::allow_hosts`].
-    #[serde(default)]
-    pub allow_hosts: Vec<String>,
-    /// HTTPS: `{"cert": "cert.pem", "key": "key.pem"}` (PEM files), or `{"self_signed": true}`
-    /// for a certificate made once and kept in the settings folder. Needs the `tls` feature.
-    /// Left out: plain HTTP.
-    #[serde(default)]
-    pub tls: Option<TlsSetting>,
-    /// Reverse proxies whose `X-Forwarded-Proto`, `-Host`, `-Prefix` and `Forwarded` headers
-    /// are believed: IP addresses or networks (`"127.0.0.1"`, `"10.0.0.0/8"`). See
-    /// [`ThingServerBuilder::trusted_proxies`].
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
-    /// Announce the server over mDNS as a `_wot._tcp` service (W3C WoT Discovery), on the
-    /// interfaces it listens on only. Off by default. Needs the `mdns` feature.
-    #[serde(default)]
-    pub discovery: bool,
+    /// Every other key of the file.
+    pub options: ServerOptions,
+}
+
+/// The whole file, for its JSON Schema only (it is read by [`ServerConfig::from_json`]).
+#[derive(JsonSchema)]
+#[schemars(
+    title = "labthings configuration file",
+    description = "The Things a labthings server makes, and its options (durations in seconds).",
+    extend("additionalProperties" = false)
+)]
+#[allow(dead_code)]
+struct ConfigFile {
+    /// The Things, by name, in the order they are created and started.
+    things: std::collections::BTreeMap<String, ThingSchema>,
+    #[serde(flatten)]
+    options: ServerOptions,
+}
+
+/// One Thing of the file: a registered type's name, or its long form.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ThingSchema {
+    /// A registered type's name, made with no arguments.
+    TypeName(String),
+    /// The long form.
+    Entry(ThingEntry),
 }
 
 /// One entry of `things`, in its long form.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ThingEntry {
-    #[serde(alias = "cls", rename = "class")]
-    type_name: String,
+    /// The registered type's name.
+    #[serde(default)]
+    class: Option<String>,
+    /// The same, under the name older labthings-fastapi files use.
+    #[serde(default)]
+    cls: Option<String>,
+    /// The type's arguments; unknown ones are an error.
     #[serde(default)]
     kwargs: Value,
+    /// Which Thing fills each of its slots, by name.
     #[serde(default)]
     thing_slots: HashMap<String, String>,
 }
 
 /// Why a configuration could not be loaded or turned into a server.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` form is its message, so that a `main` returning `Result<(), ConfigError>` (or
+/// any error it converts into) prints a sentence, not a structure.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
@@ -119,7 +113,19 @@ pub enum ConfigError {
         /// What went wrong.
         error: std::io::Error,
     },
-    /// The JSON is not a configuration.
+    /// The file is not JSON: where it stops being JSON.
+    #[error("{path}: not JSON at line {line}, column {column}: {message}")]
+    Syntax {
+        /// The file (`<text>` for text not read from a file).
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// The column, from 1.
+        column: usize,
+        /// What the parser expected.
+        message: String,
+    },
+    /// The JSON is not a configuration: an unknown key, or a value of the wrong type.
     #[error("invalid configuration: {0}")]
     Invalid(String),
     /// A Thing names a type the binary does not know.
@@ -147,44 +153,95 @@ pub enum ConfigError {
     Server(#[from] ServerError),
 }
 
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 impl ServerConfig {
     /// Parses a configuration from JSON text.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] naming the offending field.
+    /// [`ConfigError::Syntax`] for text that is not JSON; [`ConfigError::Invalid`] naming the
+    /// offending key: an unknown one with the nearest valid key, or one whose value has the
+    /// wrong type with the type expected.
     ///
     /// # Examples
     ///
     /// ```
-    /// let config = labthings::ServerConfig::from_json(r#"{"things": {"stage": "simulated_stage"}}"#)
-    ///     .unwrap();
+    /// use labthings::server::ServerConfig;
+    ///
+    /// let config = ServerConfig::from_json(r#"{"things": {"stage": "simulated_stage"}}"#).unwrap();
     /// assert_eq!(config.things.len(), 1);
-    /// assert!(labthings::ServerConfig::from_json(r#"{"thing": {}}"#).is_err());
+    /// let error = ServerConfig::from_json(r#"{"things": {}, "setings_folder": "x"}"#).unwrap_err();
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "invalid configuration: unknown key `setings_folder`; did you mean `settings_folder`?"
+    /// );
     /// ```
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let deserializer = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            ConfigError::Invalid(if path == "." {
-                error.inner().to_string()
-            } else {
-                format!("at `{path}`: {}", error.inner())
-            })
-        })
+        Self::parse(text, Path::new("<text>"))
     }
 
     /// Reads and parses a configuration file.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Read`] or [`ConfigError::Invalid`].
+    /// [`ConfigError::Read`], [`ConfigError::Syntax`] or [`ConfigError::Invalid`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
             error,
         })?;
-        Self::from_json(&text)
+        Self::parse(&text, path)
+    }
+
+    /// The JSON Schema (2020-12) of a configuration file, generated from [`ServerOptions`]:
+    /// what `labthings --config-schema` prints, and `docs/config.schema.json` in the
+    /// repository.
+    pub fn json_schema() -> Value {
+        serde_json::to_value(schemars::schema_for!(ConfigFile)).expect("a schema is JSON")
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let value: Value = serde_json::from_str(text).map_err(|error| ConfigError::Syntax {
+            path: path.to_owned(),
+            line: error.line(),
+            column: error.column(),
+            message: syntax_message(&error),
+        })?;
+        if let Some(unknown) = strict::unknown_key(&value, &Self::json_schema()) {
+            return Err(ConfigError::Invalid(unknown.to_string()));
+        }
+        let Value::Object(mut object) = value else {
+            return Err(ConfigError::Invalid(
+                "expected an object with `things` and the server's options".into(),
+            ));
+        };
+        let things = match object.remove("things") {
+            Some(Value::Object(things)) => things,
+            Some(_) => return Err(ConfigError::Invalid("`things`: expected an object".into())),
+            None => return Err(ConfigError::Invalid("missing key `things`".into())),
+        };
+        let options = serde_path_to_error::deserialize(Value::Object(object)).map_err(|error| {
+            let path = error.path().to_string();
+            ConfigError::Invalid(format!(
+                "`{path}`: {}",
+                strict::plain(&error.inner().to_string())
+            ))
+        })?;
+        Ok(Self { things, options })
+    }
+}
+
+/// A JSON syntax error's message without its position (given apart).
+fn syntax_message(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    match message.rsplit_once(" at line ") {
+        Some((message, _)) => message.to_owned(),
+        None => message,
     }
 }
 
@@ -200,7 +257,7 @@ type AddFn = Box<dyn FnOnce(ThingServerBuilder) -> ThingServerBuilder>;
 /// # Examples
 ///
 /// ```
-/// use labthings::{Property, Thing, ThingRegistry};
+/// use labthings::{Property, Thing, server::ThingRegistry};
 ///
 /// #[derive(Thing)]
 /// struct Lamp {
@@ -217,12 +274,12 @@ type AddFn = Box<dyn FnOnce(ThingServerBuilder) -> ThingServerBuilder>;
 /// let registry = ThingRegistry::new().register("lamp", |args: LampArgs, _| {
 ///     Ok(Lamp { on: Property::new(args.on) })
 /// });
-/// let config = labthings::ServerConfig::from_json(
+/// let config = labthings::server::ServerConfig::from_json(
 ///     r#"{"things": {"desk_lamp": {"class": "lamp", "kwargs": {"on": true}}}}"#,
 /// )
 /// .unwrap();
 /// let server = registry.builder(&config).unwrap().build().unwrap();
-/// assert!(server.routes().iter().any(|(_, path)| path == "/desk_lamp/on"));
+/// assert!(server.openapi()["paths"]["/desk_lamp/on"].is_object());
 /// ```
 #[derive(Default)]
 pub struct ThingRegistry {
@@ -314,9 +371,7 @@ impl ThingRegistry {
             } else {
                 kwargs
             };
-            let args: A = serde_path_to_error::deserialize(kwargs).map_err(|error| {
-                format!("invalid kwargs at `{}`: {}", error.path(), error.inner())
-            })?;
+            let args: A = kwargs::deserialize(kwargs)?;
             let thing = Arc::new(make(args, context)?);
             let name = name.to_owned();
             let add: AddFn = Box::new({
@@ -334,62 +389,43 @@ impl ThingRegistry {
         self.factories.iter().map(|(name, _)| name.as_str())
     }
 
-    /// Makes every Thing of `config`, in order, and a server builder with them, the settings
-    /// folder and the API prefix.
+    /// Makes every Thing of `config`, in order, and a server builder with them and the
+    /// configuration's options.
     ///
     /// # Errors
     ///
     /// [`ConfigError::UnknownType`], [`ConfigError::Invalid`] for a malformed entry, or
     /// [`ConfigError::Create`] from a factory.
     pub fn builder(&self, config: &ServerConfig) -> Result<ThingServerBuilder, ConfigError> {
-        let mut builder = ThingServer::builder().api_prefix(config.api_prefix.clone());
-        builder = match &config.settings_folder {
-            Some(folder) => builder.settings_folder(folder),
-            None => builder.without_settings_folder(),
-        };
-        builder = match &config.data_folder {
-            Some(folder) => builder.data_folder(folder),
-            None => builder.without_data_folder(),
-        };
-        if let Some(auth) = &config.auth {
-            builder = builder.auth(auth.clone());
-        }
-        if !config.allow_origins.is_empty() {
-            builder = builder.allow_origins(&config.allow_origins);
-        }
-        builder = builder.allow_hosts(config.allow_hosts.iter().cloned());
-        builder = builder.trusted_proxies(config.trusted_proxies.iter().cloned());
-        builder = builder.discovery(config.discovery);
-        if let Some(tls) = &config.tls {
-            builder = builder.tls_setting(tls.clone());
-        }
-        if let Some(title) = &config.title {
-            builder = builder.title(title);
-        }
-        if let Some(version) = &config.version {
-            builder = builder.version(version);
-        }
-        if let Some(description) = &config.description {
-            builder = builder.description(description);
-        }
+        let mut builder = ThingServer::builder().options(config.options.clone());
         let mut made = Vec::new();
         for (name, entry) in &config.things {
             let entry: ThingEntry = match entry {
                 Value::String(type_name) => ThingEntry {
-                    type_name: type_name.clone(),
+                    class: Some(type_name.clone()),
+                    cls: None,
                     kwargs: Value::Null,
                     thing_slots: HashMap::new(),
                 },
-                other => serde_json::from_value(other.clone())
-                    .map_err(|error| ConfigError::Invalid(format!("Thing {name:?}: {error}")))?,
+                other => serde_json::from_value(other.clone()).map_err(|error| {
+                    ConfigError::Invalid(format!(
+                        "Thing {name:?}: {}",
+                        strict::plain(&error.to_string())
+                    ))
+                })?,
+            };
+            let Some(type_name) = entry.class.or(entry.cls) else {
+                return Err(ConfigError::Invalid(format!(
+                    "Thing {name:?}: missing key `class` (the type to make)"
+                )));
             };
             let (_, factory) = self
                 .factories
                 .iter()
-                .find(|(type_name, _)| *type_name == entry.type_name)
+                .find(|(registered, _)| *registered == type_name)
                 .ok_or_else(|| ConfigError::UnknownType {
                     thing: name.clone(),
-                    type_name: entry.type_name.clone(),
+                    type_name: type_name.clone(),
                     known: self.type_names().collect::<Vec<_>>().join(", "),
                 })?;
             let context = ThingContext {
@@ -408,34 +444,131 @@ impl ThingRegistry {
     }
 }
 
-fn default_data_folder() -> Option<PathBuf> {
-    Some(PathBuf::from(super::builder::DEFAULT_DATA_FOLDER))
-}
-
-fn default_settings_folder() -> Option<PathBuf> {
-    Some(PathBuf::from(super::builder::DEFAULT_SETTINGS_FOLDER))
-}
-
-/// A folder, or `null` for none (a key left out takes [`default_settings_folder`]).
-fn folder_or_null<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<PathBuf>, D::Error> {
-    Option::<PathBuf>::deserialize(deserializer)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn unknown_keys_and_types_are_named() {
+    fn unknown_keys_name_the_nearest_valid_one_at_any_depth() {
         let error = ServerConfig::from_json(r#"{"things": {}, "setting_folder": "x"}"#)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("setting_folder"), "{error}");
-        let error = ServerConfig::from_json(r#"{"things": {"a": 1}, "api_prefix": 5}"#)
+        assert!(error.contains("did you mean `settings_folder`"), "{error}");
+        let error = ServerConfig::from_json(r#"{"things": {}, "connection": {"write_timout": 3}}"#)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("api_prefix"), "{error}");
+        assert!(
+            error.contains("`write_timout` in `connection`; did you mean `write_timeout`"),
+            "{error}"
+        );
+        let error = ServerConfig::from_json(r#"{"things": {"cam": {"class": "c", "kwarg": {}}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("in `things.cam`; did you mean `kwargs`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_and_the_type_expected() {
+        let error = ServerConfig::from_json(r#"{"things": {}, "event_history": "many"}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "invalid configuration: `event_history`: invalid type: string \"many\", expected a whole number, at least 0"
+        );
+        let error =
+            ServerConfig::from_json(r#"{"things": {}, "connection": {"write_timeout": -1}}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("`connection.write_timeout`"), "{error}");
+        assert!(error.contains("seconds, at least 0"), "{error}");
+        assert!(
+            ServerConfig::from_json(r#"{"api_prefix": ""}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("missing key `things`")
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_file_line_and_column_and_debug_is_display() {
+        let error = ServerConfig::from_json("{\n  \"things\": {},\n  oops\n}").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "<text>: not JSON at line 3, column 3: key must be a string"
+        );
+        assert_eq!(format!("{error:?}"), error.to_string());
+    }
+
+    #[test]
+    fn the_labthings_fastapi_shape_loads() {
+        let config = ServerConfig::from_json(
+            r#"{"things": {"stage": "simulated_stage",
+                "camera": {"cls": "simulated_camera", "kwargs": {"fps": 15}, "thing_slots": {"stage": "stage"}}},
+                "settings_folder": "./settings", "api_prefix": ""}"#,
+        )
+        .unwrap();
+        assert_eq!(config.things.len(), 2);
+        assert_eq!(
+            config.options.settings_folder,
+            Some(PathBuf::from("./settings"))
+        );
+    }
+
+    #[test]
+    fn every_option_is_in_the_file_and_null_folders_mean_none() {
+        let config = ServerConfig::from_json(
+            r#"{"things": {}, "api_prefix": "/api", "title": "t", "version": "1", "description": "d",
+                "settings_folder": null, "data_folder": null, "public_url": "http://lab.example/",
+                "ui": {"folder": "ui"}, "serve_folders": {"/data": "data"},
+                "invocation_retention": 60, "event_history": 10, "sse_heartbeat": 0.5,
+                "cancellation_grace": 1, "allow_origins": ["http://a.example"],
+                "allow_hosts": ["lab"], "trusted_proxies": ["127.0.0.1"],
+                "tls": {"self_signed": true}, "discovery": true,
+                "auth": {"tokens": [{"token": "t", "role": "read-only"}]},
+                "connection": {"max_connections": null, "tcp_keepalive": null, "write_timeout": 10}}"#,
+        )
+        .unwrap();
+        let options = &config.options;
+        assert_eq!(options.settings_folder, None);
+        assert_eq!(
+            options.ui,
+            super::super::options::Ui::Folder(PathBuf::from("ui"))
+        );
+        assert_eq!(options.sse_heartbeat, std::time::Duration::from_millis(500));
+        assert_eq!(options.connection.max_connections, None);
+        assert_eq!(options.connection.tcp_keepalive, None);
+        assert_eq!(options.connection.write_timeout.as_secs(), 10);
+        // Every key of the file is a builder method of the same name.
+        let builder = include_str!("builder.rs");
+        let schema = ServerConfig::json_schema();
+        for key in schema["properties"].as_object().unwrap().keys() {
+            if key == "things" {
+                continue;
+            }
+            assert!(
+                builder.contains(&format!("pub fn {key}")),
+                "no builder method `{key}`"
+            );
+        }
+    }
+
+    /// `docs/config.schema.json` is the schema the code makes; `UPDATE_SCHEMA=1 cargo test`
+    /// rewrites it after a change to the options.
+    #[test]
+    fn the_published_config_schema_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.schema.json");
+        let current = serde_json::to_string_pretty(&ServerConfig::json_schema()).unwrap() + "\n";
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &current).unwrap();
+        }
+        let published = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            published == current,
+            "docs/config.schema.json is out of date: run UPDATE_SCHEMA=1 cargo test --lib config"
+        );
     }
 }

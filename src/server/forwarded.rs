@@ -3,7 +3,7 @@
 //!
 //! Directly, that is the connection's own scheme (`https` over TLS) and the request's `Host`
 //! (or HTTP/2's `:authority`). Through a reverse proxy listed in
-//! [`trusted_proxies`](crate::ThingServerBuilder::trusted_proxies), the proxy says it:
+//! [`trusted_proxies`](crate::server::ThingServerBuilder::trusted_proxies), the proxy says it:
 //! `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Prefix`, or the standard
 //! `Forwarded` header's `proto` and `host` (RFC 7239), the first (the client's) of each list.
 //! From anyone else these headers are ignored, so a client cannot make the server write links
@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::serve::{ClientAddr, Tls};
+use crate::serve::{ClientAddr, TlsConnection};
 
 /// The proxies whose forwarded headers are believed.
 #[derive(Debug, Default)]
@@ -77,7 +77,7 @@ impl Reached {
     fn direct(parts: &Parts) -> Self {
         let host = request_host(&parts.headers, &parts.uri).filter(|host| usable_host(host));
         Self {
-            scheme: if parts.extensions.get::<Tls>().is_some() {
+            scheme: if parts.extensions.get::<TlsConnection>().is_some() {
                 "https"
             } else {
                 "http"

@@ -4,7 +4,7 @@
 //!   `127.0.0.1` and then read anything a server on this machine answers, because to the browser
 //!   it is the page's own origin. When the server is bound to a loopback address, a request
 //!   whose `Host` is a name other than `localhost` (or a name the server was given with
-//!   [`allow_hosts`](crate::ThingServerBuilder::allow_hosts) or its public URL) is refused with
+//!   [`allow_hosts`](crate::server::ThingServerBuilder::allow_hosts) or its public URL) is refused with
 //!   `403`. IP literals are always accepted: rebinding needs a name. Jupyter does the same.
 //! - **Cross-site requests.** Browsers let any page open a websocket to any server, and send
 //!   "simple" cross-site requests (an HTML form's POST, a `fetch` without custom headers)
@@ -12,7 +12,7 @@
 //!   lab member's browser could observe every value, or start an action such as `stage/home`
 //!   with an empty form POST. A websocket upgrade, or a request with an unsafe method (`POST`,
 //!   `PUT`, `DELETE`, ...), whose `Origin` is neither this server's own (or its public URL's)
-//!   nor one of [`allow_origins`](crate::ThingServerBuilder::allow_origins) is refused with
+//!   nor one of [`allow_origins`](crate::server::ThingServerBuilder::allow_origins) is refused with
 //!   `403`. Clients that send no `Origin` (scripts, node-wot, the Python client) are not
 //!   browsers and pass. (Bodies must be JSON besides: a form's body is a `415`.)
 //!
@@ -23,13 +23,92 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use tower_http::cors::CorsLayer;
+
+use super::error::ServerError;
 use super::forwarded::{Reached, request_host};
+use super::options::ServerOptions;
 use crate::Problem;
 use crate::serve::LocalAddr;
+
+/// What the options say about names and origins: the hosts and origins the server answers
+/// besides its own (from `allow_hosts`, `allow_origins` and the host of `public_url`), and the
+/// origins CORS lets in.
+#[derive(Debug, Default)]
+pub(crate) struct Origins {
+    /// The public URL, ending in `/`.
+    pub(crate) public_url: Option<String>,
+    /// Host names answered on loopback besides `localhost` and IP addresses.
+    pub(crate) hosts: Vec<String>,
+    /// Origins that may write and open websockets.
+    pub(crate) origins: Vec<String>,
+    /// Origins given to `allow_origins`, which CORS lets read the answers.
+    cors: Vec<HeaderValue>,
+}
+
+impl Origins {
+    /// Checks and gathers the names and origins of `options`.
+    pub(crate) fn from_options(options: &ServerOptions) -> Result<Self, ServerError> {
+        let mut names = Self {
+            hosts: options.allow_hosts.clone(),
+            ..Self::default()
+        };
+        if let Some(url) = &options.public_url {
+            let mut url = url.clone();
+            if !url.ends_with('/') {
+                url.push('/');
+            }
+            // Its host is one of the server's names, and its pages are the server's own.
+            if let Some((scheme, rest)) = url.split_once("://")
+                && let Some(authority) = rest.split('/').next()
+            {
+                let host = authority
+                    .rsplit_once('@')
+                    .map_or(authority, |(_, host)| host);
+                names.hosts.push(host.to_owned());
+                names.origins.push(format!("{scheme}://{host}"));
+            }
+            names.public_url = Some(url);
+        }
+        for origin in &options.allow_origins {
+            let trimmed = origin.trim_end_matches('/');
+            let host = trimmed
+                .strip_prefix("http://")
+                .or_else(|| trimmed.strip_prefix("https://"));
+            let valid = host.is_some_and(|h| !h.is_empty() && !h.contains(['/', ' ', '*']));
+            match HeaderValue::from_str(trimmed) {
+                Ok(value) if valid => {
+                    names.origins.push(trimmed.to_owned());
+                    names.cors.push(value);
+                }
+                _ => return Err(ServerError::InvalidOrigin(origin.clone())),
+            }
+        }
+        Ok(names)
+    }
+
+    /// CORS for the origins of `allow_origins`: reads, writes and streams, with `Content-Type`
+    /// and `Authorization` headers, no cookies. None when none were given.
+    pub(crate) fn cors(&self) -> Option<CorsLayer> {
+        if self.cors.is_empty() {
+            return None;
+        }
+        Some(
+            CorsLayer::new()
+                .allow_origin(self.cors.clone())
+                .allow_methods([Method::GET, Method::PUT, Method::POST, Method::DELETE])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .expose_headers([
+                    header::HeaderName::from_static(crate::stream::TIMESTAMP_HEADER),
+                    header::HeaderName::from_static(crate::stream::FRAME_INDEX_HEADER),
+                ]),
+        )
+    }
+}
 
 /// The names and origins the server answers besides its own.
 #[derive(Debug, Default)]

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::Method;
 use futures_util::future::BoxFuture;
 
 use super::error::ServerError;
 use super::metrics::Metrics;
-use crate::property::Persist;
+use crate::property::binding::Persist;
 use crate::property::settings::SettingsFile;
 use crate::serve::{ConnectionOptions, serve};
 use crate::stream::MjpegStream;
@@ -32,7 +31,7 @@ use crate::thing::{BoxError, Thing};
 ///     temperature: Property<f64>,
 /// }
 ///
-/// # #[tokio::main] async fn main() -> Result<(), labthings::ServerError> {
+/// # #[tokio::main] async fn main() -> Result<(), labthings::server::ServerError> {
 /// let thermometer = Thermometer { temperature: Property::new(21.5) };
 /// ThingServer::builder()
 ///     .add_thing("thermometer", thermometer)
@@ -49,15 +48,15 @@ pub struct ThingServer {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) options: ConnectionOptions,
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<crate::serve::TlsConfig>,
+    pub(crate) tls: Option<crate::serve::TlsCertificate>,
     /// What to announce over mDNS, when discovery is on.
     #[cfg(feature = "mdns")]
     pub(crate) discovery: Option<Discovery>,
     pub(crate) things: Vec<Running>,
     pub(crate) openapi: utoipa::openapi::OpenApi,
-    /// Every documented route, with the API prefix.
-    pub(crate) routes: Vec<(Method, String)>,
-    /// Every path given to the router, with the API prefix.
+    /// Every path given to the router, with the API prefix (for the test that compares it
+    /// with the OpenAPI document).
+    #[cfg(test)]
     pub(crate) served_paths: Vec<String>,
 }
 
@@ -110,20 +109,26 @@ impl ThingServer {
         self.router.clone()
     }
 
-    /// The OpenAPI document served at `/openapi.json`.
-    pub fn openapi(&self) -> &utoipa::openapi::OpenApi {
-        &self.openapi
-    }
-
-    /// Every documented route, as (method, path); `HEAD` is served wherever `GET` is.
-    pub fn routes(&self) -> &[(Method, String)] {
-        &self.routes
+    /// The OpenAPI 3.1 document served at `/openapi.json`, as JSON: every route the server
+    /// serves is in its `paths`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = labthings::ThingServer::builder().without_settings_folder().build().unwrap();
+    /// let document = server.openapi();
+    /// assert_eq!(document["openapi"], "3.1.0");
+    /// assert!(document["paths"]["/things/"].is_object());
+    /// ```
+    pub fn openapi(&self) -> serde_json::Value {
+        serde_json::to_value(&self.openapi).expect("an OpenAPI document is JSON")
     }
 
     /// Every path the router was given a route for, as a route template
     /// (`/action_invocations/{id}`), with the API prefix: what is served, recorded as routes
     /// are added and independently of the documentation, so the two can be compared.
-    pub fn served_paths(&self) -> &[String] {
+    #[cfg(test)]
+    pub(crate) fn served_paths(&self) -> &[String] {
         &self.served_paths
     }
 
@@ -168,7 +173,9 @@ impl ThingServer {
     /// HTTPS: what a user compares before trusting a self-signed certificate.
     #[cfg(feature = "tls")]
     pub fn tls_fingerprint(&self) -> Option<&str> {
-        self.tls.as_ref().map(crate::serve::TlsConfig::fingerprint)
+        self.tls
+            .as_ref()
+            .map(crate::serve::TlsCertificate::fingerprint)
     }
 
     /// Binds `address` and serves until Ctrl-C or SIGTERM; see [`serve_with`](Self::serve_with).

@@ -8,7 +8,49 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::Problem;
-use crate::error::PROBLEM_JSON;
+use crate::problem::PROBLEM_JSON;
+
+/// What the layers around every route (`ThingServerBuilder::layers`) and the connection
+/// underneath may answer, whatever the route: added to every operation of the OpenAPI document
+/// by [`document`], where the route does not already say more.
+///
+/// Each line is produced by one place: the body limit ([`limit_body`]: 400, 408, 413), the
+/// request-head timeout and the connection limits of `serve` (408, 503), the `Host` and
+/// `Origin` checks (`hosts::check`: 403) and the panic handler ([`panicked`]: 500).
+pub(crate) const LAYER_RESPONSES: [(&str, &str); 6] = [
+    ("400", "The request body could not be read"),
+    (
+        "403",
+        "The `Host` is not one of this server's names (the defence against DNS rebinding), or a page of another site asked for a write or a websocket",
+    ),
+    (
+        "408",
+        "The request head or body took longer than the server waits for it",
+    ),
+    ("413", "The request body is larger than the server accepts"),
+    (
+        "500",
+        "A fault in the server (its log has the details); the server keeps serving",
+    ),
+    (
+        "503",
+        "Too many connections, in all or from this client: try again after `Retry-After`",
+    ),
+];
+
+/// Documents [`LAYER_RESPONSES`] on every operation that does not already describe the status.
+pub(crate) fn document(routes: &mut [crate::openapi::RouteDoc]) {
+    for route in routes {
+        let Some(responses) = route.operation["responses"].as_object_mut() else {
+            continue;
+        };
+        for (status, description) in LAYER_RESPONSES {
+            responses
+                .entry(status)
+                .or_insert_with(|| crate::openapi::problem(description));
+        }
+    }
+}
 
 /// Reads a JSON request body.
 ///
@@ -122,7 +164,7 @@ pub(crate) const MAX_BODY: usize = 2 * 1024 * 1024;
 /// Reads the request body before any route sees it, within limits: a `Content-Length` over
 /// [`MAX_BODY`] is refused at once (`413`, before any of the body is read), a body without a
 /// length is cut off at the limit (`413`), and a body still arriving `timeout` after the head
-/// (see [`ConnectionOptions::body_read_timeout`](crate::ConnectionOptions)) is answered `408`,
+/// (see [`ConnectionOptions::body_read_timeout`](crate::serve::ConnectionOptions)) is answered `408`,
 /// so that a client trickling a body cannot hold its connection. Each refusal closes the
 /// connection, whose unread body makes it unusable.
 pub(crate) async fn limit_body(

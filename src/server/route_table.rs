@@ -77,8 +77,8 @@ impl RouteTable {
         &mut self.docs
     }
 
-    /// The router, the paths it serves, and their documentation.
-    pub(crate) fn into_parts(self) -> (Router, Vec<String>, Vec<RouteDoc>) {
-        (self.router, self.served, self.docs)
+    /// The router and the paths it serves.
+    pub(crate) fn into_parts(self) -> (Router, Vec<String>) {
+        (self.router, self.served)
     }
 }

@@ -1,6 +1,7 @@
 //! The web UI: plain HTML, CSS and a JavaScript module from `static/`, embedded in the binary
 //! so an installed server needs no files on disk; or a folder of the user's own.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use axum::http::{HeaderValue, header};
@@ -8,6 +9,8 @@ use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get, get_service};
 use serde_json::json;
 
+use super::error::ServerError;
+use super::options::Ui;
 use super::route_table::RouteTable;
 use crate::layout;
 use crate::openapi::RouteDoc;
@@ -16,28 +19,20 @@ const INDEX: &str = include_str!("../../static/index.html");
 const APP: &str = include_str!("../../static/app.js");
 const STYLE: &str = include_str!("../../static/style.css");
 
-/// Where the UI comes from.
-#[derive(Debug, Clone, Default)]
-pub(crate) enum UiSource {
-    /// The UI built into the binary.
-    #[default]
-    Embedded,
-    /// A folder with `index.html` and a `static/` folder, instead of the built-in UI.
-    Folder(PathBuf),
-    /// No UI.
-    None,
-}
-
 /// Adds the UI's files and the extra served folders to `routes`, and returns its page, which
 /// the caller mounts at `<prefix>/` (with the slash, so that relative URLs work; the page is
 /// recorded and documented here).
+///
+/// # Errors
+///
+/// [`ServerError::InvalidPrefix`] for a served folder's path that is not `/name`.
 pub(crate) fn serve(
-    source: &UiSource,
-    extra: &[(String, PathBuf)],
+    source: &Ui,
+    extra: &BTreeMap<String, PathBuf>,
     routes: &mut RouteTable,
-) -> Option<MethodRouter> {
+) -> Result<Option<MethodRouter>, ServerError> {
     let page = match source {
-        UiSource::Embedded => {
+        Ui::BuiltIn => {
             routes.served_elsewhere("/", [page("/", "ui", "The web UI: every Thing, live")]);
             let statics = layout::static_files();
             let script = format!("{statics}/app.js");
@@ -54,7 +49,7 @@ pub(crate) fn serve(
             );
             Some(get(index_html))
         }
-        UiSource::Folder(folder) => {
+        Ui::Folder(folder) => {
             routes.served_elsewhere(
                 "/",
                 [page("/", "ui", "The web UI (from the configured folder)")],
@@ -68,16 +63,19 @@ pub(crate) fn serve(
             let index = tower_http::services::ServeFile::new(folder.join("index.html"));
             Some(get_service(index))
         }
-        UiSource::None => None,
+        Ui::None => None,
     };
     for (index, (path, folder)) in extra.iter().enumerate() {
+        if !path.starts_with('/') || path.ends_with('/') || path.len() < 2 {
+            return Err(ServerError::InvalidPrefix(path.clone()));
+        }
         routes.nest_folder(
             path,
             folder,
             [folder_doc(path, &format!("static_folder_{index}"))],
         );
     }
-    page
+    Ok(page)
 }
 
 async fn index_html() -> impl IntoResponse {

@@ -33,7 +33,7 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::StreamMap;
 
@@ -44,6 +44,10 @@ use super::route_table::RouteTable;
 use crate::action::{ActionEvent, Invocations};
 use crate::event::{Delivery, EventLog};
 use crate::layout;
+use crate::observation::{
+    ActionStatusData, CLIENT_MESSAGE_TYPES, ClientMessage, ErrorData, EventsLost, Observed,
+    ServerMessage,
+};
 use crate::openapi::{self, RouteDoc};
 use crate::thing::{PropertyAccess, ThingDescriptor};
 
@@ -173,7 +177,7 @@ async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String
                 Some(Ok(_)) => continue,
             },
             Some((name, value)) = observing.properties.next() => {
-                vec![json!({"messageType": "propertyStatus", "data": {name: value}})]
+                vec![ServerMessage::PropertyStatus { data: Map::from_iter([(name, value)]) }]
             }
             event = action_events.recv() => match event {
                 Ok(event) if event.thing == observable.thing
@@ -186,11 +190,13 @@ async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String
             Some(delivery) = next_event(&mut observing.event_stream) => match delivery {
                 Delivery::Event(record) if observing.events.contains(&*record.name) => {
                     let data: Value = serde_json::from_str(&record.data).unwrap_or(Value::Null);
-                    vec![json!({"messageType": "event", "data": {&*record.name: data}})]
+                    vec![ServerMessage::Event {
+                        data: Map::from_iter([(record.name.to_string(), data)]),
+                    }]
                 }
                 Delivery::Event(_) => continue,
                 Delivery::Lost(missed) => {
-                    vec![json!({"messageType": "eventsLost", "data": {"missed": missed}})]
+                    vec![ServerMessage::EventsLost { data: EventsLost { missed } }]
                 }
             },
             () = observable.shutdown.cancelled() => {
@@ -215,7 +221,7 @@ async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String
         };
         for message in outgoing {
             if sink
-                .send(Message::Text(message.to_string().into()))
+                .send(Message::Text(message.to_text().into()))
                 .await
                 .is_err()
             {
@@ -225,16 +231,18 @@ async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String
     }
 }
 
-fn action_status(event: &ActionEvent, root: &str) -> Value {
-    json!({
-        "messageType": "actionStatus",
-        "data": {
-            "action name": event.action,
-            "status": event.status,
-            "id": event.id,
-            "href": format!("{root}{}", layout::relative(&layout::invocation(&event.id))),
+fn action_status(event: &ActionEvent, root: &str) -> ServerMessage {
+    ServerMessage::ActionStatus {
+        data: ActionStatusData {
+            action: event.action.clone(),
+            status: event.status.as_str().to_owned(),
+            id: Some(event.id.clone()),
+            href: Some(format!(
+                "{root}{}",
+                layout::relative(&layout::invocation(&event.id))
+            )),
         },
-    })
+    }
 }
 
 /// What one connection observes.
@@ -258,19 +266,25 @@ async fn next_event(stream: &mut Option<BoxStream<'static, Delivery>>) -> Option
 }
 
 /// Applies one message; returns the replies (errors) to send.
-fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec<Value> {
+fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec<ServerMessage> {
     let Ok(message) = serde_json::from_str::<Value>(text) else {
         return vec![bad_request("the message is not JSON")];
     };
     let kind = message["messageType"].as_str().unwrap_or_default();
-    let Some(names) = message["data"]
-        .as_object()
-        .map(|data| data.keys().cloned().collect::<Vec<_>>())
-    else {
+    if !CLIENT_MESSAGE_TYPES.contains(&kind) {
+        return vec![bad_request(&format!(
+            "unknown messageType `{}`; use {}",
+            kind.chars().take(64).collect::<String>(),
+            CLIENT_MESSAGE_TYPES.join(", ")
+        ))];
+    }
+    let Ok(message) = serde_json::from_value::<ClientMessage>(message) else {
         return vec![bad_request(
             "`data` must be an object whose keys are the names to observe",
         )];
     };
+    let (observed, add, names) = message.into_parts();
+    let names: Vec<String> = names.into_iter().map(|(name, _)| name).collect();
     if names.len() > MAX_NAMES {
         return vec![bad_request(&format!(
             "`data` names {} affordances; a message may name at most {MAX_NAMES}",
@@ -278,8 +292,8 @@ fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec
         ))];
     }
     let mut replies = Vec::new();
-    match kind {
-        "addPropertyObservation" | "removePropertyObservation" => {
+    match observed {
+        Observed::Property => {
             for name in names {
                 let Some(property) = observable.properties.iter().find(|p| p.name == name) else {
                     replies.push(error(
@@ -303,14 +317,14 @@ fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec
                     ));
                     continue;
                 }
-                if kind == "addPropertyObservation" {
+                if add {
                     observing.properties.insert(name, (property.subscribe)());
                 } else {
                     observing.properties.remove(&name);
                 }
             }
         }
-        "addActionObservation" | "removeActionObservation" => {
+        Observed::Action => {
             for name in names {
                 if !observable.actions.contains(&name) {
                     replies.push(error(
@@ -323,14 +337,14 @@ fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec
                     ));
                     continue;
                 }
-                if kind == "addActionObservation" {
+                if add {
                     observing.actions.insert(name);
                 } else {
                     observing.actions.remove(&name);
                 }
             }
         }
-        "addEventObservation" | "removeEventObservation" => {
+        Observed::Event => {
             for name in names {
                 if !observable.events.contains(&name) {
                     replies.push(error(
@@ -343,7 +357,7 @@ fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec
                     ));
                     continue;
                 }
-                if kind == "addEventObservation" {
+                if add {
                     observing.events.insert(name);
                 } else {
                     observing.events.remove(&name);
@@ -356,12 +370,6 @@ fn handle(observable: &Observable, text: &str, observing: &mut Observing) -> Vec
                 observing.event_stream = Some(log.subscribe(log.newest(), None).boxed());
             }
         }
-        other => replies.push(bad_request(&format!(
-            "unknown messageType `{}`; use addPropertyObservation, removePropertyObservation, \
-             addActionObservation, removeActionObservation, addEventObservation or \
-             removeEventObservation",
-            other.chars().take(64).collect::<String>()
-        ))),
     }
     if replies.len() > MAX_ERROR_REPLIES {
         let more = replies.len() - MAX_ERROR_REPLIES;
@@ -380,21 +388,30 @@ fn error(
     kind: &str,
     title: &str,
     detail: String,
-) -> Value {
-    json!({
-        "messageType": "response",
-        "operation": operation,
-        "name": name,
-        "error": {"status": status, "type": format!("{ERRORS}#{kind}"), "title": title, "detail": detail},
-    })
+) -> ServerMessage {
+    ServerMessage::Response {
+        operation: Some(operation.to_owned()),
+        name: Some(name.to_owned()),
+        error: ErrorData {
+            status: status.to_owned(),
+            type_uri: format!("{ERRORS}#{kind}"),
+            title: title.to_owned(),
+            detail,
+        },
+    }
 }
 
-fn bad_request(detail: &str) -> Value {
-    json!({
-        "messageType": "response",
-        "error": {"status": "400", "type": format!("{ERRORS}#bad-request"), "title": "Bad Request",
-            "detail": detail},
-    })
+fn bad_request(detail: &str) -> ServerMessage {
+    ServerMessage::Response {
+        operation: None,
+        name: None,
+        error: ErrorData {
+            status: "400".to_owned(),
+            type_uri: format!("{ERRORS}#bad-request"),
+            title: "Bad Request".to_owned(),
+            detail: detail.to_owned(),
+        },
+    }
 }
 
 /// A subscription to a property of a Thing held by the server.

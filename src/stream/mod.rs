@@ -22,7 +22,7 @@
 //!
 //! let app = axum::Router::new().merge(stream::routes("/camera/mjpeg_stream", camera));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
-//! labthings::serve(listener, app).await
+//! labthings::serve::serve(listener, app).await
 //! # }
 //! # fn capture_jpeg() -> Vec<u8> { vec![0xFF, 0xD8, 0xFF, 0xD9] }
 //! ```

@@ -360,7 +360,7 @@ impl V4l2Camera {
 
     /// Registers the camera as `v4l2_camera` for configuration files; its `kwargs` are
     /// [`V4l2Options`].
-    pub fn register(registry: crate::ThingRegistry) -> crate::ThingRegistry {
+    pub fn register(registry: crate::server::ThingRegistry) -> crate::server::ThingRegistry {
         registry.register("v4l2_camera", |options: V4l2Options, _| {
             Ok(Self::open(options)?)
         })

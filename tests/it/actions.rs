@@ -120,7 +120,7 @@ struct Served {
 }
 
 impl Served {
-    async fn start(builder: labthings::ThingServerBuilder) -> Self {
+    async fn start(builder: labthings::server::ThingServerBuilder) -> Self {
         let server = builder.add_thing("lab", Lab::new()).build().unwrap();
         let (address, stop, _task) = spawn_thing_server(server).await;
         Self {

@@ -461,7 +461,7 @@ async fn our_stream_gives_frame_indices_timestamps_and_counts_frames_the_server_
 }
 
 async fn microscope() -> SocketAddr {
-    crate::support::spawn_microscope(labthings::ConnectionOptions::default()).await
+    crate::support::spawn_microscope(labthings::serve::ConnectionOptions::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

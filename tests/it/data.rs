@@ -16,7 +16,7 @@ fn parse_npy(bytes: &[u8]) -> (String, &[u8]) {
 
 #[tokio::test]
 async fn an_array_output_has_its_shape_and_dtype_and_is_served_as_npy_and_tiff() {
-    let address = spawn_microscope(labthings::ConnectionOptions::default()).await;
+    let address = spawn_microscope(labthings::serve::ConnectionOptions::default()).await;
     let http = reqwest::Client::new();
     let invocation = json_of(
         http.post(format!("http://{address}/camera/capture_array?wait=10"))
@@ -98,8 +98,11 @@ fn a_one_dimensional_array_is_no_image() {
 async fn microscope_with_data(folder: &std::path::Path) -> std::net::SocketAddr {
     let mut config: Value = serde_json::from_str(crate::example_things::MICROSCOPE_CONFIG).unwrap();
     config["data_folder"] = Value::from(folder.to_str().unwrap());
-    crate::support::spawn_configured(&config.to_string(), labthings::ConnectionOptions::default())
-        .await
+    crate::support::spawn_configured(
+        &config.to_string(),
+        labthings::serve::ConnectionOptions::default(),
+    )
+    .await
 }
 
 /// The frames of an AVI as the server writes it (RIFF, then `00dc` chunks after `movi`).
@@ -287,7 +290,7 @@ async fn a_recording_with_nowhere_to_go_ends_in_a_clear_error() {
 
 #[tokio::test]
 async fn a_capture_carries_every_thing_s_state_in_its_jpeg_and_its_output() {
-    let address = spawn_microscope(labthings::ConnectionOptions::default()).await;
+    let address = spawn_microscope(labthings::serve::ConnectionOptions::default()).await;
     let http = reqwest::Client::new();
     let moved = http
         .put(format!("http://{address}/stage/position"))

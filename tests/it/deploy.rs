@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::BodyExt as _;
-use labthings::{ConnectionOptions, ServerConfig, TlsConfig, TlsSetting};
+use labthings::serve::{ConnectionOptions, TlsCertificate};
+use labthings::server::{ServerConfig, TlsOptions};
 use serde_json::{Value, json};
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 
@@ -17,7 +18,7 @@ use crate::support::{Captured, json_of, spawn_thing_server};
 /// A self-signed certificate and key in `folder` (made by the library, as `--self-signed`
 /// would), for tests that give the server files.
 fn certificate_files(folder: &Path) -> (PathBuf, PathBuf) {
-    TlsConfig::self_signed(folder, &[]).unwrap();
+    TlsCertificate::self_signed(folder, &[]).unwrap();
     (folder.join("cert.pem"), folder.join("key.pem"))
 }
 
@@ -34,7 +35,7 @@ async fn microscope(extra: Value) -> (SocketAddr, tokio::sync::oneshot::Sender<(
     let server = crate::example_things::registry()
         .builder(&config)
         .unwrap()
-        .connection_options(ConnectionOptions::default())
+        .connection(ConnectionOptions::default())
         .build()
         .unwrap();
     let (address, stop, _task) = spawn_thing_server(server).await;
@@ -112,7 +113,7 @@ async fn a_self_signed_certificate_is_made_once_kept_in_the_settings_folder_and_
     let build = || {
         crate::support::builder()
             .settings_folder(&settings)
-            .tls_setting(TlsSetting::self_signed())
+            .tls(TlsOptions::self_signed())
             .build()
             .unwrap()
     };
@@ -140,12 +141,12 @@ async fn a_self_signed_certificate_is_made_once_kept_in_the_settings_folder_and_
     // Without a settings folder there is nowhere to keep it: a clear error, not a new
     // certificate at each start.
     let error = crate::support::builder()
-        .tls_setting(TlsSetting::self_signed())
+        .tls(TlsOptions::self_signed())
         .build()
         .unwrap_err();
     assert!(error.to_string().contains("settings folder"), "{error}");
     let error = crate::support::builder()
-        .tls_setting(TlsSetting::files(
+        .tls(TlsOptions::files(
             folder.path().join("none.pem"),
             folder.path().join("no.key"),
         ))
@@ -526,8 +527,8 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_closed_after_the_head
     let mut options = ConnectionOptions::default();
     options.header_read_timeout = Duration::from_secs(1);
     let server = crate::support::builder()
-        .tls_setting(TlsSetting::files(cert, key))
-        .connection_options(options)
+        .tls(TlsOptions::files(cert, key))
+        .connection(options)
         .build()
         .unwrap();
     let (address, _stop, _task) = spawn_thing_server(server).await;

@@ -15,8 +15,10 @@ use crate::support::{metrics_text, problem, raw_exchange, spawn_configured};
 
 const STAGE: &str = r#"{"things": {"stage": "simulated_stage"}}"#;
 
-fn options(change: impl FnOnce(&mut labthings::ConnectionOptions)) -> labthings::ConnectionOptions {
-    let mut options = labthings::ConnectionOptions::default();
+fn options(
+    change: impl FnOnce(&mut labthings::serve::ConnectionOptions),
+) -> labthings::serve::ConnectionOptions {
+    let mut options = labthings::serve::ConnectionOptions::default();
     change(&mut options);
     options
 }

@@ -22,5 +22,6 @@ mod hardening;
 mod limits;
 mod macros;
 mod stream_http;
+mod structure;
 mod things;
 mod ws;

@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 pub async fn spawn_server(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { labthings::serve(listener, router).await.unwrap() });
+    tokio::spawn(async move { labthings::serve::serve(listener, router).await.unwrap() });
     address
 }
 
@@ -153,7 +153,7 @@ pub async fn spawn_thing_server(
 ) -> (
     SocketAddr,
     tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), labthings::ServerError>>,
+    tokio::task::JoinHandle<Result<(), labthings::server::ServerError>>,
 ) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -209,24 +209,27 @@ pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Serves the microscope example's built-in configuration (stage + camera) with these
 /// connection options for the rest of the test's runtime; returns its address.
-pub async fn spawn_microscope(options: labthings::ConnectionOptions) -> SocketAddr {
+pub async fn spawn_microscope(options: labthings::serve::ConnectionOptions) -> SocketAddr {
     spawn_configured(crate::example_things::MICROSCOPE_CONFIG, options).await
 }
 
 /// Serves the example Things a configuration file (JSON) names, until the test ends.
-pub async fn spawn_configured(config: &str, options: labthings::ConnectionOptions) -> SocketAddr {
+pub async fn spawn_configured(
+    config: &str,
+    options: labthings::serve::ConnectionOptions,
+) -> SocketAddr {
     // Settings are not kept unless the test says where (the default is `./settings`, which
     // parallel tests would share).
     let mut config: serde_json::Value = serde_json::from_str(config).unwrap();
     if config.get("settings_folder").is_none() {
         config["settings_folder"] = serde_json::Value::Null;
     }
-    let config = labthings::ServerConfig::from_json(&config.to_string()).unwrap();
+    let config = labthings::server::ServerConfig::from_json(&config.to_string()).unwrap();
     Captured::start();
     let server = crate::example_things::registry()
         .builder(&config)
         .unwrap()
-        .connection_options(options)
+        .connection(options)
         .build()
         .unwrap();
     let (address, stop, _task) = spawn_thing_server(server).await;
@@ -394,7 +397,7 @@ impl Captured {
 
 /// A server builder for tests: the test log captured, and no settings kept unless the test
 /// gives a folder (the default `./settings` would be shared by tests running in parallel).
-pub fn builder() -> labthings::ThingServerBuilder {
+pub fn builder() -> labthings::server::ThingServerBuilder {
     Captured::start();
     labthings::ThingServer::builder().without_settings_folder()
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use labthings::stream::MjpegStream;
-use labthings::{JsonSchema, Property, ServerError, SetError, Thing, ThingServer};
+use labthings::{
+    JsonSchema, Property, Thing, ThingServer, property::SetError, server::ServerError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -509,13 +511,14 @@ struct HandMade {
 }
 
 impl Thing for HandMade {
-    fn descriptor() -> labthings::ThingDescriptor<Self> {
-        let mut descriptor = labthings::ThingDescriptor::new("Hand made");
+    fn descriptor() -> labthings::thing::ThingDescriptor<Self> {
+        let mut descriptor = labthings::thing::ThingDescriptor::new("Hand made");
         descriptor
             .streams
-            .push(labthings::StreamDescriptor::new("ws", |thing: &Self| {
-                &thing.stream
-            }));
+            .push(labthings::thing::StreamDescriptor::new(
+                "ws",
+                |thing: &Self| &thing.stream,
+            ));
         descriptor
     }
 }
@@ -742,8 +745,8 @@ async fn a_users_own_folders_serve_instead_of_or_beside_the_ui() {
     std::fs::create_dir_all(folder.path().join("data")).unwrap();
     std::fs::write(folder.path().join("data/notes.txt"), "calibrated").unwrap();
     let server = crate::support::builder()
-        .ui_folder(folder.path().join("ui"))
-        .serve_folder("/data", folder.path().join("data"))
+        .ui(labthings::server::Ui::Folder(folder.path().join("ui")))
+        .serve_folders([("/data", folder.path().join("data"))])
         .add_thing("things_test", Everything::new())
         .build()
         .unwrap();
@@ -780,7 +783,7 @@ async fn a_users_own_folders_serve_instead_of_or_beside_the_ui() {
     }
 
     let server = crate::support::builder()
-        .without_ui()
+        .ui(labthings::server::Ui::None)
         .add_thing("things_test", Everything::new())
         .build()
         .unwrap();
@@ -900,10 +903,10 @@ impl Mixer {
         }
     }
 
-    fn channel_properties(&self) -> Vec<labthings::PropertyDescriptor<Self>> {
+    fn channel_properties(&self) -> Vec<labthings::thing::PropertyDescriptor<Self>> {
         (0..self.channels.len())
             .map(|index| {
-                let mut property = labthings::PropertyDescriptor::dynamic(
+                let mut property = labthings::thing::PropertyDescriptor::dynamic(
                     self.channels[index].0.clone(),
                     || json!({"type": "integer"}),
                     move |mixer: &Self| &mixer.channels[index].1,

@@ -13,24 +13,51 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 
-use super::Context;
+use super::{Affordance, Context, Serving};
 use crate::Problem;
 use crate::action::{
     ActionDescriptor, ActionOutput, ActionPrepare, Invocation, Invocations, RunOptions,
 };
-use crate::error::PROBLEM_JSON;
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
+use crate::problem::PROBLEM_JSON;
 use crate::server::base::Base;
+use crate::server::error::ServerError;
 use crate::server::route_table::RouteTable;
 use crate::server::{invocations, problems};
 use crate::td::ThingDescription;
+use crate::thing::ThingDescriptor;
 
 /// The longest `?wait=` a client may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
+/// Actions: `POST`/`GET /{thing}/{action}`, and the TD's `actions`.
+pub(crate) struct Actions;
+
+impl Affordance for Actions {
+    fn names<T>(descriptor: &ThingDescriptor<T>) -> Vec<&'static str> {
+        descriptor.actions.iter().map(|a| a.name).collect()
+    }
+
+    fn serve<T: Send + Sync + 'static>(at: &mut Serving<'_, T>) -> Result<(), ServerError> {
+        let mut locks = Locks::new();
+        for action in &at.descriptor.actions {
+            serve_one(
+                at.name,
+                at.thing,
+                action,
+                &mut locks,
+                at.context,
+                &mut at.routes,
+                &mut at.td,
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Serves one action: its routes, their documentation and its TD affordance.
-pub(crate) fn serve<T: Send + Sync + 'static>(
+fn serve_one<T: Send + Sync + 'static>(
     thing_name: &str,
     thing: &Arc<T>,
     action: &ActionDescriptor<T>,
@@ -69,7 +96,7 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
 }
 
 /// A Thing's action locks, by name (see [`ActionDescriptor::lock`]).
-pub(crate) type Locks = std::collections::HashMap<&'static str, Arc<tokio::sync::Mutex<()>>>;
+type Locks = std::collections::HashMap<&'static str, Arc<tokio::sync::Mutex<()>>>;
 
 /// What the handlers of one action need.
 struct ActionRoute<T> {

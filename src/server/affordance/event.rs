@@ -10,13 +10,46 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Map, Value};
 
-use super::Context;
-use crate::event::{EventLog, Sink};
+use super::{Affordance, Context, Serving};
+use crate::event::EventLog;
+use crate::event::binding::Sink;
 use crate::layout;
+use crate::server::error::ServerError;
 use crate::server::route_table::RouteTable;
 use crate::server::sse::{self, SseScope, Subscription};
 use crate::td::ThingDescription;
-use crate::thing::EventDescriptor;
+use crate::thing::{EventDescriptor, ThingDescriptor};
+
+/// Events: `GET /{thing}/{event}` and `GET /{thing}/events` as Server-Sent Events, and the
+/// TD's `events`.
+pub(crate) struct Events;
+
+impl Affordance for Events {
+    fn names<T>(descriptor: &ThingDescriptor<T>) -> Vec<&'static str> {
+        descriptor.events.iter().map(|e| e.name).collect()
+    }
+
+    fn serve<T: Send + Sync + 'static>(at: &mut Serving<'_, T>) -> Result<(), ServerError> {
+        for event in &at.descriptor.events {
+            serve_one(
+                at.name,
+                at.thing,
+                event,
+                &at.events,
+                at.context,
+                &mut at.routes,
+                &mut at.td,
+            )
+            .map_err(|_| ServerError::AlreadyAdded {
+                thing: at.name.to_owned(),
+            })?;
+        }
+        if !at.descriptor.events.is_empty() {
+            serve_all(at.name, &at.events, at.context, &mut at.routes, &mut at.td);
+        }
+        Ok(())
+    }
+}
 
 /// Serves one event: binds it to the Thing's event log, adds its route, documentation and TD
 /// affordance.
@@ -24,7 +57,7 @@ use crate::thing::EventDescriptor;
 /// # Errors
 ///
 /// If the event already belongs to a server.
-pub(crate) fn serve<T: Send + Sync + 'static>(
+fn serve_one<T: Send + Sync + 'static>(
     thing_name: &str,
     thing: &Arc<T>,
     event: &EventDescriptor<T>,
@@ -32,7 +65,7 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
     context: &Context,
     routes: &mut RouteTable,
     td: &mut ThingDescription,
-) -> Result<(), crate::property::AlreadyBound> {
+) -> Result<(), crate::bound::AlreadyBound> {
     let name: Arc<str> = event.name.into();
     (event.access)(thing).bind(Sink {
         log: log.clone(),
@@ -66,7 +99,7 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
 
 /// Serves `GET /{thing}/events`, every event of the Thing, and adds the TD's
 /// `subscribeallevents` form.
-pub(crate) fn serve_all(
+fn serve_all(
     thing_name: &str,
     log: &Arc<EventLog>,
     context: &Context,

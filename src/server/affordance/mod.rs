@@ -6,10 +6,11 @@
 //! - [`stream`]: `GET /{thing}/{stream}` with its snapshot and viewer, the TD's `links`.
 //! - [`event`]: `GET /{thing}/{event}` as Server-Sent Events, the TD's `events`.
 //!
-//! Each module has one entry point, `serve`, with the same shape: the Thing, one descriptor,
-//! the server's [`Context`], and the [`RouteTable`](super::route_table::RouteTable) and
-//! [`ThingDescription`](crate::td::ThingDescription) to add to. A new kind of affordance is a
-//! new file here with its `serve`, one line in `assemble.rs`, and its macro support.
+//! Each module has a unit struct implementing [`Affordance`]: the names its affordances take
+//! under the Thing, and `serve`, which adds every affordance of its kind of one Thing to the
+//! [`Serving`] state (routes with their OpenAPI operations, TD entries). Assembly loops over
+//! [`kinds`]; a new kind of affordance is a new file here, one line in [`kinds`], and its macro
+//! support (see `docs/architecture.md`).
 
 pub(crate) mod action;
 pub(crate) mod event;
@@ -19,9 +20,15 @@ pub(crate) mod stream;
 use std::sync::Arc;
 
 use super::base::Base;
+use super::error::ServerError;
 use super::metrics::Metrics;
+use super::route_table::RouteTable;
 use super::sse::SseScope;
 use crate::action::Invocations;
+use crate::event::EventLog;
+use crate::stream::MjpegStream;
+use crate::td::ThingDescription;
+use crate::thing::ThingDescriptor;
 
 /// What a Thing's routes need to know about the server.
 pub(crate) struct Context {
@@ -37,4 +44,65 @@ pub(crate) struct Context {
     pub(crate) sse: SseScope,
     /// How many events (and property changes) each Thing keeps for clients that resume.
     pub(crate) event_history: usize,
+}
+
+/// One Thing being served: what every kind's [`Affordance::serve`] reads, and what it adds to.
+pub(crate) struct Serving<'a, T> {
+    /// The Thing's name, its URL segment.
+    pub(crate) name: &'a str,
+    pub(crate) thing: &'a Arc<T>,
+    pub(crate) descriptor: &'a ThingDescriptor<T>,
+    pub(crate) context: &'a Context,
+    /// The Thing's events, kept for clients that resume.
+    pub(crate) events: Arc<EventLog>,
+    /// Its properties' changes, likewise.
+    pub(crate) changes: Arc<EventLog>,
+    /// Its routes so far, with their documentation.
+    pub(crate) routes: RouteTable,
+    /// Its Thing Description so far.
+    pub(crate) td: ThingDescription,
+    /// Its streams, which the server stops at shutdown.
+    pub(crate) streams: Vec<MjpegStream>,
+}
+
+/// A kind of affordance (properties, actions, streams, events): everything about serving it.
+pub(crate) trait Affordance {
+    /// The names this kind's affordances of one Thing take under `/{thing}/`, checked with
+    /// every other kind's for clashes and reserved names.
+    fn names<T>(descriptor: &ThingDescriptor<T>) -> Vec<&'static str>;
+
+    /// Serves every affordance of this kind of one Thing: routes with their handlers and
+    /// OpenAPI operations, and their Thing Description entries.
+    ///
+    /// # Errors
+    ///
+    /// What stops the Thing from being served (an event that already belongs to a server).
+    fn serve<T: Send + Sync + 'static>(at: &mut Serving<'_, T>) -> Result<(), ServerError>;
+}
+
+/// A kind of affordance, as functions of one Thing type: what [`kinds`] lists.
+pub(crate) struct Kind<T> {
+    /// [`Affordance::names`].
+    pub(crate) names: fn(&ThingDescriptor<T>) -> Vec<&'static str>,
+    /// [`Affordance::serve`].
+    pub(crate) serve: fn(&mut Serving<'_, T>) -> Result<(), ServerError>,
+}
+
+impl<T: Send + Sync + 'static> Kind<T> {
+    fn of<K: Affordance>() -> Self {
+        Self {
+            names: K::names::<T>,
+            serve: K::serve::<T>,
+        }
+    }
+}
+
+/// Every kind of affordance, in the order their routes are added.
+pub(crate) fn kinds<T: Send + Sync + 'static>() -> [Kind<T>; 4] {
+    [
+        Kind::of::<property::Properties>(),
+        Kind::of::<action::Actions>(),
+        Kind::of::<stream::Streams>(),
+        Kind::of::<event::Events>(),
+    ]
 }

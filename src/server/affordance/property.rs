@@ -10,21 +10,56 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use serde_json::{Map, Value, json};
 
-use super::Context;
+use super::{Affordance, Context, Serving};
 use crate::Problem;
 use crate::event::EventLog;
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
 use crate::property::{DynProperty, PropertyError};
+use crate::server::error::ServerError;
 use crate::server::problems;
 use crate::server::route_table::RouteTable;
 use crate::server::sse::{self, SseScope, Subscription};
 use crate::td::ThingDescription;
-use crate::thing::{PropertyAccess, PropertyDescriptor};
+use crate::thing::{PropertyAccess, PropertyDescriptor, ThingDescriptor};
+
+/// Properties: `GET`/`PUT /{thing}/{property}`, observation over Server-Sent Events, and the
+/// TD's `properties`.
+pub(crate) struct Properties;
+
+impl Affordance for Properties {
+    fn names<T>(descriptor: &ThingDescriptor<T>) -> Vec<&'static str> {
+        descriptor.properties.iter().map(|p| p.name).collect()
+    }
+
+    fn serve<T: Send + Sync + 'static>(at: &mut Serving<'_, T>) -> Result<(), ServerError> {
+        for property in &at.descriptor.properties {
+            serve_one(
+                at.name,
+                at.thing,
+                property,
+                &at.changes,
+                at.context,
+                &mut at.routes,
+                &mut at.td,
+            );
+        }
+        serve_all(
+            at.name,
+            at.thing,
+            &at.descriptor.properties,
+            &at.changes,
+            at.context,
+            &mut at.routes,
+            &mut at.td,
+        );
+        Ok(())
+    }
+}
 
 /// Serves one property: its routes (with observation over Server-Sent Events if it is
 /// observable), their documentation and its TD affordance.
-pub(crate) fn serve<T: Send + Sync + 'static>(
+fn serve_one<T: Send + Sync + 'static>(
     thing_name: &str,
     thing: &Arc<T>,
     property: &PropertyDescriptor<T>,
@@ -78,7 +113,7 @@ pub(crate) fn serve<T: Send + Sync + 'static>(
 
 /// Serves `GET /{thing}/observe` (every observable property of the Thing, over Server-Sent
 /// Events) and adds the TD's `observeallproperties` form; nothing if none is observable.
-pub(crate) fn serve_all<T: Send + Sync + 'static>(
+fn serve_all<T: Send + Sync + 'static>(
     thing_name: &str,
     thing: &Arc<T>,
     properties: &[PropertyDescriptor<T>],

@@ -6,17 +6,42 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::Context;
+use super::{Affordance, Context, Serving};
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
+use crate::server::error::ServerError;
 use crate::server::route_table::RouteTable;
 use crate::stream::{MjpegStream, STREAM_CONTENT_TYPE, StreamRoutes};
 use crate::td::{Link, ThingDescription};
-use crate::thing::StreamDescriptor;
+use crate::thing::{StreamDescriptor, ThingDescriptor};
+
+/// Streams: `GET /{thing}/{stream}` with its snapshot and viewer, and the TD's `links`.
+pub(crate) struct Streams;
+
+impl Affordance for Streams {
+    fn names<T>(descriptor: &ThingDescriptor<T>) -> Vec<&'static str> {
+        descriptor.streams.iter().map(|s| s.name).collect()
+    }
+
+    fn serve<T: Send + Sync + 'static>(at: &mut Serving<'_, T>) -> Result<(), ServerError> {
+        for stream in &at.descriptor.streams {
+            let handle = serve_one(
+                at.name,
+                at.thing,
+                stream,
+                at.context,
+                &mut at.routes,
+                &mut at.td,
+            );
+            at.streams.push(handle);
+        }
+        Ok(())
+    }
+}
 
 /// Serves one stream: its routes, their documentation and its TD links. Returns the stream,
 /// which the server stops at shutdown.
-pub(crate) fn serve<T: Send + Sync + 'static>(
+fn serve_one<T: Send + Sync + 'static>(
     thing_name: &str,
     thing: &Arc<T>,
     stream: &StreamDescriptor<T>,

@@ -1,299 +1,29 @@
-//! Invocations: one run of an action, from request to result, and the table that keeps them.
-//!
-//! The two share the invocation's private state (its status channel, timestamps and output),
-//! which the table's driver writes and the invocation reads; they stay in one file (about 500
-//! lines with its tests) so that state stays private to it.
+//! [`Invocations`]: the table of a server's invocations, which starts, runs, cancels, finishes
+//! and forgets them.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use futures_util::FutureExt;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::body::{InvocationBody, InvocationLink};
-use super::context::ActionContext;
-use super::descriptor::ActionRun;
-use super::output::{ActionFailure, ActionOutput, BlobLink};
+use super::super::context::ActionContext;
+use super::super::descriptor::ActionRun;
+use super::super::output::{ActionFailure, ActionOutput};
+use super::super::status::InvocationStatus;
+use super::entry::{
+    ActionEvent, CANCELLED_TYPE, Cancel, Invocation, InvocationOptions, RunOptions, State,
+};
 use crate::Problem;
-use crate::layout;
 
-/// Where an invocation is in its life. On the wire it is its name, [`as_str`](Self::as_str);
-/// its JSON Schema is an `enum` of those names (what code generators turn into an enum type).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvocationStatus {
-    /// Accepted, not started (waiting for the action's lock, if it has one).
-    Pending,
-    /// Running.
-    Running,
-    /// Finished with an output.
-    Completed,
-    /// Stopped at a client's request.
-    Cancelled,
-    /// Failed (an error or a panic in the action).
-    Error,
-}
-
-impl InvocationStatus {
-    /// Every status, in the order of an invocation's life.
-    pub const ALL: [Self; 5] = [
-        Self::Pending,
-        Self::Running,
-        Self::Completed,
-        Self::Cancelled,
-        Self::Error,
-    ];
-
-    /// Whether the invocation has finished.
-    pub fn is_finished(self) -> bool {
-        matches!(self, Self::Completed | Self::Cancelled | Self::Error)
-    }
-
-    /// The name on the wire: `pending`, `running`, `completed`, `cancelled` or `error`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Cancelled => "cancelled",
-            Self::Error => "error",
-        }
-    }
-}
-
-impl Serialize for InvocationStatus {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl schemars::JsonSchema for InvocationStatus {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "InvocationStatus".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let names: Vec<&str> = Self::ALL.iter().map(|status| status.as_str()).collect();
-        schemars::json_schema!({
-            "type": "string",
-            "description": "Where an invocation is in its life: `pending` (waiting to start), \
-                `running`, then `completed`, `cancelled` or `error`.",
-            "enum": names,
-        })
-    }
-}
-
-impl std::fmt::Display for InvocationStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The problem type of a cancelled invocation: labthings-fastapi's URI for it, which its Python
-/// `ThingClient` recognises to raise `InvocationCancelledError` (rather than a generic
-/// `ServerActionError`).
-pub(crate) const CANCELLED_TYPE: &str = "https://labthings-fastapi.readthedocs.io/en/latest/autoapi/labthings_fastapi/exceptions/index.html#labthings_fastapi.exceptions.InvocationCancelledError";
-
-/// A change of an invocation's status, for websocket observers.
-#[derive(Debug, Clone)]
-pub(crate) struct ActionEvent {
-    pub(crate) thing: String,
-    pub(crate) action: String,
-    pub(crate) id: String,
-    pub(crate) status: InvocationStatus,
-}
-
-/// One invocation.
-/// What asking an invocation to stop did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cancel {
-    /// The action was asked to stop (it ends as `cancelled` once it does).
-    Requested,
-    /// It had already finished, with this status.
-    Finished(InvocationStatus),
-    /// It is running and cannot be stopped (a blocking action without a context).
-    NotCancellable,
-}
-
-/// What an invocation remembers of its [`RunOptions`].
-struct InvocationOptions {
-    cancellable: bool,
-}
-
-/// How an invocation runs: by default without a lock, cancellable, not blocking.
-pub(crate) struct RunOptions {
-    /// Held while it runs (`#[action(lock)]`): invocations holding the same lock queue.
-    pub(crate) lock: Option<Arc<tokio::sync::Mutex<()>>>,
-    /// Whether it can be cancelled once running.
-    pub(crate) cancellable: bool,
-    /// It runs on a blocking thread: once cancelled it is waited for, never dropped.
-    pub(crate) blocking: bool,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        Self {
-            lock: None,
-            cancellable: true,
-            blocking: false,
-        }
-    }
-}
-
-pub(crate) struct Invocation {
-    pub(crate) id: String,
-    options: InvocationOptions,
-    /// Its place among the server's invocations (1 for the first): the cursor of list pages.
-    pub(crate) seq: u64,
-    pub(crate) thing: String,
-    pub(crate) action: String,
-    pub(crate) context: ActionContext,
-    state: Mutex<State>,
-    /// Changes whenever the status changes; receivers wait for the end.
-    status: watch::Sender<InvocationStatus>,
-    events: tokio::sync::broadcast::Sender<ActionEvent>,
-}
-
-struct State {
-    input: Value,
-    time_requested: DateTime<Utc>,
-    time_started: Option<DateTime<Utc>>,
-    time_completed: Option<DateTime<Utc>>,
-    output: Option<ActionOutput>,
-    error: Option<Problem>,
-    finished_at: Option<Instant>,
-}
-
-impl Invocation {
-    pub(crate) fn status(&self) -> InvocationStatus {
-        *self.status.borrow()
-    }
-
-    /// Waits until the invocation finishes or `timeout` passes; true if it finished.
-    pub(crate) async fn wait(&self, timeout: Duration) -> bool {
-        let mut status = self.status.subscribe();
-        tokio::time::timeout(timeout, status.wait_for(|s| s.is_finished()))
-            .await
-            .is_ok()
-    }
-
-    /// Asks the action to stop, if it can.
-    pub(crate) fn cancel(&self) -> Cancel {
-        let status = self.status();
-        if status.is_finished() {
-            return Cancel::Finished(status);
-        }
-        if status == InvocationStatus::Running && !self.options.cancellable {
-            return Cancel::NotCancellable;
-        }
-        self.context.cancel.cancel();
-        Cancel::Requested
-    }
-
-    pub(crate) fn output(&self) -> Option<ActionOutput> {
-        self.lock().output.clone()
-    }
-
-    /// Why it ended as `error` or `cancelled`.
-    pub(crate) fn error(&self) -> Option<Problem> {
-        self.lock().error.clone()
-    }
-
-    /// The invocation's body, with URLs under `base` (ending in `/`).
-    pub(crate) fn body(&self, base: &str) -> InvocationBody {
-        let state = self.lock();
-        let href = format!("{base}{}", layout::relative(&layout::invocation(&self.id)));
-        let progress = self
-            .context
-            .shared
-            .lock()
-            .map(|p| p.progress)
-            .unwrap_or_default();
-        InvocationBody {
-            status: self.status(),
-            id: self.id.clone(),
-            action: format!(
-                "{}{}",
-                base_path(base),
-                layout::relative(&layout::affordance(&self.thing, &self.action))
-            ),
-            thing: self.thing.clone(),
-            links: vec![
-                InvocationLink {
-                    href: href.clone(),
-                    rel: "self",
-                },
-                InvocationLink {
-                    href: format!(
-                        "{base}{}",
-                        layout::relative(&layout::invocation_output(&self.id))
-                    ),
-                    rel: "output",
-                },
-            ],
-            href,
-            time_requested: time(state.time_requested),
-            time_started: state.time_started.map(time),
-            time_completed: state.time_completed.map(time),
-            input: state.input.clone(),
-            output: match &state.output {
-                None => Value::Null,
-                Some(ActionOutput::Json(value)) => value.clone(),
-                Some(ActionOutput::Blob(blob)) => {
-                    let href = format!("{base}{}", layout::relative(&layout::blob(&self.id)));
-                    serde_json::to_value(BlobLink::new(href, blob)).unwrap_or(Value::Null)
-                }
-                Some(ActionOutput::Array(array)) => {
-                    let href = format!("{base}{}", layout::relative(&layout::blob(&self.id)));
-                    serde_json::to_value(super::array::ArrayLink::new(href, array))
-                        .unwrap_or(Value::Null)
-                }
-            },
-            progress,
-            log: self.context.log(),
-            error: state.error.clone(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn set_status(&self, status: InvocationStatus) {
-        self.status.send_replace(status);
-        // No observer is fine; a lagging one loses its oldest events, never blocks this.
-        let _ = self.events.send(ActionEvent {
-            thing: self.thing.clone(),
-            action: self.action.clone(),
-            id: self.id.clone(),
-            status,
-        });
-    }
-}
-
-/// The path part of `base` (`http://host:5000/api/` → `/api/`).
-fn base_path(base: &str) -> &str {
-    let without_scheme = base.split_once("://").map_or(base, |(_, rest)| rest);
-    without_scheme
-        .find('/')
-        .map_or("/", |at| &without_scheme[at..])
-}
-
-/// RFC 3339 in UTC with microseconds, as labthings-fastapi sends.
-fn time(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// Every invocation the server knows, oldest first; finished ones are kept for a while.
 /// The most finished invocations kept (within the retention time); the oldest go first.
 pub(crate) const MAX_FINISHED: usize = 10_000;
 
+/// Every invocation the server knows, oldest first; finished ones are kept for a while.
 pub(crate) struct Invocations {
     list: Mutex<VecDeque<Arc<Invocation>>>,
     events: tokio::sync::broadcast::Sender<ActionEvent>,
@@ -306,7 +36,7 @@ pub(crate) struct Invocations {
     closed: std::sync::atomic::AtomicBool,
     /// What actions can reach of the server (data folder, every Thing's state); set once
     /// every Thing is assembled.
-    environment: std::sync::OnceLock<Arc<super::context::Environment>>,
+    environment: std::sync::OnceLock<Arc<super::super::context::Environment>>,
 }
 
 impl Invocations {
@@ -359,7 +89,7 @@ impl Invocations {
 
     /// Invocations started since the server was built.
     /// Gives every later invocation's context the server's environment.
-    pub(crate) fn set_environment(&self, environment: super::context::Environment) {
+    pub(crate) fn set_environment(&self, environment: super::super::context::Environment) {
         let _ = self.environment.set(Arc::new(environment));
     }
 
