@@ -190,7 +190,7 @@ impl Served {
             .as_str()
             .unwrap()
             .to_owned();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let now: Value = self.get_json(&href).await;
             if !["pending", "running"].contains(&now["status"].as_str().unwrap()) {
@@ -354,7 +354,7 @@ async fn bad_inputs_are_422_problems_naming_the_field() {
 async fn a_cooperative_action_is_cancelled_promptly() {
     // A long grace period: an action that ends well before it noticed the cancellation itself.
     let served =
-        Served::start(crate::support::builder().cancellation_grace(Duration::from_secs(5))).await;
+        Served::start(crate::support::builder().cancellation_grace(Duration::from_secs(120))).await;
     let started = served
         .start_action("cooperative", r#"{"seconds": 30}"#)
         .await;
@@ -363,9 +363,10 @@ async fn a_cooperative_action_is_cancelled_promptly() {
     let response = served.delete(started["href"].as_str().unwrap()).await;
     assert_eq!(response.status(), 204);
     let done = served.finished(&started).await;
+    // Far from the grace period, however loaded the machine.
     assert!(
-        cancelled_at.elapsed() < Duration::from_millis(2500),
-        "it did not wait for the grace period"
+        cancelled_at.elapsed() < Duration::from_secs(60),
+        "it waited for the grace period"
     );
     assert_eq!(done["status"], "cancelled");
     // labthings-fastapi's URI and title, which its Python client turns into
@@ -702,12 +703,13 @@ async fn only_actions_that_can_stop_are_cancelled() {
     );
 
     let checks = served
-        .start_action("blocking_checks", r#"{"seconds": 30}"#)
+        .start_action("blocking_checks", r#"{"seconds": 600}"#)
         .await;
     let started = Instant::now();
     let href = checks["href"].as_str().unwrap();
     assert_eq!(served.delete(href).await.status(), 204);
     let done = served.finished(&checks).await;
     assert_eq!(done["status"], "cancelled");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // Far from the 600 s it would have run, however loaded the machine.
+    assert!(started.elapsed() < Duration::from_secs(120));
 }

@@ -348,3 +348,31 @@ async fn the_openapi_document_names_the_application() {
         )
     );
 }
+
+/// The configuration files the suites and the deployment use are read as strictly as a user's
+/// (issue 23): each loads, and each Thing's `kwargs` are ones its type reads.
+#[test]
+fn every_configuration_file_in_the_repository_loads() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut loaded = 0;
+    for folder in ["tests/browser", "tests/deploy", "deploy"] {
+        let Ok(entries) = std::fs::read_dir(root.join(folder)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let is_config = path.extension().is_some_and(|e| e == "json")
+                && std::fs::read_to_string(&path).is_ok_and(|text| text.contains("\"things\""));
+            if !is_config {
+                continue;
+            }
+            let config = labthings::server::ServerConfig::from_file(&path)
+                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            crate::example_things::registry()
+                .builder(&config)
+                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            loaded += 1;
+        }
+    }
+    assert!(loaded >= 3, "{loaded} configuration files");
+}
