@@ -19,8 +19,8 @@ mod sim;
 mod things;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // No logging set up here: the framework logs to the terminal (`RUST_LOG` to filter).
-    labthings::run(&things::registry(), things::MICROSCOPE_CONFIG).await?;
-    Ok(())
+async fn main() -> Result<(), labthings::server::ConfigError> {
+    // No logging set up here: the framework logs to the terminal (`RUST_LOG` to filter). An
+    // error prints as one sentence (a `ConfigError`'s `Debug` is its message).
+    labthings::run(&things::registry(), things::MICROSCOPE_CONFIG).await
 }

@@ -196,6 +196,33 @@ pub(crate) fn for_openapi(schema: &Value) -> Value {
     }
 }
 
+/// A serde error message in JSON's words: `invalid type: string "hot", expected f64` becomes
+/// `invalid type: string "hot", expected a number`.
+pub(crate) fn plain_error(message: &str) -> String {
+    let Some((head, expected)) = message.rsplit_once(", expected ") else {
+        return message.to_owned();
+    };
+    let words = match expected {
+        "f32" | "f64" => "a number",
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number, at least 0",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "a sequence" => "a list",
+        "a map" => "an object",
+        "a boolean" => "true or false",
+        "a string" => "a string",
+        "path string" => "a path (a string)",
+        other if other.starts_with("struct ") => "an object",
+        other if other.starts_with("a tuple of size ") => {
+            return format!("{head}, expected a list of {}", &other[16..]);
+        }
+        other if other.starts_with("an array of length ") => {
+            return format!("{head}, expected a list of {}", &other[19..]);
+        }
+        other => other,
+    };
+    format!("{head}, expected {words}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

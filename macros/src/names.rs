@@ -51,7 +51,9 @@ pub fn check_affordance_name(name: &str, span: Span, named: Named, errors: &mut 
     }
 }
 
-/// The first line of the doc comment (its title, without a final `.`), and the whole comment.
+/// The doc comment's title, and the whole comment. The title is the first sentence of the first
+/// paragraph, wrapped lines joined (a comment wrapped at 100 columns must not give a title cut
+/// mid-sentence), without its final `.`.
 pub fn docs(attrs: &[syn::Attribute]) -> (Option<String>, Option<String>) {
     let lines: Vec<String> = attrs
         .iter()
@@ -71,9 +73,40 @@ pub fn docs(attrs: &[syn::Attribute]) -> (Option<String>, Option<String>) {
     if text.is_empty() {
         return (None, None);
     }
-    let title = text
+    (Some(first_sentence(&text)), Some(text))
+}
+
+/// The first sentence of the first paragraph of `text`, its lines joined, without the `.`.
+fn first_sentence(text: &str) -> String {
+    let paragraph: Vec<&str> = text
         .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let paragraph = paragraph.join(" ");
+    let end = paragraph
+        .match_indices(". ")
+        .map(|(at, _)| at)
         .next()
-        .map(|line| line.trim_end_matches('.').to_owned());
-    (title, Some(text))
+        .unwrap_or(paragraph.len());
+    paragraph[..end].trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_sentence;
+
+    #[test]
+    fn a_title_is_the_first_sentence_with_its_wrapped_lines_joined() {
+        assert_eq!(
+            first_sentence("One row per sample (10 per second) of\nthe temperature. Then more."),
+            "One row per sample (10 per second) of the temperature"
+        );
+        assert_eq!(
+            first_sentence("Exposure time in milliseconds."),
+            "Exposure time in milliseconds"
+        );
+        assert_eq!(first_sentence("A title\n\nA second paragraph."), "A title");
+        assert_eq!(first_sentence("Moves by 0.5 mm"), "Moves by 0.5 mm");
+    }
 }

@@ -15,6 +15,8 @@ use crate::bound::AlreadyBound;
 pub struct Binding {
     pub(crate) name: String,
     pub(crate) constraints: Constraints,
+    /// The value's unit, said in limit errors.
+    pub(crate) unit: Option<&'static str>,
     pub(crate) persist: Option<Arc<dyn Persist>>,
     /// Where every new value is recorded for observers that may resume (Server-Sent Events),
     /// with the property's name there.

@@ -47,36 +47,52 @@ impl Constraints {
     ///
     /// The first constraint the value breaks.
     pub fn check(&self, value: &Value) -> Result<(), ConstraintViolation> {
+        self.check_in(value, None)
+    }
+
+    /// [`check`](Self::check), with the value's unit in the message (`must be at least 0.1 ms,
+    /// got 0.01 ms`).
+    pub(crate) fn check_in(
+        &self,
+        value: &Value,
+        unit: Option<&str>,
+    ) -> Result<(), ConstraintViolation> {
         match value {
             Value::Number(number) => {
                 let Some(x) = number.as_f64() else {
                     return Ok(());
                 };
-                self.check_number(x)
+                self.check_number(x, unit.map_or_else(String::new, |unit| format!(" {unit}")))
             }
             Value::String(text) => self.check_string(text),
             _ => Ok(()),
         }
     }
 
-    fn check_number(&self, x: f64) -> Result<(), ConstraintViolation> {
+    fn check_number(&self, x: f64, unit: String) -> Result<(), ConstraintViolation> {
         let violation = |keyword, detail: String| Err(ConstraintViolation { keyword, detail });
         if let Some(min) = self.minimum.filter(|min| x < *min) {
-            return violation("minimum", format!("must be at least {min}, got {x}"));
+            return violation(
+                "minimum",
+                format!("must be at least {min}{unit}, got {x}{unit}"),
+            );
         }
         if let Some(max) = self.maximum.filter(|max| x > *max) {
-            return violation("maximum", format!("must be at most {max}, got {x}"));
+            return violation(
+                "maximum",
+                format!("must be at most {max}{unit}, got {x}{unit}"),
+            );
         }
         if let Some(min) = self.exclusive_minimum.filter(|min| x <= *min) {
             return violation(
                 "exclusiveMinimum",
-                format!("must be greater than {min}, got {x}"),
+                format!("must be greater than {min}{unit}, got {x}{unit}"),
             );
         }
         if let Some(max) = self.exclusive_maximum.filter(|max| x >= *max) {
             return violation(
                 "exclusiveMaximum",
-                format!("must be less than {max}, got {x}"),
+                format!("must be less than {max}{unit}, got {x}{unit}"),
             );
         }
         if let Some(step) = self.multiple_of {
@@ -85,7 +101,7 @@ impl Constraints {
             if (quotient - quotient.round()).abs() > 1e-9 * quotient.abs().max(1.0) {
                 return violation(
                     "multipleOf",
-                    format!("must be a multiple of {step}, got {x}"),
+                    format!("must be a multiple of {step}{unit}, got {x}{unit}"),
                 );
             }
         }

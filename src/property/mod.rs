@@ -201,7 +201,7 @@ impl<T: PropertyValue> Property<T> {
         if let Some(binding) = self.inner.binding.get() {
             binding
                 .constraints
-                .check(json)
+                .check_in(json, binding.unit)
                 .map_err(|violation| PropertyError::Constraint {
                     property: binding.name.clone(),
                     violation,
@@ -337,10 +337,11 @@ impl<T: PropertyValue> Property<T> {
         let property = self.name().unwrap_or("value").to_owned();
         serde_path_to_error::deserialize(value).map_err(|error| {
             let path = error.path().to_string();
+            let message = crate::schema::plain_error(&error.inner().to_string());
             let detail = if path == "." {
-                error.inner().to_string()
+                message
             } else {
-                format!("at `{path}`: {}", error.inner())
+                format!("at `{path}`: {message}")
             };
             PropertyError::Invalid { property, detail }
         })
@@ -375,10 +376,38 @@ mod tests {
         let binding = Binding {
             name: "exposure".into(),
             constraints,
+            unit: None,
             persist: None,
             changes: None,
         };
         assert!(property.bind(binding).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_bad_value_is_told_in_json_words_and_a_limit_with_its_unit() {
+        let property = Property::new(1.0_f64);
+        let binding = Binding {
+            name: "exposure".into(),
+            constraints: Constraints {
+                minimum: Some(0.1),
+                ..Constraints::default()
+            },
+            unit: Some("ms"),
+            persist: None,
+            changes: None,
+        };
+        assert!(property.bind(binding).is_ok());
+        let wrong = property.write_json(Value::from("hot")).await.unwrap_err();
+        assert_eq!(
+            wrong.to_string(),
+            "invalid value for property `exposure`: invalid type: string \"hot\", expected a number"
+        );
+        let low = property.write_json(Value::from(0.01)).await.unwrap_err();
+        assert!(
+            low.to_string()
+                .contains("must be at least 0.1 ms, got 0.01 ms"),
+            "{low}"
+        );
     }
 
     #[tokio::test]
@@ -446,6 +475,7 @@ mod tests {
         let again = Binding {
             name: "other".into(),
             constraints: Constraints::default(),
+            unit: None,
             persist: None,
             changes: None,
         };

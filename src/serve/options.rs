@@ -9,6 +9,12 @@ use std::time::Duration;
 /// "no limit" or "the system's default": `{"write_timeout": 10, "max_connections": 2048}`.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "server",
+    schemars(
+        description = "Limits and timeouts of each connection; durations in seconds, `null` for no limit or the system's default."
+    )
+)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ConnectionOptions {

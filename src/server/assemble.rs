@@ -162,6 +162,7 @@ fn bind_properties<T>(
         let binding = Binding {
             name: property.name.to_owned(),
             constraints: property.constraints.clone(),
+            unit: property.unit,
             persist: settings
                 .filter(|_| property.setting)
                 .map(|file| file.clone() as Arc<dyn Persist>),

@@ -64,6 +64,9 @@ pub enum Role {
 /// ```
 #[derive(Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    description = "Access control with bearer tokens: every write needs a read-write token, every read a token of either role unless `public_read`."
+)]
 pub struct Auth {
     /// The bearer tokens, each with what it allows.
     tokens: Vec<TokenEntry>,

@@ -136,6 +136,36 @@ impl RawFrame {
         })
     }
 
+    /// A 16-bit grey frame from a sensor's pixel values (`&[u16]`, as most camera SDKs give
+    /// them), shown through `window`, captured now.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError`] if `pixels` does not hold exactly `width` x `height` values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use labthings::stream::{Gray16Window, RawFrame};
+    ///
+    /// let pixels: Vec<u16> = (0..64 * 48).map(|i| (i % 4096) as u16).collect();
+    /// let frame = RawFrame::gray16(64, 48, &pixels, Gray16Window::Auto).unwrap();
+    /// assert_eq!(frame.data().len(), 64 * 48 * 2);
+    /// assert!(RawFrame::gray16(64, 48, &pixels[1..], Gray16Window::Auto).is_err());
+    /// ```
+    pub fn gray16(
+        width: u16,
+        height: u16,
+        pixels: &[u16],
+        window: Gray16Window,
+    ) -> Result<Self, FrameError> {
+        let bytes: Vec<u8> = pixels
+            .iter()
+            .flat_map(|value| value.to_le_bytes())
+            .collect();
+        Self::new(PixelFormat::Gray16(window), width, height, bytes)
+    }
+
     /// The pixels, as given.
     pub fn data(&self) -> &[u8] {
         &self.data
@@ -333,6 +363,18 @@ impl Inner {
 ///   [`watched`](Self::watched).
 ///
 /// JPEG encoding is jpeg-encoder's (pure Rust, with SIMD), feature `pipeline`.
+///
+/// **In debug builds** (`cargo run` without `--release`) pixel conversion and JPEG encoding
+/// are about thirty times dearer: a 320x240 Gray16 frame took 17 ms instead of 0.5 ms. Our own
+/// `Cargo.toml` does not reach yours; put this in your crate's to have them at full speed
+/// while the rest of your code stays quick to build and easy to debug:
+///
+/// ```toml
+/// [profile.dev.package.labthings]
+/// opt-level = 3
+/// [profile.dev.package.jpeg-encoder]
+/// opt-level = 3
+/// ```
 ///
 /// Cloning gives another handle on the same pipeline; the workers stop when the last handle
 /// is dropped.
