@@ -245,6 +245,21 @@ function editorFor(schema, id, label) {
       set: (value) => { input.value = value ?? ""; },
     };
   }
+  // A fixed-length list of numbers (a stage position `[x, y, z]`): one number field each.
+  const items = s.items && !Array.isArray(s.items) ? nonNull(s.items) : undefined;
+  if (s.type === "array" && items && (items.type === "number" || items.type === "integer")
+      && s.minItems !== undefined && s.minItems === s.maxItems && s.maxItems >= 1 && s.maxItems <= 8) {
+    const fields = Array.from({ length: s.maxItems }, (_, index) =>
+      editorFor(items, `${id}-${index}`, `${label} [${index}]`));
+    const group = element("span", { id, className: "tuple", role: "group" });
+    fields.forEach((field, index) =>
+      group.append(element("label", { className: "item" }, element("span", {}, `[${index}]`), field.node)));
+    return {
+      node: group,
+      get: () => fields.map((field) => field.get()),
+      set: (value) => fields.forEach((field, index) => field.set(Array.isArray(value) ? value[index] : undefined)),
+    };
+  }
   // Arrays, objects and anything else: JSON.
   const area = element("textarea", { id, spellcheck: false, rows: 2 });
   return {

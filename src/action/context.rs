@@ -164,10 +164,15 @@ impl ActionContext {
         }
     }
 
-    /// Reports progress, from 0.0 to 1.0 (clamped).
+    /// Reports progress, from 0.0 to 1.0 (clamped), kept to a ten-thousandth so that it reads
+    /// as written (`0.996`, not the `0.9960000000000001` a sum of steps makes). `NaN` is
+    /// ignored.
     pub fn set_progress(&self, fraction: f64) {
+        if fraction.is_nan() {
+            return;
+        }
         let mut shared = self.lock();
-        shared.progress = Some(fraction.clamp(0.0, 1.0));
+        shared.progress = Some((fraction.clamp(0.0, 1.0) * 1e4).round() / 1e4);
         shared.version += 1;
     }
 
@@ -212,5 +217,23 @@ impl ActionContext {
         self.shared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reads_as_written_and_stays_within_zero_and_one() {
+        let context = ActionContext::detached();
+        let sum: f64 = std::iter::repeat_n(0.004, 249).sum();
+        assert_ne!(sum, 0.996, "the sum is off in its last digits");
+        context.set_progress(sum);
+        assert_eq!(context.lock().progress, Some(0.996));
+        context.set_progress(1.5);
+        assert_eq!(context.lock().progress, Some(1.0));
+        context.set_progress(f64::NAN);
+        assert_eq!(context.lock().progress, Some(1.0), "NaN is ignored");
     }
 }

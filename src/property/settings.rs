@@ -7,14 +7,25 @@
 //!   that no longer fits its setting is reported, its default kept, and the file copied aside
 //!   (`settings.json.rejected-<time>`) so nothing is lost.
 //! - Keys that match no setting (a setting that was renamed or removed) are kept on save.
+//! - A value the instrument publishes often (a setting updated every 0.5 s) is not written and
+//!   synced each time: writes from `Property::publish` are coalesced, the file written at most
+//!   once per [`COALESCE`] with the newest values, and the server writes it once more when it
+//!   stops. A write from a client (`PUT`, `Property::set`) is written at once, so that a failure
+//!   is answered.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::binding::Persist;
+
+/// The longest a published setting waits before it is written: the bound on what a crash (not
+/// a clean stop, which writes at once) can lose.
+pub(crate) const COALESCE: Duration = Duration::from_secs(1);
 
 /// Reads the current values of a Thing's settings.
 pub(crate) type Snapshot = Box<dyn Fn() -> Map<String, Value> + Send + Sync>;
@@ -26,6 +37,11 @@ pub(crate) struct SettingsFile {
     unknown: Mutex<Map<String, Value>>,
     /// One write at a time, each with the newest values.
     writing: tokio::sync::Mutex<()>,
+    /// A coalesced write is scheduled and has not started yet.
+    scheduled: AtomicBool,
+    /// Where a publish from a plain thread schedules its write: the runtime the file was made
+    /// in, if any.
+    runtime: Option<tokio::runtime::Handle>,
     me: Weak<SettingsFile>,
 }
 
@@ -84,6 +100,8 @@ impl SettingsFile {
             snapshot,
             unknown: Mutex::new(Map::new()),
             writing: tokio::sync::Mutex::new(()),
+            scheduled: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::try_current().ok(),
             me: me.clone(),
         })
     }
@@ -208,12 +226,24 @@ impl Persist for SettingsFile {
 
     fn save_soon(&self) {
         let Some(me) = self.me.upgrade() else { return };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move { me.save().await });
+        // One scheduled write takes every change until it starts.
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.clone());
+        match runtime {
+            Some(runtime) => {
+                runtime.spawn(async move {
+                    tokio::time::sleep(COALESCE).await;
+                    me.scheduled.store(false, Ordering::Release);
+                    let _ = me.save().await;
+                });
             }
-            Err(_) => {
-                // Outside any runtime (a plain thread): write here and now.
+            None => {
+                // No runtime at all (a file made and published outside one): write now.
+                self.scheduled.store(false, Ordering::Release);
                 let result = me.contents().and_then(|contents| {
                     write_atomically(&me.path, &contents).map_err(|e| e.to_string())
                 });
@@ -279,6 +309,52 @@ fn json_kind(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn published_values_are_written_once_per_interval_with_the_newest_value() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("settings.json");
+        let value = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let file = {
+            let (value, writes) = (value.clone(), writes.clone());
+            SettingsFile::new(
+                path.clone(),
+                Box::new(move || {
+                    writes.fetch_add(1, Ordering::SeqCst);
+                    let mut values = Map::new();
+                    values.insert("gain".into(), value.load(Ordering::SeqCst).into());
+                    values
+                }),
+            )
+        };
+        // Ten publishes in half a second: one write, a second later, of the last value.
+        for step in 1..=10 {
+            value.store(step, Ordering::SeqCst);
+            file.save_soon();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(writes.load(Ordering::SeqCst), 0, "nothing written yet");
+        tokio::time::sleep(COALESCE).await;
+        for _ in 0..100 {
+            if path.exists() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let saved: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(saved["gain"], 10);
+        assert_eq!(
+            writes.load(Ordering::SeqCst),
+            1,
+            "one write for ten changes"
+        );
+        // A later change schedules a new write.
+        value.store(11, Ordering::SeqCst);
+        file.save_soon();
+        assert!(file.scheduled.load(Ordering::SeqCst));
+    }
 
     #[test]
     fn a_file_that_could_not_be_moved_aside_is_not_said_to_have_been() {

@@ -227,6 +227,20 @@ impl Https {
             self.head_timeout,
         );
         async move {
+            let mut io = io;
+            // A plain HTTP request on the HTTPS port (a browser or curl given `http://`): a
+            // short plain answer naming `https://`, as nginx gives, rather than a dropped
+            // connection. A TLS record starts with a byte below 0x20; a request with a letter.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(handshake_timeout, io.tcp.peek(&mut first)).await {
+                Ok(Ok(1..)) if first[0].is_ascii_alphabetic() => {
+                    tracing::debug!(%peer, "plain HTTP on the HTTPS port: answered 400");
+                    plain_http_refused(&mut io).await;
+                    return;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
@@ -256,6 +270,26 @@ impl Https {
             }
         }
     }
+}
+
+/// Answers a plain HTTP request that reached the HTTPS port: `400`, saying to use `https://`,
+/// then closes (reading what the client sent first, briefly, so that closing does not reset
+/// the connection before the answer is read).
+async fn plain_http_refused(io: &mut CountedTcp) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const BODY: &str = "This port speaks HTTPS: use https:// in the address.\n";
+    let mut head = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(200), io.read(&mut head)).await;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.write_all(answer.as_bytes()).await?;
+        io.shutdown().await
+    })
+    .await;
 }
 
 fn in_folder(folder: &Path, error: &io::Error) -> io::Error {

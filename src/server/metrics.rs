@@ -309,8 +309,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Logs every request (method, path, status, latency to the response head) and counts it.
-/// The query string is not logged: it may hold an access token.
+/// Logs every request (method, path, status, latency to the response head) and counts it: at
+/// `info`, but successful `HEAD` requests (polling) at `debug`. The query string is not logged:
+/// it may hold an access token.
 pub(crate) async fn observe(
     State(metrics): State<Arc<Metrics>>,
     request: Request,
@@ -322,14 +323,15 @@ pub(crate) async fn observe(
     let response = next.run(request).await;
     let status = response.status().as_u16();
     metrics.count(method.as_str(), status);
-    tracing::info!(
-        target: "labthings::http",
-        %method,
-        %path,
-        status,
-        latency_ms = start.elapsed().as_secs_f64() * 1e3,
-        "request"
-    );
+    // Microseconds' precision, printed as such (`0.205`, not `0.20544500000000002`).
+    let latency_ms = (start.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    if method == axum::http::Method::HEAD && response.status().is_success() {
+        // A page polling whether something is there (the UI asks each second whether a
+        // stream has a frame): not worth a line a second at `info`.
+        tracing::debug!(target: "labthings::http", %method, %path, status, latency_ms, "request");
+    } else {
+        tracing::info!(target: "labthings::http", %method, %path, status, latency_ms, "request");
+    }
     response
 }
 

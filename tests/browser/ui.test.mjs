@@ -91,6 +91,24 @@ await check("setting a property in the UI changes it on the server", async () =>
   await eventually(async () => (await property.locator("output").textContent()) === "20", "no live value");
 });
 
+await check("a fixed-length numeric array is edited one field per item", async () => {
+  const property = page.locator('[data-thing="stage"] [data-property="position"]');
+  const fields = property.locator(".tuple input[type=number]");
+  assert((await fields.count()) === 3, `${await fields.count()} fields for [x, y, z]`);
+  assert((await property.locator("textarea").count()) === 0, "a JSON text area");
+  await fields.nth(0).fill("7");
+  await fields.nth(1).fill("-3");
+  await fields.nth(2).fill("1");
+  await property.locator("button").click();
+  await eventually(async () => JSON.stringify(await server("/stage/position")) === "[7,-3,1]",
+    `position: ${JSON.stringify(await server("/stage/position"))}`);
+  // Back home, for the checks that move the stage from there.
+  for (const index of [0, 1, 2]) await fields.nth(index).fill("0");
+  await property.locator("button").click();
+  await eventually(async () => JSON.stringify(await server("/stage/position")) === "[0,0,0]",
+    "the stage did not go back home");
+});
+
 await check("a bad value shows the server's error inline", async () => {
   expectRejection = true;
   const property = page.locator('[data-thing="camera"] [data-property="exposure_ms"]');

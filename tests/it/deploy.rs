@@ -540,3 +540,29 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_closed_after_the_head
         .expect("the server closed the connection within the header timeout");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
+
+/// Plain HTTP on the HTTPS port (issue 29): a short plain `400` naming `https://`, as nginx
+/// answers, instead of a dropped connection; HTTPS on the same port still works.
+#[tokio::test]
+async fn plain_http_on_the_https_port_is_told_to_use_https() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let folder = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate_files(folder.path());
+    let server = crate::support::builder()
+        .tls(TlsOptions::files(cert, key))
+        .build()
+        .unwrap();
+    let (address, _stop, _task) = spawn_thing_server(server).await;
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), tcp.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("use https://"), "{answer}");
+}

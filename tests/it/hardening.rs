@@ -36,6 +36,12 @@ async fn requests_and_stream_viewers_are_logged_and_counted_in_metrics() {
     let nowhere = format!("/nothing-{}", address.port());
     let missing = http.get(format!("{base}{nowhere}")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
+    let probe = http
+        .head(format!("{base}/camera/mjpeg_stream/snapshot"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(probe.status(), 200);
 
     let response = http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -118,6 +124,25 @@ async fn requests_and_stream_viewers_are_logged_and_counted_in_metrics() {
         "{request}"
     );
     assert!(request.contains("latency_ms="), "{request}");
+    let latency = request.split("latency_ms=").nth(1).unwrap();
+    let decimals = latency
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .map_or(0, str::len);
+    assert!(
+        decimals <= 3,
+        "latency printed to the microsecond: {request}"
+    );
+    // The UI polls with HEAD each second: not at `info`.
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains("method=HEAD") && l.contains("status=200")),
+        "{logs}"
+    );
     let ours = |event: &str| {
         logs.lines()
             .find(|l| l.contains(event) && l.contains("stream=/camera/mjpeg_stream "))
