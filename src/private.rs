@@ -140,6 +140,14 @@ where
 {
 }
 
+/// Used by `#[thing_actions]`: checks at compile time that `#[min = ..]` and the other number
+/// limits are on a number argument.
+pub fn assert_numeric_argument<T: NumericValue>() {}
+
+/// Used by `#[thing_actions]`: checks at compile time that `#[min_length = ..]` and
+/// `#[max_length = ..]` are on a string argument.
+pub fn assert_string_argument<T: StringValue>() {}
+
 /// Used by `#[thing_actions]`: checks at compile time, at the method's return type, that the
 /// output is one an action can have.
 pub fn assert_output<T: IntoOutput>() {}

@@ -7,7 +7,11 @@
 //! Python LabThings clients read the `detail` member of an error body, so every problem we send
 //! carries one.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+
+/// HTTP status codes (the `http` crate's, as axum re-exports it), for [`Problem::new`] without
+/// a dependency of your own.
+pub use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +28,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// # Examples
 ///
 /// ```
-/// use axum::http::StatusCode;
+/// use labthings::problem::StatusCode;
 /// use labthings::Problem;
 ///
 /// let problem = Problem::new(StatusCode::BAD_REQUEST)
@@ -193,6 +197,21 @@ impl Problem {
         bytes
     }
 }
+
+/// `Title: detail`, as a log line or an error message reads it.
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.title.is_empty(), self.detail.is_empty()) {
+            (false, false) => write!(f, "{}: {}", self.title, self.detail),
+            (false, true) => f.write_str(&self.title),
+            (true, _) => f.write_str(&self.detail),
+        }
+    }
+}
+
+/// A problem is an error: an action may return it (its status is kept: `422` says the input
+/// was wrong), and `?` turns it into a boxed error.
+impl std::error::Error for Problem {}
 
 impl IntoResponse for Box<Problem> {
     fn into_response(self) -> Response {

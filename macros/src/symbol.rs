@@ -27,6 +27,7 @@ pub const MIN_LENGTH: Key = Key("min_length");
 pub const MAX_LENGTH: Key = Key("max_length");
 pub const PATTERN: Key = Key("pattern");
 pub const UNIT: Key = Key("unit");
+pub const DEFAULT: Key = Key("default");
 
 // `#[stream(...)]`
 pub const RINGBUFFER: Key = Key("ringbuffer");
@@ -61,6 +62,19 @@ pub const STREAM_KEYS: &[Key] = &[RINGBUFFER, RECORD, RENAME];
 pub const EVENT_KEYS: &[Key] = &[RENAME, TITLE, DESCRIPTION];
 /// The keys of `#[action(...)]`.
 pub const ACTION_KEYS: &[Key] = &[SKIP, RENAME, LOCK];
+/// The attributes an action's argument may carry (`#[min = 0.0] rate: f64`).
+pub const ARGUMENT_KEYS: &[Key] = &[
+    UNIT,
+    MIN,
+    MAX,
+    EXCLUSIVE_MIN,
+    EXCLUSIVE_MAX,
+    MULTIPLE_OF,
+    MIN_LENGTH,
+    MAX_LENGTH,
+    DESCRIPTION,
+    DEFAULT,
+];
 
 /// The field attributes of `#[derive(Thing)]`.
 pub const PROPERTY: &str = "property";

@@ -65,9 +65,27 @@ pub(crate) struct Progress {
 }
 
 /// The action was cancelled; return it (with `?`) to end the invocation as `cancelled`.
+///
+/// `?` turns it into the error types actions commonly return besides it: a `String` message,
+/// a [`Problem`](crate::Problem), a boxed error, or your own type with a `From<Cancelled>`. An
+/// action that fails after it was asked to stop ends as `cancelled` whatever its error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the action was cancelled")]
 pub struct Cancelled;
+
+impl From<Cancelled> for String {
+    fn from(cancelled: Cancelled) -> Self {
+        cancelled.to_string()
+    }
+}
+
+impl From<Cancelled> for crate::Problem {
+    fn from(cancelled: Cancelled) -> Self {
+        crate::Problem::new(crate::problem::StatusCode::CONFLICT)
+            .with_title("Cancelled")
+            .with_detail(cancelled.to_string())
+    }
+}
 
 /// One line of an invocation's log, in the shape LabThings clients read (Python `logging`).
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]

@@ -3,6 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::property::Constraints;
 use crate::schema::json_schema_of;
 
 /// An action input that does not fit: the path of the field, and why.
@@ -43,30 +44,54 @@ where
             });
         }
     };
-    if let Some(missing) = missing_field::<I>(&object) {
+    let schema = json_schema_of::<I>();
+    if let Some(missing) = missing_field(&schema, &object) {
         return Err(InputError {
             reason: format!("missing field `{missing}`"),
             field: missing,
         });
     }
+    check_limits(&schema, &object)?;
     serde_path_to_error::deserialize(Value::Object(object)).map_err(|error| InputError {
         field: match error.path().to_string() {
             path if path == "." => String::new(),
             path => path,
         },
-        reason: error.inner().to_string(),
+        reason: crate::schema::plain_error(&error.inner().to_string()),
     })
 }
 
 /// The first argument the input type requires that `object` lacks.
-fn missing_field<I: schemars::JsonSchema>(object: &Map<String, Value>) -> Option<String> {
-    json_schema_of::<I>()
+fn missing_field(schema: &Value, object: &Map<String, Value>) -> Option<String> {
+    schema
         .get("required")?
         .as_array()?
         .iter()
         .filter_map(Value::as_str)
         .find(|name| !object.contains_key(*name))
         .map(str::to_owned)
+}
+
+/// Each argument against the limits its schema states (`#[min = 0.0]` on the argument, say),
+/// before the action starts: the same rules, and the same messages with the unit, as a
+/// property's.
+fn check_limits(schema: &Value, object: &Map<String, Value>) -> Result<(), InputError> {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    for (name, value) in object {
+        let Some(property) = properties.get(name) else {
+            continue;
+        };
+        let unit = property.get("unit").and_then(Value::as_str);
+        Constraints::from_schema(property)
+            .check_in(value, unit)
+            .map_err(|violation| InputError {
+                field: name.clone(),
+                reason: violation.detail,
+            })?;
+    }
+    Ok(())
 }
 
 fn kind(value: &Value) -> &'static str {

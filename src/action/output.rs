@@ -115,6 +115,9 @@ pub enum ActionFailure {
         /// Its message.
         message: String,
     },
+    /// It returned a [`Problem`](crate::Problem): the invocation's error is that problem, its
+    /// status kept (a `422` when the action found its input wrong).
+    Problem(Box<crate::Problem>),
     /// It stopped because it was cancelled. The constructors of
     /// [`ActionDescriptor`](super::ActionDescriptor) never return it (the invocation knows
     /// whether a client asked to cancel, and ends an action that fails after that as
@@ -188,15 +191,21 @@ impl IntoOutput for Blob {
 /// type's name (without the module path) and its message; whether the action ended because a
 /// client cancelled it is decided by the invocation (it knows whether a cancel was asked for),
 /// not from the error's type.
-pub(crate) fn outcome<O: IntoOutput, E: std::fmt::Display>(
+pub(crate) fn outcome<O: IntoOutput, E: std::fmt::Display + 'static>(
     result: Result<O, E>,
 ) -> Result<ActionOutput, ActionFailure> {
     match result {
         Ok(value) => value.into_output(),
-        Err(error) => Err(ActionFailure::Error {
-            kind: error_title::<E>(),
-            message: error.to_string(),
-        }),
+        Err(error) => {
+            let any: &dyn std::any::Any = &error;
+            if let Some(problem) = any.downcast_ref::<crate::Problem>() {
+                return Err(ActionFailure::Problem(Box::new(problem.clone())));
+            }
+            Err(ActionFailure::Error {
+                kind: error_title::<E>(),
+                message: error.to_string(),
+            })
+        }
     }
 }
 

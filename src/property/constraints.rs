@@ -41,6 +41,24 @@ pub struct ConstraintViolation {
 }
 
 impl Constraints {
+    /// The numeric and length constraints a JSON Schema object states (`minimum`, `maximum`,
+    /// `exclusiveMinimum`, `exclusiveMaximum`, `multipleOf`, `minLength`, `maxLength`): how an
+    /// action's arguments are checked from its input schema. A `pattern` is not read.
+    pub(crate) fn from_schema(schema: &Value) -> Self {
+        let number = |key: &str| schema.get(key).and_then(Value::as_f64);
+        let length = |key: &str| schema.get(key).and_then(Value::as_u64);
+        Self {
+            minimum: number("minimum"),
+            maximum: number("maximum"),
+            exclusive_minimum: number("exclusiveMinimum"),
+            exclusive_maximum: number("exclusiveMaximum"),
+            multiple_of: number("multipleOf"),
+            min_length: length("minLength"),
+            max_length: length("maxLength"),
+            pattern: None,
+        }
+    }
+
     /// Checks a value against every constraint.
     ///
     /// # Errors

@@ -11,6 +11,7 @@ mod example_things;
 mod sim;
 
 mod actions;
+mod arguments;
 mod client;
 mod data;
 mod deploy;

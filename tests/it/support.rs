@@ -178,7 +178,19 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
     body
 }
 
-/// Waits until `ready` holds, for at most 10 s.
+/// Waits until an asynchronous `ready` holds, for at most 60 s.
+pub async fn eventually_async<F: std::future::Future<Output = bool>>(mut ready: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `ready` holds, for at most 60 s.
 pub async fn eventually(mut ready: impl FnMut() -> bool) {
     // Generous: a loaded 2-core machine (a cold build beside the tests) is slow, and the
     // deadline only matters when the condition never comes.

@@ -36,8 +36,26 @@ pub struct Input<'a> {
     pub ty: &'a Type,
     /// `T` if the argument is an `Option<T>` (it may be left out).
     pub option_of: Option<&'a Type>,
-    /// `#[unit = "ms"]` on the argument: its unit, for the input schema's `unit`.
+    /// What the argument's attributes say (`#[unit = "ms"]`, `#[min = 0.0]`, ...).
+    pub attrs: ArgumentAttrs,
+}
+
+/// The attributes of one argument, for its entry in the input schema.
+#[derive(Default, Clone)]
+pub struct ArgumentAttrs {
+    /// `#[unit = "ms"]`: the schema's `unit`.
     pub unit: Option<String>,
+    /// `#[min = 0.0]` and the other limits: (JSON Schema keyword, value), checked before the
+    /// action starts.
+    pub limits: Vec<(&'static str, syn::Expr)>,
+    /// Whether a limit is a number's (`min`, ...) rather than a string's (`min_length`, ...).
+    pub numeric: bool,
+    pub textual: bool,
+    /// `#[description = "..."]`: the schema's `description`.
+    pub description: Option<String>,
+    /// `#[default = 1.0]`: the value when the argument is left out, also the schema's
+    /// `default`.
+    pub default: Option<syn::Expr>,
 }
 
 /// One argument of the method, in order.
@@ -60,8 +78,8 @@ pub struct Options {
     pub skip: bool,
     pub rename: Option<(String, Span)>,
     pub lock: Lock,
-    /// `#[unit = "..."]` of each argument that has one, by argument name.
-    pub units: Vec<(String, String)>,
+    /// The attributes of each argument that has some, by argument name.
+    pub arguments: Vec<(String, ArgumentAttrs)>,
 }
 
 /// Which lock an action holds while it runs.

@@ -62,15 +62,51 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
                     }
                 }
             });
-            let unit = input
+            let attrs = &input.attrs;
+            let unit = attrs
                 .unit
                 .as_deref()
                 .map(|unit| quote!(#[schemars(extend("unit" = #unit))]));
+            let limits = attrs.limits.iter().map(|(keyword, value)| {
+                quote_spanned! {value.span()=> #[schemars(extend(#keyword = #value))] }
+            });
+            let description = attrs
+                .description
+                .as_deref()
+                .map(|text| quote!(#[schemars(description = #text)]));
+            // Limits fit the type: numbers' on numbers, lengths on strings (one error, at the
+            // type, otherwise).
+            if attrs.numeric {
+                sources.push(quote_spanned! {inner.span()=>
+                    ::labthings::__private::assert_numeric_argument::<#inner>();
+                });
+            }
+            if attrs.textual {
+                sources.push(quote_spanned! {inner.span()=>
+                    ::labthings::__private::assert_string_argument::<#inner>();
+                });
+            }
             let wrapped = match input.option_of {
                 Some(_) => quote!(::core::option::Option<::labthings::__private::Arg<#source>>),
                 None => quote!(::labthings::__private::Arg<#source>),
             };
-            quote_spanned! {ty.span()=> #unit #field: #wrapped }
+            let default = attrs.default.as_ref().map(|value| {
+                let function = format_ident!("__labthings_default_{}", field);
+                let path = function.to_string();
+                let made = match input.option_of {
+                    Some(_) => quote!(::core::option::Option::Some(::labthings::__private::Arg(#value))),
+                    None => quote!(::labthings::__private::Arg(#value)),
+                };
+                sources.push(quote_spanned! {value.span()=>
+                    #[allow(non_snake_case)]
+                    fn #function() -> #wrapped { #made }
+                });
+                quote_spanned! {value.span()=>
+                    #[serde(default = #path)]
+                    #[schemars(extend("default" = #value))]
+                }
+            });
+            quote_spanned! {ty.span()=> #unit #(#limits)* #description #default #field: #wrapped }
         })
         .collect();
     let field_names: Vec<_> = action.inputs.iter().map(|input| input.name).collect();

@@ -4,7 +4,7 @@
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type};
 
-use super::ast::{Action, Argument, Execution, Input, Lock, Options, Returns};
+use super::ast::{Action, Argument, ArgumentAttrs, Execution, Input, Lock, Options, Returns};
 use crate::ctxt::Errors;
 use crate::names::docs;
 use crate::symbol;
@@ -23,35 +23,28 @@ pub fn take_options(item: &mut ItemImpl, errors: &mut Errors) -> Vec<Options> {
 
 fn options(method: &mut ImplItemFn, errors: &mut Errors) -> Options {
     let mut options = Options::default();
-    // `#[unit = "ms"]` on an argument: taken off (the method compiles as written) and kept.
+    // `#[unit = "ms"]`, `#[min = 0.0]`, ... on an argument: taken off (the method compiles as
+    // written) and kept.
     for input in &mut method.sig.inputs {
         let FnArg::Typed(typed) = input else { continue };
         let name = match &*typed.pat {
             Pat::Ident(ident) => ident.ident.to_string(),
             _ => String::new(),
         };
+        let mut attrs = ArgumentAttrs::default();
         typed.attrs.retain(|attr| {
-            if *attr.path() != symbol::UNIT {
+            let Some(key) = symbol::ARGUMENT_KEYS
+                .iter()
+                .find(|key| *attr.path() == **key)
+            else {
                 return true;
-            }
-            match &attr.meta {
-                syn::Meta::NameValue(syn::MetaNameValue {
-                    value:
-                        syn::Expr::Lit(syn::ExprLit {
-                            lit: syn::Lit::Str(unit),
-                            ..
-                        }),
-                    ..
-                }) if !unit.value().trim().is_empty() => {
-                    options.units.push((name.clone(), unit.value()));
-                }
-                _ => errors.push(syn::Error::new_spanned(
-                    attr,
-                    "write an argument's unit as `#[unit = \"ms\"]`",
-                )),
+            };
+            if let Err(error) = argument_attr(*key, attr, &mut attrs) {
+                errors.push(error);
             }
             false
         });
+        options.arguments.push((name, attrs));
     }
     method.attrs.retain(|attr| {
         if !attr.path().is_ident(symbol::ACTION) {
@@ -132,16 +125,17 @@ fn action<'a>(method: &'a ImplItemFn, options: Options, errors: &mut Errors) -> 
             ));
             continue;
         };
-        let unit = options
-            .units
+        let attrs = options
+            .arguments
             .iter()
             .find(|(argument, _)| ident.ident == argument)
-            .map(|(_, unit)| unit.clone());
+            .map(|(_, attrs)| attrs.clone())
+            .unwrap_or_default();
         inputs.push(Input {
             name: &ident.ident,
             ty: &typed.ty,
             option_of: first_type_argument(&typed.ty, "Option"),
-            unit,
+            attrs,
         });
         arguments.push(Argument::Input(&ident.ident));
     }
@@ -222,4 +216,86 @@ fn first_type_argument<'a>(ty: &'a Type, wrapper: &str) -> Option<&'a Type> {
 /// The span of the impl block's generics, if it has any (actions need a concrete type).
 pub fn generics_span(item: &ItemImpl) -> Option<proc_macro2::Span> {
     (!item.generics.params.is_empty()).then(|| item.generics.span())
+}
+
+/// Reads one attribute of an argument, `#[key = value]`, into `attrs`.
+fn argument_attr(
+    key: symbol::Key,
+    attr: &syn::Attribute,
+    attrs: &mut ArgumentAttrs,
+) -> syn::Result<()> {
+    let syn::Meta::NameValue(syn::MetaNameValue { value, .. }) = &attr.meta else {
+        return Err(syn::Error::new_spanned(
+            attr,
+            format!(
+                "write an argument's `{key}` as `#[{key} = ...]`",
+                key = key.0
+            ),
+        ));
+    };
+    let text = |what: &str| match value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(text),
+            ..
+        }) if !text.value().trim().is_empty() => Ok(text.value()),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "write an argument's {what} as `#[{key} = \"...\"]`",
+                key = key.0
+            ),
+        )),
+    };
+    let number = || match value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(_) | syn::Lit::Float(_),
+            ..
+        }) => Ok(value.clone()),
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) if matches!(
+            &**expr,
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(_) | syn::Lit::Float(_),
+                ..
+            })
+        ) =>
+        {
+            Ok(value.clone())
+        }
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`{key}` takes a number: `#[{key} = 0.5]`", key = key.0),
+        )),
+    };
+    let keyword = match key.0 {
+        "unit" => {
+            attrs.unit = Some(text("unit")?);
+            return Ok(());
+        }
+        "description" => {
+            attrs.description = Some(text("description")?);
+            return Ok(());
+        }
+        "default" => {
+            attrs.default = Some(value.clone());
+            return Ok(());
+        }
+        "min" => "minimum",
+        "max" => "maximum",
+        "exclusive_min" => "exclusiveMinimum",
+        "exclusive_max" => "exclusiveMaximum",
+        "multiple_of" => "multipleOf",
+        "min_length" => "minLength",
+        _ => "maxLength",
+    };
+    if keyword.ends_with("Length") {
+        attrs.textual = true;
+    } else {
+        attrs.numeric = true;
+    }
+    attrs.limits.push((keyword, number()?));
+    Ok(())
 }

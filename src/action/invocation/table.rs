@@ -281,7 +281,12 @@ impl Outcome {
             Ok(Err(ActionFailure::Cancelled)) => Self::Cancelled,
             // An action that fails after being asked to stop failed because of it (it returned
             // `Cancelled` from `ctx.check()` or `ctx.sleep()`, or its own error on the way out).
-            Ok(Err(ActionFailure::Error { .. })) if cancel_requested => Self::Cancelled,
+            Ok(Err(ActionFailure::Error { .. } | ActionFailure::Problem(_)))
+                if cancel_requested =>
+            {
+                Self::Cancelled
+            }
+            Ok(Err(ActionFailure::Problem(problem))) => Self::Failed(*problem),
             Ok(Err(ActionFailure::Error { kind, message })) => Self::Failed(
                 Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
                     .with_title(kind)
