@@ -9,6 +9,9 @@ mod support;
 mod example_things;
 #[path = "../../examples/support/sim.rs"]
 mod sim;
+// The SCPI recipe's power supply.
+#[path = "../../examples/support/scpi.rs"]
+mod scpi;
 
 mod actions;
 mod arguments;
@@ -22,6 +25,7 @@ mod faults;
 mod hardening;
 mod limits;
 mod macros;
+mod scpi_link;
 mod stream_http;
 mod structure;
 mod things;
