@@ -110,6 +110,76 @@ impl Origins {
     }
 }
 
+/// Why a request's `Host` or `Origin` cannot be believed, if it cannot (RFC 9112 §3.2: `400`
+/// for a missing, repeated or invalid `Host`): two `Host` or `Origin` headers, an empty or
+/// malformed `Host` (a user name, spaces, a list), or an absolute-form target whose authority
+/// is not the `Host`. Links written from such a request would point anywhere.
+fn malformed(request: &Request) -> Option<String> {
+    let headers = request.headers();
+    let hosts: Vec<_> = headers.get_all(header::HOST).iter().collect();
+    if hosts.len() > 1 {
+        return Some("The request has more than one `Host` header.".to_owned());
+    }
+    if headers.get_all(header::ORIGIN).iter().count() > 1 {
+        return Some("The request has more than one `Origin` header.".to_owned());
+    }
+    let authority = request.uri().authority();
+    if let Some(authority) = authority
+        && authority.as_str().contains('@')
+    {
+        return Some("The request target names a user (`user@host`).".to_owned());
+    }
+    let Some(host) = hosts.first() else {
+        // HTTP/2 names the host in `:authority`; HTTP/1.0 may leave it out.
+        if request.version() == axum::http::Version::HTTP_11 && authority.is_none() {
+            return Some("An HTTP/1.1 request needs a `Host` header.".to_owned());
+        }
+        return None;
+    };
+    let host = match host.to_str() {
+        Ok(host) if valid_host(host) => host,
+        _ => {
+            return Some(format!(
+                "The `Host` header is not a host name or address with an optional port: {:?}.",
+                String::from_utf8_lossy(host.as_bytes())
+                    .chars()
+                    .take(100)
+                    .collect::<String>()
+            ));
+        }
+    };
+    if let Some(authority) = authority
+        && !authority.as_str().eq_ignore_ascii_case(host)
+        && request.version() <= axum::http::Version::HTTP_11
+    {
+        return Some(format!(
+            "The request target's host `{authority}` is not its `Host` header's, `{host}`."
+        ));
+    }
+    None
+}
+
+/// `name[:port]` or `[v6][:port]`: a host as a `Host` header may give it.
+fn valid_host(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') || name.ends_with(']') => (name, Some(port)),
+        _ => (host, None),
+    };
+    let port_ok = port.is_none_or(|port| {
+        !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+    });
+    let name_ok = if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        inner.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~'))
+    };
+    port_ok && name_ok
+}
+
 /// The names and origins the server answers besides its own.
 #[derive(Debug, Default)]
 pub(crate) struct Hosts {
@@ -167,6 +237,12 @@ pub(crate) async fn check(
     request: Request,
     next: Next,
 ) -> Response {
+    if let Some(reason) = malformed(&request) {
+        return Problem::new(StatusCode::BAD_REQUEST)
+            .with_title("Malformed request")
+            .with_detail(reason)
+            .into_response();
+    }
     let reached = request.extensions().get::<Reached>().cloned();
     let host = match &reached {
         Some(reached) => reached.host.clone(),
@@ -271,6 +347,33 @@ fn without_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_headers_are_names_or_addresses_with_an_optional_port() {
+        for good in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:80",
+            "[::1]:5000",
+            "[::1]",
+            "lab-1.example",
+        ] {
+            assert!(valid_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            "user@localhost",
+            "local host",
+            "a,b",
+            "localhost:",
+            "localhost:x",
+            "[nope]:1",
+            "::1",
+            "a/b",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn names_other_than_localhost_and_ip_literals_need_allowing() {

@@ -493,3 +493,43 @@ async fn an_uncancellable_action_waiting_for_its_lock_can_be_cancelled() {
         .await
         .unwrap();
 }
+
+/// Malformed `Host` and repeated `Origin` headers (issue 28, points 6 and 7): `400`, as RFC 9112
+/// §3.2 asks, never a `200` whose links point at whatever the request said.
+#[tokio::test]
+async fn malformed_host_and_repeated_origin_headers_are_400() {
+    let address = spawn_configured(STAGE, labthings::serve::ConnectionOptions::default()).await;
+    let bad = [
+        "GET /stage/ HTTP/1.1\r\nHost: user@localhost\r\nConnection: close\r\n\r\n",
+        "GET /stage/ HTTP/1.1\r\nHost: local host\r\nConnection: close\r\n\r\n",
+        "GET /stage/ HTTP/1.1\r\nHost: localhost,evil.example\r\nConnection: close\r\n\r\n",
+        "GET /stage/ HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+        "GET /stage/ HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        "GET /stage/ HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET http://evil.example/stage/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        "PUT /stage/position HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\r\n\
+         Origin: http://evil.example\r\nContent-Type: application/json\r\nContent-Length: 9\r\nConnection: close\r\n\r\n[1, 2, 3]",
+    ];
+    for request in bad {
+        let (answer, _) = raw_exchange(address, request.as_bytes(), Duration::from_secs(30)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{request:?} -> {answer}"
+        );
+        assert!(answer.contains("application/problem+json"), "{answer}");
+    }
+    // Well-formed ones are served.
+    for good in [
+        "GET /stage/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        "GET /stage/ HTTP/1.1\r\nHost: 127.0.0.1:5000\r\nConnection: close\r\n\r\n",
+        "GET /stage/ HTTP/1.0\r\n\r\n",
+    ] {
+        let (answer, _) = raw_exchange(address, good.as_bytes(), Duration::from_secs(30)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+            "{good:?} -> {answer}"
+        );
+    }
+}
