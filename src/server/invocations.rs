@@ -306,7 +306,6 @@ pub(crate) async fn blob_response(blob: &Blob, headers: &HeaderMap) -> Response 
     };
     let mut request = axum::http::Request::new(axum::body::Body::empty());
     for name in [
-        header::RANGE,
         header::IF_RANGE,
         header::IF_MODIFIED_SINCE,
         header::IF_UNMODIFIED_SINCE,
@@ -314,6 +313,16 @@ pub(crate) async fn blob_response(blob: &Blob, headers: &HeaderMap) -> Response 
         if let Some(value) = headers.get(&name) {
             request.headers_mut().insert(name, value.clone());
         }
+    }
+    // Byte ranges as RFC 9110 has them read (an unknown unit ignored, an end past any file
+    // clamped), which the file service underneath does not.
+    if let Some(range) = headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(super::negotiate::byte_ranges)
+        .and_then(|range| HeaderValue::from_str(&range).ok())
+    {
+        request.headers_mut().insert(header::RANGE, range);
     }
     let served = tower_http::services::ServeFile::new(path)
         .oneshot(request)
@@ -350,8 +359,7 @@ pub(crate) fn array_response(
     use crate::action::array::{NPY_MEDIA_TYPE, TIFF_MEDIA_TYPE};
     let accept = headers
         .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
+        .and_then(|value| value.to_str().ok());
     let tiff = match extension {
         Some("tif" | "tiff") => true,
         Some("npy") => false,
@@ -363,7 +371,10 @@ pub(crate) fn array_response(
                 ))
                 .into_response();
         }
-        None => accept.contains(TIFF_MEDIA_TYPE) && !accept.contains(NPY_MEDIA_TYPE),
+        None => {
+            super::negotiate::preferred(accept, &[NPY_MEDIA_TYPE, TIFF_MEDIA_TYPE])
+                == Some(TIFF_MEDIA_TYPE)
+        }
     };
     if !tiff {
         return (

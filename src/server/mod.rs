@@ -35,6 +35,7 @@ mod lifecycle;
 #[cfg(feature = "mdns")]
 mod mdns;
 mod metrics;
+mod negotiate;
 mod options;
 mod problems;
 mod route_table;

@@ -60,6 +60,29 @@ async fn an_array_output_has_its_shape_and_dtype_and_is_served_as_npy_and_tiff()
             other => panic!("not 16-bit: {other:?}"),
         }
     }
+    // Accept as RFC 9110 reads it (issue 28, point 13): media types in any case, and q=0 is
+    // "not this one".
+    let upper = http
+        .get(href)
+        .header("accept", "IMAGE/TIFF")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upper.headers()["content-type"], "image/tiff");
+    let refused = http
+        .get(href)
+        .header("accept", "image/tiff;q=0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.headers()["content-type"], "application/x-npy");
+    let weighed = http
+        .get(href)
+        .header("accept", "image/tiff;q=0.3, application/x-npy;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weighed.headers()["content-type"], "application/x-npy");
     let explicit = bytes_of(http.get(format!("{href}.npy"))).await;
     assert_eq!(explicit, npy);
     let unknown = http.get(format!("{href}.png")).send().await.unwrap();
@@ -154,7 +177,34 @@ async fn a_recording_keeps_the_frames_before_the_call_at_a_capped_rate_with_an_i
     assert_eq!(done["status"], "completed", "{done}");
     let output = &done["output"];
     assert_eq!(output["media_type"], "video/x-msvideo");
-    let avi = bytes_of(http.get(output["href"].as_str().unwrap())).await;
+    let href = output["href"].as_str().unwrap();
+    let avi = bytes_of(http.get(href)).await;
+    // Ranges of the file as RFC 9110 reads them (issue 28, point 12): a last position past
+    // any file is clamped (206, to the end), an unknown unit is ignored (200, the whole file).
+    let clamped = http
+        .get(href)
+        .header("range", "bytes=0-99999999999999999999999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clamped.status(), 206);
+    assert_eq!(clamped.bytes().await.unwrap(), avi);
+    let part = http
+        .get(href)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap(), avi.slice(0..100));
+    let other_unit = http
+        .get(href)
+        .header("range", "items=0-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_unit.status(), 200);
+    assert_eq!(other_unit.bytes().await.unwrap().len(), avi.len());
     let frames = avi_frames(&avi);
     // Three seconds (one before the call, two after) at 10 frames a second.
     assert!((29..=31).contains(&frames.len()), "{} frames", frames.len());
