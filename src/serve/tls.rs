@@ -91,6 +91,7 @@ impl TlsCertificate {
             )
         })?;
         config.source = cert.display().to_string();
+        warn_if_readable_by_others(key);
         Ok(config)
     }
 
@@ -270,6 +271,28 @@ impl Https {
             }
         }
     }
+}
+
+/// Says so, as OpenSSH does, when a private key file can be read by other users than its owner:
+/// anyone on the machine could then impersonate the server.
+fn warn_if_readable_by_others(key: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(metadata) = std::fs::metadata(key)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                key = %key.display(),
+                mode = format!("{:o}", metadata.permissions().mode() & 0o777),
+                "the TLS private key can be read by other users of this machine, who could \
+                 then pose as this server; make it its owner's alone: chmod 600 {}",
+                key.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = key;
 }
 
 /// Answers a plain HTTP request that reached the HTTPS port: `400`, saying to use `https://`,

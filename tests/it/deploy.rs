@@ -566,3 +566,34 @@ async fn plain_http_on_the_https_port_is_told_to_use_https() {
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     assert!(answer.contains("use https://"), "{answer}");
 }
+
+/// A private key others can read is used, with a warning saying how to fix it (issue 28,
+/// point 9), as OpenSSH warns; a key its owner's alone gets none.
+#[test]
+fn a_tls_key_readable_by_others_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let logs = Captured::start();
+    let folder = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate_files(folder.path());
+    let private = TlsCertificate::from_pem_files(&cert, &key);
+    assert!(private.is_ok());
+    let fix = format!("chmod 600 {}", key.display());
+    assert!(
+        !logs.text().contains(&fix),
+        "a private key is not warned about"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(
+        TlsCertificate::from_pem_files(&cert, &key).is_ok(),
+        "still used"
+    );
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|line| line.contains(&fix))
+        .unwrap_or_else(|| panic!("no warning in {text}"));
+    assert!(
+        line.contains("WARN") && (line.contains("mode=\"644\"") || line.contains("mode=644")),
+        "{line}"
+    );
+}
