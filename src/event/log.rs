@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use futures_util::Stream;
 use tokio::sync::watch;
@@ -39,8 +39,12 @@ pub(crate) struct EventLog {
     ring: Mutex<Ring>,
     /// The sequence number of the newest event; subscribers wait on it.
     newest: watch::Sender<u64>,
-    /// Events subscribers missed because they fell behind the history, in total.
+    /// Events subscribers missed because they fell behind the history: counted when a
+    /// subscriber reads past them or goes away.
     lost: AtomicU64,
+    /// Where each live subscriber is, so that what a stalled one (a connection that stopped
+    /// reading) is missing counts before it reads again.
+    cursors: Mutex<Vec<Weak<AtomicU64>>>,
 }
 
 struct Ring {
@@ -60,6 +64,7 @@ impl EventLog {
             }),
             newest: watch::Sender::new(0),
             lost: AtomicU64::new(0),
+            cursors: Mutex::new(Vec::new()),
         })
     }
 
@@ -109,9 +114,22 @@ impl EventLog {
         (records, lost)
     }
 
-    /// Events subscribers lost by falling behind, since the server started.
+    /// Events subscribers lost by falling behind, since the server started: those counted,
+    /// and those the live subscribers are missing now (a subscriber that does not read is
+    /// counted while it stalls, not only once it reads again).
     pub(crate) fn lost_total(&self) -> u64 {
-        self.lost.load(Ordering::Relaxed)
+        let oldest = self.oldest();
+        let mut cursors = self
+            .cursors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cursors.retain(|cursor| cursor.strong_count() > 0);
+        let missing: u64 = cursors
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|after| oldest.saturating_sub(after.load(Ordering::Relaxed) + 1))
+            .sum();
+        self.lost.load(Ordering::Relaxed) + missing
     }
 
     /// The events after `after` (of `name` only, if given), then every new one as it is
@@ -121,9 +139,15 @@ impl EventLog {
         after: u64,
         name: Option<Arc<str>>,
     ) -> impl Stream<Item = Delivery> + Send + 'static {
+        let position = Arc::new(AtomicU64::new(after));
+        self.cursors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::downgrade(&position));
         let state = Cursor {
             log: self.clone(),
             after,
+            position,
             name,
             pending: VecDeque::new(),
             newest: self.newest.subscribe(),
@@ -146,6 +170,8 @@ struct Cursor {
     log: Arc<EventLog>,
     /// The sequence number of the last event read (delivered or filtered out).
     after: u64,
+    /// `after`, for the log to see while this cursor is not read.
+    position: Arc<AtomicU64>,
     name: Option<Arc<str>>,
     pending: VecDeque<Delivery>,
     newest: watch::Receiver<u64>,
@@ -169,6 +195,7 @@ impl Cursor {
                 if let Some(last) = records.last() {
                     self.after = self.after.max(last.seq);
                 }
+                self.position.store(self.after, Ordering::Relaxed);
                 self.pending
                     .extend(records.into_iter().map(Delivery::Event));
                 continue;
@@ -178,6 +205,14 @@ impl Cursor {
                 std::future::pending::<()>().await;
             }
         }
+    }
+}
+
+impl Drop for Cursor {
+    /// A subscriber that goes away (a stalled connection closed) counts what it missed.
+    fn drop(&mut self) {
+        let missed = self.log.oldest().saturating_sub(self.after + 1);
+        self.log.lost.fetch_add(missed, Ordering::Relaxed);
     }
 }
 
@@ -253,5 +288,34 @@ mod tests {
         assert!(matches!(first, Delivery::Lost(996)), "{first:?}");
         let next = live.next().await.unwrap();
         assert_eq!(names(&[next]), ["tick#997"]);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_never_reads_counts_its_losses_once() {
+        let log = EventLog::new(4);
+        let moved: Arc<str> = "moved".into();
+        let stalled = log.subscribe(0, None);
+        tokio::pin!(stalled);
+        for i in 0..10 {
+            log.push(&moved, i.to_string());
+        }
+        // Never read, yet counted: events 1 to 6 left the history it still needs.
+        assert_eq!(log.lost_total(), 6);
+        // Reading tells it the same six, and counts them once.
+        let first = stalled.next().await.unwrap();
+        assert_eq!(names(&[first]), ["lost 6"]);
+        assert_eq!(log.lost_total(), 6);
+        // One that goes away without reading keeps its losses counted.
+        let gone = log.subscribe(log.newest(), None);
+        for i in 0..8 {
+            log.push(&moved, i.to_string());
+        }
+        let live = log.lost_total();
+        drop(gone);
+        assert_eq!(
+            log.lost_total(),
+            live,
+            "counted once, before and after it went"
+        );
     }
 }
