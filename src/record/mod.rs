@@ -186,31 +186,36 @@ pub async fn record_into(
     write_json(&files.about, &about)?;
     context.info(format!("recording to {}", files.video.display()));
 
+    // The stream stays watched between two frames, so a producer that pauses while nobody
+    // watches (a frame pipeline) keeps producing for the recording.
+    let _demand = live.demand();
+    let mut picker = Picker::new(input.max_fps);
+    let mut offered = Offered::default();
+    // The frames from before the call: already in memory (shared, not copied), so they go to
+    // the writer whole, however many there are; only live frames can be dropped for a slow
+    // disk.
+    let from = started
+        - chrono::Duration::from_std(Duration::from_secs_f64(input.pre_seconds))
+            .unwrap_or_default();
+    let mut last_index = None;
+    let mut before = Vec::new();
+    for entry in live.held_frames() {
+        if input.pre_seconds > 0.0 && entry.timestamp >= from {
+            last_index = Some(entry.index);
+            if picker.keep(entry.timestamp) {
+                before.push(entry);
+            }
+        }
+    }
     let (queue, frames) = std::sync::mpsc::sync_channel::<RingbufferEntry>(QUEUE_FRAMES);
     let writer = {
         let files = files.clone();
         let fps = input.max_fps.unwrap_or(30.0);
         std::thread::Builder::new()
             .name("labthings-recorder".into())
-            .spawn(move || write_frames(&frames, &files, fps))
+            .spawn(move || write_frames(before.into_iter().chain(frames), &files, fps))
             .map_err(|error| format!("cannot start the recording thread: {error}"))?
     };
-    // The stream stays watched between two frames, so a producer that pauses while nobody
-    // watches (a frame pipeline) keeps producing for the recording.
-    let _demand = live.demand();
-    let mut picker = Picker::new(input.max_fps);
-    let mut offered = Offered::default();
-    // The frames from before the call, then live ones.
-    let from = started
-        - chrono::Duration::from_std(Duration::from_secs_f64(input.pre_seconds))
-            .unwrap_or_default();
-    let mut last_index = None;
-    for entry in live.held_frames() {
-        if input.pre_seconds > 0.0 && entry.timestamp >= from {
-            last_index = Some(entry.index);
-            offered.offer(&queue, &mut picker, entry);
-        }
-    }
     if last_index.is_none() {
         last_index = live.latest().map(|entry| entry.index);
     }
@@ -395,7 +400,7 @@ impl Offered {
 
 /// The writer thread: an AVI and its CSV index, frame by frame, until the queue closes.
 fn write_frames(
-    frames: &std::sync::mpsc::Receiver<RingbufferEntry>,
+    frames: impl Iterator<Item = RingbufferEntry>,
     files: &Files,
     fps_guess: f64,
 ) -> Result<Written, (Written, String)> {
@@ -536,5 +541,41 @@ mod tests {
             let key = bad.as_object().unwrap().keys().next().unwrap().clone();
             assert!(error.to_string().contains(&key), "{error}");
         }
+    }
+
+    /// The frames a stream already holds are recorded whole, however many more than the
+    /// writer's queue they are (issue 28, point 10): none is "dropped because the disk was
+    /// slower than the camera", since none had to wait for the camera.
+    #[tokio::test]
+    async fn every_pre_trigger_frame_in_memory_is_recorded() {
+        let stream = MjpegStream::with_ringbuffer_size(400);
+        let jpeg = {
+            let mut image = Vec::new();
+            jpeg_encoder::Encoder::new(&mut image, 90)
+                .encode(&[128u8; 16 * 16], 16, 16, jpeg_encoder::ColorType::Luma)
+                .unwrap();
+            image
+        };
+        let held = QUEUE_FRAMES * 3;
+        for _ in 0..held {
+            stream.add_frame(&jpeg).unwrap();
+        }
+        let folder = tempfile::tempdir().unwrap();
+        let input: RecordInput =
+            serde_json::from_value(json!({"pre_seconds": 3600, "seconds": 0.05})).unwrap();
+        let context = ActionContext::detached();
+        let blob = record_into(folder.path(), &stream, "test", &input, &context)
+            .await
+            .unwrap();
+        let about = std::fs::read_dir(folder.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|e| e == "json"))
+            .unwrap();
+        let about: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(about).unwrap()).unwrap();
+        assert_eq!(about["frames_dropped"], 0, "{about}");
+        assert_eq!(about["frames"], held, "{about}");
+        assert!(blob.file().is_some());
     }
 }
