@@ -353,6 +353,7 @@ pub fn registry() -> labthings::server::ThingRegistry {
     labthings::server::ThingRegistry::new()
         .register("simulated_stage", |_: NoArgs, _| Ok(Stage::new()))
         .register("simulated_camera", |args: CameraArgs, things| {
+            args.check()?;
             let settings = CameraSettings {
                 width: args.width,
                 height: args.height,
@@ -402,6 +403,31 @@ pub struct CameraArgs {
     /// Whether the test pattern drifts over time (default true).
     #[serde(default = "default_drift")]
     drift: bool,
+}
+
+/// The largest simulated image side: a real sensor's (8K), far from what would not fit in
+/// memory.
+pub const MAX_SIDE: usize = 8192;
+
+impl CameraArgs {
+    /// Sizes and rates a camera can have, checked before anything is allocated: a wrong one
+    /// is a one-line configuration error, not an abort after "serving on".
+    fn check(&self) -> Result<(), String> {
+        for (name, side) in [("width", self.width), ("height", self.height)] {
+            if !(16..=MAX_SIDE).contains(&side) {
+                return Err(format!(
+                    "kwargs `{name}` is {side}; a camera's {name} is 16 to {MAX_SIDE} pixels"
+                ));
+            }
+        }
+        if !(self.fps.is_finite() && (0.1..=240.0).contains(&self.fps)) {
+            return Err(format!(
+                "kwargs `fps` is {}; a camera runs at 0.1 to 240 frames a second",
+                self.fps
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_drift() -> bool {

@@ -278,6 +278,35 @@ async fn a_port_in_use_is_a_clear_error_naming_it() {
     assert!(!stderr.contains("Os {"), "no structure dump: {stderr}");
 }
 
+/// A camera too large to allocate in the example's configuration (issue 28, point 8): the
+/// process ends at once with a one-line configuration error, before serving, not an abort.
+#[tokio::test]
+async fn a_huge_camera_size_is_a_one_line_configuration_error() {
+    let cwd = tempfile::tempdir().unwrap();
+    let config = cwd.path().join("huge.json");
+    std::fs::write(
+        &config,
+        r#"{"things": {"camera": {"class": "simulated_camera", "kwargs": {"width": 100000, "height": 100000}}}}"#,
+    )
+    .unwrap();
+    let output = tokio::process::Command::new(crate::support::example_binary("microscope"))
+        .current_dir(cwd.path())
+        .args(["--port", "0", "--config"])
+        .arg(&config)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), output)
+        .await
+        .expect("it ends at once")
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "an error exit, not an abort");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("kwargs `width` is 100000; a camera's width is 16 to 8192 pixels"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("serving on"), "{stderr}");
+}
+
 #[test]
 fn a_servers_error_reads_as_a_sentence_in_main() {
     let error = labthings::server::ServerError::Bind {
