@@ -9,7 +9,7 @@ use labthings::problem::StatusCode;
 use labthings::{ActionContext, Problem, Thing, thing_actions};
 use serde_json::{Value, json};
 
-use crate::support::spawn_thing_server;
+use crate::support::{json_of, spawn_thing_server};
 
 /// A heater that ramps its temperature.
 #[derive(Thing)]
@@ -55,30 +55,20 @@ async fn heater() -> (String, reqwest::Client, tokio::sync::oneshot::Sender<()>)
     (format!("http://{address}"), reqwest::Client::new(), stop)
 }
 
-async fn invoke(
+fn invoke(
     http: &reqwest::Client,
     base: &str,
     action: &str,
     body: Value,
-) -> reqwest::Response {
+) -> reqwest::RequestBuilder {
     http.post(format!("{base}/heater/{action}?wait=30"))
         .json(&body)
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
 async fn argument_limits_units_descriptions_and_defaults_are_in_the_td_and_openapi() {
     let (base, http, _stop) = heater().await;
-    let td: Value = http
-        .get(format!("{base}/heater/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let td: Value = json_of(http.get(format!("{base}/heater/"))).await;
     let rate = &td["actions"]["ramp"]["input"]["properties"]["rate"];
     assert_eq!(rate["minimum"], 0.0, "{rate}");
     assert_eq!(rate["maximum"], 10.0, "{rate}");
@@ -90,14 +80,7 @@ async fn argument_limits_units_descriptions_and_defaults_are_in_the_td_and_opena
         .as_array()
         .unwrap();
     assert!(required.contains(&json!("rate")) && !required.contains(&json!("steps")));
-    let openapi: Value = http
-        .get(format!("{base}/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi: Value = json_of(http.get(format!("{base}/openapi.json"))).await;
     let text = openapi.to_string();
     assert!(
         text.contains("How fast the temperature changes"),
@@ -108,7 +91,10 @@ async fn argument_limits_units_descriptions_and_defaults_are_in_the_td_and_opena
 #[tokio::test]
 async fn arguments_are_checked_before_the_action_starts_with_a_422_naming_them() {
     let (base, http, _stop) = heater().await;
-    let refused = invoke(&http, &base, "ramp", json!({"rate": 20.0})).await;
+    let refused = invoke(&http, &base, "ramp", json!({"rate": 20.0}))
+        .send()
+        .await
+        .unwrap();
     let problem = crate::support::problem(refused, 422).await;
     let text = problem.to_string();
     assert!(text.contains("rate"), "{text}");
@@ -116,31 +102,26 @@ async fn arguments_are_checked_before_the_action_starts_with_a_422_naming_them()
         text.contains("must be at most 10 K/min, got 20 K/min"),
         "{text}"
     );
-    let short = invoke(&http, &base, "ramp", json!({"rate": 1.0, "label": "x"})).await;
+    let short = invoke(&http, &base, "ramp", json!({"rate": 1.0, "label": "x"}))
+        .send()
+        .await
+        .unwrap();
     let text = crate::support::problem(short, 422).await.to_string();
     assert!(
         text.contains("label") && text.contains("at least 2 characters"),
         "{text}"
     );
-    let wrong = invoke(&http, &base, "ramp", json!({"rate": "fast"})).await;
+    let wrong = invoke(&http, &base, "ramp", json!({"rate": "fast"}))
+        .send()
+        .await
+        .unwrap();
     let text = crate::support::problem(wrong, 422).await.to_string();
     assert!(text.contains("expected a number"), "{text}");
     // Nothing was started by the refused requests.
-    let list: Value = http
-        .get(format!("{base}/heater/ramp"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = json_of(http.get(format!("{base}/heater/ramp"))).await;
     assert_eq!(list, json!([]), "refused requests make no invocation");
     // Within the limits, with the default filled in.
-    let done: Value = invoke(&http, &base, "ramp", json!({"rate": 2.5}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let done: Value = json_of(invoke(&http, &base, "ramp", json!({"rate": 2.5}))).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(
         done["output"],
@@ -151,11 +132,7 @@ async fn arguments_are_checked_before_the_action_starts_with_a_422_naming_them()
 #[tokio::test]
 async fn an_action_that_finds_its_input_wrong_ends_with_its_own_4xx_problem() {
     let (base, http, _stop) = heater().await;
-    let done: Value = invoke(&http, &base, "ramp", json!({"rate": 0.0}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let done: Value = json_of(invoke(&http, &base, "ramp", json!({"rate": 0.0}))).await;
     assert_eq!(done["status"], "error", "{done}");
     assert_eq!(done["error"]["status"], 422, "{done}");
     assert_eq!(done["error"]["title"], "Cannot ramp");
@@ -168,29 +145,21 @@ async fn an_action_that_finds_its_input_wrong_ends_with_its_own_4xx_problem() {
 #[tokio::test]
 async fn cancelled_and_an_actions_own_errors_mix_through_the_question_mark() {
     let (base, http, _stop) = heater().await;
-    let failed: Value = invoke(&http, &base, "soak", json!({"seconds": 0.01}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let failed: Value = json_of(invoke(&http, &base, "soak", json!({"seconds": 0.01}))).await;
     assert_eq!(failed["status"], "error", "{failed}");
     assert_eq!(
         failed["error"]["detail"],
         "soaked 0.01 s and the sample cracked"
     );
-    let started: Value = http
-        .post(format!("{base}/heater/soak"))
-        .json(&json!({"seconds": 600}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started: Value = json_of(
+        http.post(format!("{base}/heater/soak"))
+            .json(&json!({"seconds": 600})),
+    )
+    .await;
     let href = started["href"].as_str().unwrap();
     assert_eq!(http.delete(href).send().await.unwrap().status(), 204);
     crate::support::eventually_async(|| async {
-        let now: Value = http.get(href).send().await.unwrap().json().await.unwrap();
+        let now: Value = json_of(http.get(href)).await;
         now["status"] == "cancelled"
     })
     .await;

@@ -94,7 +94,7 @@ impl Instrument {
 }
 
 async fn get(http: &reqwest::Client, url: String) -> Value {
-    http.get(url).send().await.unwrap().json().await.unwrap()
+    crate::support::json_of(http.get(url)).await
 }
 
 #[tokio::test]
