@@ -249,7 +249,10 @@ async fn a_recording_keeps_the_frames_before_the_call_at_a_capped_rate_with_an_i
         assert_eq!(row[3].parse::<usize>().unwrap(), frame.len());
     }
     // The recording starts with frames from before the call, within its `pre_seconds`.
-    assert!(times[0] < called, "the first frames are from before the call");
+    assert!(
+        times[0] < called,
+        "the first frames are from before the call"
+    );
     assert!(
         times[0] >= called - chrono::Duration::milliseconds(1100),
         "no frame older than pre_seconds: {} before the call",
