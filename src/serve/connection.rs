@@ -151,6 +151,14 @@ impl Serve {
                 },
                 () = &mut shutdown => break,
             };
+            // The client's share of connections and HTTP/2 streams; none for a trusted proxy,
+            // whose connections carry every client behind it.
+            let share = options.max_connections_per_client.filter(|_| {
+                !options
+                    .proxies
+                    .iter()
+                    .any(|proxy| proxy.contains(&peer.ip()))
+            });
             let over_limit = if let Some(max) = options.max_connections
                 && open.load(Ordering::Relaxed) >= max
             {
@@ -158,17 +166,13 @@ impl Serve {
                 Some(format!(
                     "The server is serving its limit of {max} connections; try again shortly."
                 ))
-            } else if let Some(max) = options.max_connections_per_client
-                && !options
-                    .proxies
-                    .iter()
-                    .any(|proxy| proxy.contains(&peer.ip()))
+            } else if let Some(max) = share
                 && client_connections(&per_client, peer.ip()) >= max
             {
                 tracing::warn!(%peer, "connection refused: the client's connection limit");
                 Some(format!(
-                    "Your address holds {max} connections to this server, its limit per client; \
-                     close some, or try again shortly."
+                    "Your address holds {max} connections (and HTTP/2 streams) to this server, \
+                     its limit per client; close some, or try again shortly."
                 ))
             } else {
                 None
@@ -176,15 +180,7 @@ impl Serve {
             if let Some(detail) = over_limit {
                 #[cfg(feature = "tls")]
                 if let Some(tls) = &tls {
-                    let refusal = tls.refusal.clone();
-                    tokio::spawn(async move {
-                        let patience = Duration::from_secs(1);
-                        if let Ok(Ok(stream)) =
-                            tokio::time::timeout(patience, refusal.accept(tcp)).await
-                        {
-                            refuse(stream, detail).await;
-                        }
-                    });
+                    tokio::spawn(refuse_tls(tls.refusal.clone(), tcp, detail));
                     continue;
                 }
                 tokio::spawn(refuse(tcp, detail));
@@ -215,7 +211,15 @@ impl Serve {
                     tls: true,
                     ..service
                 };
-                tokio::spawn(tls.serve(io, peer, http.clone(), service, shutdown_rx));
+                tokio::spawn(tls.serve(
+                    io,
+                    peer,
+                    http.clone(),
+                    service,
+                    shutdown_rx,
+                    per_client.clone(),
+                    share,
+                ));
                 continue;
             }
             let connection = http
@@ -255,18 +259,43 @@ impl IntoFuture for Serve {
     }
 }
 
-/// Answers a connection over the limit with a 503 and closes it. The request head is read
-/// first (briefly), so that closing does not reset the connection before the client reads
-/// the answer.
-async fn refuse<S>(mut tcp: S, detail: String)
+/// How long a connection over the limits is given, in all (its TLS handshake included), to be
+/// answered `503` and closed: a client that sends nothing, or reads nothing, holds its file
+/// descriptor no longer than this, so a burst at the limit is answered quickly.
+const REFUSAL_PATIENCE: Duration = Duration::from_millis(750);
+/// Of that, how long the request head may take: the answer is written after it, or without it.
+const REFUSAL_HEAD_PATIENCE: Duration = Duration::from_millis(250);
+
+/// Answers a connection over the limit with a 503 and closes it, within [`REFUSAL_PATIENCE`].
+async fn refuse<S>(tcp: S, detail: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(REFUSAL_PATIENCE, answer_refusal(tcp, detail)).await;
+}
+
+/// The same over TLS: the handshake and the answer within [`REFUSAL_PATIENCE`].
+#[cfg(feature = "tls")]
+async fn refuse_tls(acceptor: tokio_rustls::TlsAcceptor, tcp: TcpStream, detail: String) {
+    let _ = tokio::time::timeout(REFUSAL_PATIENCE, async move {
+        if let Ok(stream) = acceptor.accept(tcp).await {
+            answer_refusal(stream, detail).await;
+        }
+    })
+    .await;
+}
+
+/// Writes the `503` and closes. The request head is read first (briefly), so that closing does
+/// not reset the connection before the client reads the answer; then what the client still
+/// sends is read until it closes its side.
+async fn answer_refusal<S>(mut tcp: S, detail: String)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let patience = Duration::from_secs(1);
     let mut head = Vec::new();
     let mut buffer = [0u8; 4096];
-    let _ = tokio::time::timeout(patience, async {
+    let _ = tokio::time::timeout(REFUSAL_HEAD_PATIENCE, async {
         while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
             match tcp.read(&mut buffer).await {
                 Ok(0) | Err(_) => break,
@@ -282,17 +311,15 @@ where
             axum::http::HeaderValue::from_static("1"),
         )
         .to_http1_close();
-    let _ = tokio::time::timeout(patience, async {
-        let _ = tcp.write_all(&response).await;
-        let _ = tcp.shutdown().await;
-        // Let the client read the answer before the socket goes.
-        while let Ok(n) = tcp.read(&mut buffer).await {
-            if n == 0 {
-                break;
-            }
+    if tcp.write_all(&response).await.is_err() || tcp.shutdown().await.is_err() {
+        return;
+    }
+    // Let the client read the answer before the socket goes.
+    while let Ok(n) = tcp.read(&mut buffer).await {
+        if n == 0 {
+            break;
         }
-    })
-    .await;
+    }
 }
 
 fn configure_socket(tcp: &TcpStream, options: &ConnectionOptions, peer: SocketAddr) {
@@ -336,6 +363,37 @@ async fn accept_failed(error: io::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_answered_at_once_and_spends_under_a_second_on_a_client_that_reads_nothing()
+     {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        // A client that sends its request and reads the answer gets the 503, as problem JSON.
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let refusal = tokio::spawn(refuse(server, "The server is full.".into()));
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        client.shutdown().await.unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("retry-after: 1") || answer.contains("Retry-After: 1"));
+        assert!(answer.contains("The server is full."), "{answer}");
+        refusal.await.unwrap();
+        // One that sends nothing and reads nothing (the answer does not fit what the socket
+        // holds) costs less than a second (of the paused clock: no load makes this vary).
+        let (client, server) = tokio::io::duplex(64);
+        let started = tokio::time::Instant::now();
+        refuse(server, "The server is full.".into()).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(client);
+    }
 
     #[tokio::test]
     async fn accepted_sockets_get_keepalive_and_no_delay() {

@@ -90,15 +90,54 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
-        let mut per_client = self
-            .per_client
+        release(&self.per_client, self.client);
+    }
+}
+
+/// One place in a client's share that is not a connection (an HTTP/2 stream), held while it
+/// lives.
+#[cfg(feature = "tls")]
+pub(super) struct ClientShare {
+    per_client: PerClient,
+    client: IpAddr,
+}
+
+#[cfg(feature = "tls")]
+impl ClientShare {
+    /// A place for `client`, if it holds fewer than `max` (connections and streams together);
+    /// `None` for no limit.
+    pub(super) fn take(per_client: &PerClient, client: IpAddr, max: Option<usize>) -> Option<Self> {
+        let mut counts = per_client
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = per_client.get_mut(&self.client) {
-            *count -= 1;
-            if *count == 0 {
-                per_client.remove(&self.client);
-            }
+        let held = counts.get(&client).copied().unwrap_or(0);
+        if max.is_some_and(|max| held >= max) {
+            return None;
+        }
+        counts.insert(client, held + 1);
+        Some(Self {
+            per_client: per_client.clone(),
+            client,
+        })
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Drop for ClientShare {
+    fn drop(&mut self) {
+        release(&self.per_client, self.client);
+    }
+}
+
+/// One place of `client`'s share is given back.
+fn release(per_client: &PerClient, client: IpAddr) {
+    let mut per_client = per_client
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(count) = per_client.get_mut(&client) {
+        *count -= 1;
+        if *count == 0 {
+            per_client.remove(&client);
         }
     }
 }

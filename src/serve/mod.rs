@@ -6,6 +6,8 @@
 //! beside [`crate::stream`].
 
 mod connection;
+#[cfg(feature = "tls")]
+mod h2;
 mod limits;
 mod options;
 mod service;

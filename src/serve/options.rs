@@ -43,10 +43,13 @@ pub struct ConnectionOptions {
     /// the clients already connected keep their share. Websockets count for as long as they
     /// are open, as do streams and Server-Sent Events. Default 1024.
     pub max_connections: Option<usize>,
-    /// The most connections one client address may hold at once; `None` for no limit. Over it,
-    /// the client's new connection is answered `503` as above, so one client (or attacker)
-    /// cannot take every slot of [`max_connections`](Self::max_connections). Behind a reverse
-    /// proxy every client has the proxy's address: raise it or turn it off there. Default 256.
+    /// The most connections one client address may hold at once, counting each HTTP/2 stream
+    /// in flight as one more (a stream viewer over HTTP/2 takes a place as one over HTTP/1.1
+    /// does); `None` for no limit. Over it, the client's new connection, or new HTTP/2 stream,
+    /// is answered `503` as above, so one client (or attacker) cannot take every slot of
+    /// [`max_connections`](Self::max_connections). Behind a reverse proxy every client has the
+    /// proxy's address: raise it or turn it off there (trusted proxies, the server's
+    /// `trusted_proxies`, are not held to it). Default 256.
     pub max_connections_per_client: Option<usize>,
     /// Reverse proxies in front of the server (addresses or networks). Their connections are
     /// not held to [`max_connections_per_client`](Self::max_connections_per_client): every
@@ -64,7 +67,9 @@ pub struct ConnectionOptions {
     /// How long a write to a client may stay blocked before the connection is closed: a
     /// stream viewer that stops reading is disconnected after this long, instead of holding
     /// its connection (and a slot under [`max_connections`](Self::max_connections)) forever.
-    /// Default 30 s.
+    /// The same over HTTPS; over HTTP/2, a stream whose client takes nothing of it for this
+    /// long (its flow-control window left shut) is reset alone, and a connection whose socket
+    /// takes nothing is closed. Default 30 s.
     #[serde(deserialize_with = "seconds::deserialize")]
     #[cfg_attr(feature = "server", schemars(with = "f64", range(min = 0)))]
     pub write_timeout: Duration,

@@ -18,7 +18,8 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::limits::CountedTcp;
+use super::h2::{H2Service, WatchingExecutor};
+use super::limits::{CountedTcp, PerClient};
 use super::options::ConnectionOptions;
 use super::service::{WithLocalAddr, drive};
 use super::stall::StallGuard;
@@ -182,7 +183,7 @@ pub(super) struct Https {
     pub(super) acceptor: tokio_rustls::TlsAcceptor,
     /// For connections over the limits: HTTP/1.1 only, so they can be answered a plain `503`.
     pub(super) refusal: tokio_rustls::TlsAcceptor,
-    http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
+    http2: hyper::server::conn::http2::Builder<WatchingExecutor>,
     handshake_timeout: Duration,
     write_timeout: Duration,
     head_timeout: Duration,
@@ -190,8 +191,11 @@ pub(super) struct Https {
 
 impl Https {
     pub(super) fn new(tls: &TlsCertificate, options: &ConnectionOptions) -> Self {
-        let mut http2 =
-            hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        // Each stream's task is watched: one whose client takes nothing for the write timeout
+        // is reset (see `h2`).
+        let mut http2 = hyper::server::conn::http2::Builder::new(WatchingExecutor {
+            write_timeout: options.write_timeout,
+        });
         http2
             .timer(TokioTimer::new())
             // What hyper buffers for one stream: a stream viewer on a slow link has about one
@@ -213,6 +217,8 @@ impl Https {
     }
 
     /// The TLS handshake (within the header timeout), then HTTP/2 or HTTP/1.1 as negotiated.
+    /// `share` is the client's share of connections and HTTP/2 streams (`None`: no limit).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn serve(
         &self,
         io: CountedTcp,
@@ -220,6 +226,8 @@ impl Https {
         http: http1::Builder,
         service: WithLocalAddr,
         shutdown_rx: watch::Receiver<bool>,
+        per_client: PerClient,
+        share: Option<usize>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let (acceptor, http2) = (self.acceptor.clone(), self.http2.clone());
         let (handshake_timeout, write_timeout, head_timeout) = (
@@ -253,14 +261,20 @@ impl Https {
                     return;
                 }
             };
-            let service = TowerToHyperService::new(service);
             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let service = H2Service {
+                    inner: service,
+                    per_client,
+                    client: peer.ip(),
+                    max_per_client: share,
+                };
                 let connection = http2.serve_connection(
                     TokioIo::new(StallGuard::without_heads(stream, write_timeout)),
-                    service,
+                    TowerToHyperService::new(service),
                 );
                 drive!(connection, shutdown_rx, peer).await;
             } else {
+                let service = TowerToHyperService::new(service);
                 let connection = http
                     .serve_connection(
                         TokioIo::new(StallGuard::new(stream, write_timeout, head_timeout)),

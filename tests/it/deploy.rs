@@ -25,6 +25,14 @@ fn certificate_files(folder: &Path) -> (PathBuf, PathBuf) {
 /// The microscope with this configuration (JSON, merged over the built-in one), served on a
 /// free port; the server stops when the returned sender is dropped.
 async fn microscope(extra: Value) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    microscope_with(extra, ConnectionOptions::default()).await
+}
+
+/// The same, with these connection options.
+async fn microscope_with(
+    extra: Value,
+    options: ConnectionOptions,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let mut config: Value = serde_json::from_str(crate::example_things::MICROSCOPE_CONFIG).unwrap();
     config["settings_folder"] = Value::Null;
     for (key, value) in extra.as_object().unwrap() {
@@ -35,7 +43,7 @@ async fn microscope(extra: Value) -> (SocketAddr, tokio::sync::oneshot::Sender<(
     let server = crate::example_things::registry()
         .builder(&config)
         .unwrap()
-        .connection(ConnectionOptions::default())
+        .connection(options)
         .build()
         .unwrap();
     let (address, stop, _task) = spawn_thing_server(server).await;
@@ -155,12 +163,17 @@ async fn a_self_signed_certificate_is_made_once_kept_in_the_settings_folder_and_
     assert!(error.to_string().contains("none.pem"), "{error}");
 }
 
-/// One TLS connection speaking HTTP/2, with a small flow-control window, so that a stream
-/// whose body is not read stalls at once.
-async fn h2_connection(
+/// A TLS connection to the server offering `alpn`, from a socket with a 4 KB receive buffer,
+/// whose reading can be stopped (with the flag): a client that stops taking what the server
+/// writes.
+async fn tls_connection(
     address: SocketAddr,
     cert: &Path,
-) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    alpn: &[u8],
+) -> (
+    tokio_rustls::client::TlsStream<Pausable>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(cert).unwrap();
@@ -173,21 +186,249 @@ async fn h2_connection(
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(address).await.unwrap();
+    let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect("localhost".try_into().unwrap(), tcp)
+        .connect(
+            "localhost".try_into().unwrap(),
+            Pausable {
+                tcp,
+                paused: paused.clone(),
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
+    (tls, paused)
+}
+
+/// A socket whose reads stop for good once `paused` is set (writes go on).
+struct Pausable {
+    tcp: tokio::net::TcpStream,
+    paused: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl tokio::io::AsyncRead for Pausable {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Pausable {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// One TLS connection speaking HTTP/2, with this flow-control window for each stream (a
+/// small one makes a stream whose body is not read stall at once). Setting the flag stops the
+/// client reading the socket.
+async fn h2_connection_pausable(
+    address: SocketAddr,
+    cert: &Path,
+    window: u32,
+) -> (
+    hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let (tls, paused) = tls_connection(address, cert, b"h2").await;
     let (send, connection) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .initial_stream_window_size(16 * 1024)
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window.max(1 << 20))
             .handshake(hyper_util::rt::TokioIo::new(tls))
             .await
             .unwrap();
     tokio::spawn(connection);
-    send
+    (send, paused)
+}
+
+/// One TLS connection speaking HTTP/2, with a small flow-control window.
+async fn h2_connection(
+    address: SocketAddr,
+    cert: &Path,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    h2_connection_pausable(address, cert, 16 * 1024).await.0
+}
+
+/// Viewers of the microscope's `mjpeg_stream` now, from its metrics.
+async fn viewers(http: &reqwest::Client, base: &str) -> f64 {
+    crate::support::sample(
+        &crate::support::metrics_text(http, base).await,
+        r#"labthings_stream_viewers{thing="camera",stream="mjpeg_stream"}"#,
+    )
+}
+
+#[tokio::test]
+async fn over_https_a_viewer_that_stops_reading_is_disconnected_after_the_write_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let folder = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate_files(folder.path());
+    let mut options = ConnectionOptions::default();
+    options.write_timeout = Duration::from_secs(2);
+    let (address, _stop) =
+        microscope_with(json!({"tls": {"cert": cert, "key": key}}), options).await;
+    let base = format!("https://localhost:{}", address.port());
+    let http = https_client(&cert, true);
+
+    // HTTP/1.1 over TLS: the stream is asked for, then nothing more is read.
+    let (mut h1, paused) = tls_connection(address, &cert, b"http/1.1").await;
+    h1.write_all(b"GET /camera/mjpeg_stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    h1.flush().await.unwrap();
+    paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    // HTTP/2: four streams whose windows are never opened again (the client reads the socket,
+    // so only HTTP/2's flow control holds them)...
+    let (mut send, _) = h2_connection_pausable(address, &cert, 16 * 1024).await;
+    let request = || {
+        hyper::Request::get(format!("{base}/camera/mjpeg_stream"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        send.ready().await.unwrap();
+        stalled.push(send.send_request(request()).await.unwrap());
+    }
+    // ...and a connection whose client stops reading the socket altogether (its windows are
+    // wide: the server writes until the socket is full).
+    let (mut deaf, deaf_paused) = h2_connection_pausable(address, &cert, 8 << 20).await;
+    deaf.ready().await.unwrap();
+    let deaf_stream = deaf.send_request(request()).await.unwrap();
+    deaf_paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    crate::support::eventually_async(|| async { viewers(&http, &base).await == 6.0 }).await;
+
+    // Each is freed once its writes have made no progress for the write timeout.
+    crate::support::eventually_async(|| async { viewers(&http, &base).await == 0.0 }).await;
+    // The stalled HTTP/2 streams were reset: their bodies end with an error.
+    for response in stalled {
+        let mut body = response.into_body();
+        let ended = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match body.frame().await {
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => return true,
+                    None => return false,
+                }
+            }
+        })
+        .await
+        .expect("the stalled stream was reset");
+        assert!(ended, "a reset, not a clean end");
+    }
+    // The first connection's socket, read at last, ends (the server closed it).
+    paused.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        let tcp = &mut h1.get_mut().0.tcp;
+        tcp.read_to_end(&mut sink).await
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server closed the stalled HTTPS connection"
+    );
+    // So was the deaf HTTP/2 connection: once its client reads again, it finds the end.
+    deaf_paused.store(false, std::sync::atomic::Ordering::SeqCst);
+    drop(deaf_stream);
+    crate::support::eventually(|| deaf.is_closed()).await;
+    // The HTTP/2 connection whose streams were reset still serves.
+    send.ready().await.unwrap();
+    let response = send
+        .send_request(
+            hyper::Request::get(format!("{base}/camera/"))
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn http2_streams_count_against_the_clients_share_beside_its_connections() {
+    let folder = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate_files(folder.path());
+    let mut options = ConnectionOptions::default();
+    options.max_connections_per_client = Some(6);
+    let (address, _stop) =
+        microscope_with(json!({"tls": {"cert": cert, "key": key}}), options).await;
+    let url = format!("https://localhost:{}/camera/mjpeg_stream", address.port());
+    let request = || {
+        hyper::Request::get(&url)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    // One connection and five stream viewers on it: the client's six.
+    let mut send = h2_connection(address, &cert).await;
+    let mut viewers = Vec::new();
+    for _ in 0..5 {
+        send.ready().await.unwrap();
+        let response = send.send_request(request()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        viewers.push(response);
+    }
+    // A sixth stream is refused, on its own: 503 with Retry-After, as problem JSON.
+    send.ready().await.unwrap();
+    let refused = send.send_request(request()).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let problem: Value =
+        serde_json::from_slice(&refused.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP/2 streams"),
+        "{problem}"
+    );
+    // So is another connection from the same address.
+    let response = https_client(&cert, true)
+        .get(format!("https://localhost:{}/things/", address.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    // A stream that ends gives its place back.
+    drop(viewers.pop());
+    crate::support::eventually_async(|| {
+        let mut send = send.clone();
+        let request = request();
+        async move {
+            send.ready().await.unwrap();
+            send.send_request(request).await.unwrap().status() == 200
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
