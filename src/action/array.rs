@@ -27,6 +27,16 @@ pub enum ArrayData {
 }
 
 impl ArrayData {
+    /// The bytes the values take in memory.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Self::U8(values) => values.len(),
+            Self::U16(values) => values.len() * 2,
+            Self::F32(values) => values.len() * 4,
+            Self::F64(values) => values.len() * 8,
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Self::U8(values) => values.len(),

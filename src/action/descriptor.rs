@@ -61,6 +61,8 @@ pub struct ActionDescriptor<T> {
     pub blocking: bool,
     /// Checks the input and prepares a run.
     pub prepare: ActionPrepare<T>,
+    /// A stream's recording action: its runs count against the server's recording caps.
+    pub(crate) recording: bool,
 }
 
 impl<T: Send + Sync + 'static> ActionDescriptor<T> {
@@ -146,6 +148,7 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
             cancellable: true,
             blocking: false,
             prepare,
+            recording: false,
         }
     }
 

@@ -36,6 +36,7 @@ mod status;
 pub use array::{ArrayData, ArrayError, NdArray};
 pub(crate) use body::InvocationBody;
 pub use context::{ActionContext, Cancelled, LogRecord};
+pub(crate) use descriptor::ActionRun;
 pub use descriptor::{ActionDescriptor, ActionPrepare, ActionStarter, ThingActions};
 pub use input::InputError;
 pub(crate) use invocation::{ActionEvent, Cancel, Invocation, Invocations, RunOptions};

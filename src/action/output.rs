@@ -104,6 +104,28 @@ pub enum ActionOutput {
     Blob(Blob),
 }
 
+impl ActionOutput {
+    /// About how many bytes of memory the output holds (what an invocation kept for clients
+    /// costs): a file's blob takes none.
+    pub(crate) fn retained_bytes(&self) -> usize {
+        let json = |value: &Value| serde_json::to_vec(value).map_or(0, |bytes| bytes.len());
+        match self {
+            Self::Json(value) => json(value),
+            Self::Array(array) => array.data().bytes(),
+            Self::Blob(blob) => blob.data.len() + blob.metadata.as_ref().map_or(0, json),
+        }
+    }
+
+    /// The media type it is served as by default.
+    pub(crate) fn media_type(&self) -> &str {
+        match self {
+            Self::Json(_) => "application/json",
+            Self::Array(_) => super::array::NPY_MEDIA_TYPE,
+            Self::Blob(blob) => &blob.media_type,
+        }
+    }
+}
+
 /// Why an action did not produce an output.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -102,7 +102,7 @@ pub(crate) fn action<T: Send + Sync + 'static>(
     stream: &'static str,
     access: for<'a> fn(&'a T) -> &'a MjpegStream,
 ) -> ActionDescriptor<T> {
-    ActionDescriptor::from_async(
+    let mut action = ActionDescriptor::from_async(
         name,
         move |thing: Arc<T>, input: RecordInput, context: ActionContext| {
             let live = access(&thing).clone();
@@ -115,10 +115,14 @@ pub(crate) fn action<T: Send + Sync + 'static>(
             "Records the live stream as Motion JPEG in AVI (each frame as the camera gave it), \
              with an index of every frame's capture time (CSV) and the instrument's state at the \
              start (JSON) beside it, in the server's data folder. The output is the video. \
-             Cancel to stop early: what was recorded is kept.",
+             Cancel to stop early: what was recorded is kept. The server runs a few \
+             recordings at once (`max_recordings`, `max_recordings_per_stream`): past them, \
+             503 with Retry-After.",
         ),
     )
-    .with_cancellable(true)
+    .with_cancellable(true);
+    action.recording = true;
+    action
 }
 
 /// What the writer thread did.

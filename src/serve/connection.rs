@@ -125,7 +125,8 @@ impl Serve {
             #[cfg(feature = "tls")]
             tls,
         } = self;
-        options.max_connections = reachable_connections(options.max_connections);
+        options.max_connections =
+            reachable_connections(options.max_connections, options.reserved_files);
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .max_buf_size(options.max_buf_size.max(8192))

@@ -17,7 +17,7 @@ const SPARE_DESCRIPTORS: u64 = 128;
 /// Raises the open-files limit as far as the system allows and gives the connection limit
 /// that can really be reached: a limit above what the process may open would never answer
 /// its `503`, the clients over it would hang instead. Logs the figures.
-pub(super) fn reachable_connections(wanted: Option<usize>) -> Option<usize> {
+pub(super) fn reachable_connections(wanted: Option<usize>, reserved: u64) -> Option<usize> {
     #[cfg(unix)]
     {
         let files = match rlimit::increase_nofile_limit(u64::MAX) {
@@ -27,8 +27,8 @@ pub(super) fn reachable_connections(wanted: Option<usize>) -> Option<usize> {
                 return wanted;
             }
         };
-        let possible =
-            usize::try_from(files.saturating_sub(SPARE_DESCRIPTORS)).unwrap_or(usize::MAX);
+        let possible = usize::try_from(files.saturating_sub(SPARE_DESCRIPTORS + reserved))
+            .unwrap_or(usize::MAX);
         match wanted {
             Some(wanted) if wanted > possible => {
                 tracing::warn!(
@@ -48,6 +48,7 @@ pub(super) fn reachable_connections(wanted: Option<usize>) -> Option<usize> {
     }
     #[cfg(not(unix))]
     {
+        let _ = reserved;
         wanted
     }
 }
@@ -203,7 +204,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn the_connection_limit_stays_below_the_open_files_limit() {
-        let reachable = reachable_connections(Some(usize::MAX)).unwrap();
+        let reachable = reachable_connections(Some(usize::MAX), 0).unwrap();
         let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
         assert!(soft > 0 && soft <= hard);
         assert_eq!(
@@ -212,10 +213,15 @@ mod tests {
             "lowered to what can be opened"
         );
         assert_eq!(
-            reachable_connections(Some(10)),
+            reachable_connections(Some(10), 0),
             Some(10),
             "a reachable limit is kept"
         );
-        assert_eq!(reachable_connections(None), None);
+        assert_eq!(reachable_connections(None, 0), None);
+        assert_eq!(
+            reachable_connections(Some(usize::MAX), 12).unwrap(),
+            reachable - 12,
+            "files kept for recordings are not given to connections"
+        );
     }
 }

@@ -57,6 +57,11 @@ pub struct ConnectionOptions {
     #[serde(skip)]
     #[cfg_attr(feature = "server", schemars(skip))]
     pub(crate) proxies: Vec<ipnet::IpNet>,
+    /// File descriptors kept for what the server opens besides connections, beyond the
+    /// usual spare (recordings' files): the connection limit stays below what remains.
+    #[serde(skip)]
+    #[cfg_attr(feature = "server", schemars(skip))]
+    pub(crate) reserved_files: u64,
     /// How long a request's whole body may take to arrive, from the end of its head. A body
     /// still arriving after this long is answered `408 Request Timeout` (problem JSON) and the
     /// connection closed, so clients that trickle a body cannot hold connections. Applied by
@@ -93,6 +98,7 @@ impl Default for ConnectionOptions {
             max_connections: Some(1024),
             max_connections_per_client: Some(256),
             proxies: Vec::new(),
+            reserved_files: 0,
             body_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             tcp_keepalive: Some(Duration::from_secs(60)),

@@ -280,6 +280,26 @@ impl ThingServerBuilder {
         self
     }
 
+    /// The most bytes finished invocations' outputs may take in memory together; the oldest
+    /// are dropped past it (their output links then answer `410`). Default 128 MiB.
+    pub fn invocation_output_budget(mut self, bytes: usize) -> Self {
+        self.options.invocation_output_budget = bytes;
+        self
+    }
+
+    /// The most recordings running at once on the server (at least 1; default 4); the next
+    /// is answered `503` with `Retry-After`.
+    pub fn max_recordings(mut self, max: usize) -> Self {
+        self.options.max_recordings = max;
+        self
+    }
+
+    /// The most recordings of one stream running at once (at least 1; default 2).
+    pub fn max_recordings_per_stream(mut self, max: usize) -> Self {
+        self.options.max_recordings_per_stream = max;
+        self
+    }
+
     /// How many events each Thing keeps, and how many property changes, for subscribers that
     /// reconnect with `Last-Event-ID` (Server-Sent Events); default 256 of each, at least 1. A
     /// subscriber that missed more is told how many it lost.
@@ -371,6 +391,10 @@ impl ThingServerBuilder {
             self.options.invocation_retention,
             self.options.cancellation_grace,
         );
+        invocations.set_output_budget(self.options.invocation_output_budget);
+        let max_recordings = self.options.max_recordings.max(1);
+        // Each recording holds up to three files: kept out of what connections may use.
+        self.options.connection.reserved_files = 3 * max_recordings as u64;
         let metrics = Metrics::new(invocations.clone());
         let shutdown = tokio_util::sync::CancellationToken::new();
         let context = Context {
@@ -386,6 +410,10 @@ impl ThingServerBuilder {
             base,
             shutdown,
             event_history: self.options.event_history.max(1),
+            recordings: super::affordance::Recordings::new(
+                max_recordings,
+                self.options.max_recordings_per_stream.max(1),
+            ),
         };
         let things = self.assemble_things(&context)?;
         let states: Vec<_> = things

@@ -252,7 +252,11 @@ async fn blob(State(routes): Routes, Path(id): Path<String>, headers: HeaderMap)
         Some((id, extension)) => (id.to_owned(), Some(extension.to_ascii_lowercase())),
         None => (id, None),
     };
-    match routes.invocations.get(&id).and_then(|i| i.output()) {
+    let invocation = routes.invocations.get(&id);
+    if let Some(invocation) = invocation.as_ref().filter(|i| i.output_dropped()) {
+        return dropped(invocation);
+    }
+    match invocation.and_then(|i| i.output()) {
         Some(ActionOutput::Blob(blob)) if extension.is_none() => {
             blob_response(&blob, &headers).await
         }
@@ -265,7 +269,23 @@ async fn blob(State(routes): Routes, Path(id): Path<String>, headers: HeaderMap)
     }
 }
 
+/// `410 Gone` for an output dropped to keep retained outputs within the server's budget.
+fn dropped(invocation: &Invocation) -> Response {
+    Problem::new(StatusCode::GONE)
+        .with_title("Output dropped")
+        .with_detail(format!(
+            "The output of invocation {} of `{}` was dropped to keep the outputs the server \
+             holds within its memory budget (`invocation_output_budget`); newer outputs took \
+             its place. Fetch outputs soon after the invocation completes, or raise the budget.",
+            invocation.id, invocation.action
+        ))
+        .into_response()
+}
+
 async fn output_response(invocation: &Invocation, headers: &HeaderMap) -> Response {
+    if invocation.output_dropped() {
+        return dropped(invocation);
+    }
     match (invocation.status(), invocation.output()) {
         (InvocationStatus::Completed, Some(ActionOutput::Json(value))) => {
             axum::Json(value).into_response()

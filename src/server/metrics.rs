@@ -271,6 +271,17 @@ impl Metrics {
             "labthings_invocations_started_total {}",
             self.invocations.started()
         );
+        family(
+            &mut out,
+            "labthings_invocation_output_bytes",
+            "gauge",
+            "Bytes of memory the outputs of finished invocations hold (at most `invocation_output_budget`, beside the newest).",
+        );
+        let _ = writeln!(
+            out,
+            "labthings_invocation_output_bytes {}",
+            self.invocations.retained_output_bytes()
+        );
         out
     }
 }

@@ -74,6 +74,20 @@ pub struct ServerOptions {
     #[serde(deserialize_with = "crate::serve::seconds::deserialize")]
     #[schemars(with = "f64", range(min = 0))]
     pub invocation_retention: Duration,
+    /// The most bytes the outputs of finished invocations may take in memory together
+    /// (captured images, arrays, JSON). Past it the oldest outputs are dropped: their
+    /// invocations stay, and their output links answer `410 Gone`. The newest output is
+    /// always kept whole, and outputs kept in files (recordings) take nothing. Default 128 MiB.
+    pub invocation_output_budget: usize,
+    /// The most recordings (`record_<stream>` actions) running at once on the server: each
+    /// holds a writer thread and three files. The next is refused with `503` and
+    /// `Retry-After` until one ends. At least 1; default 4.
+    #[schemars(range(min = 1))]
+    pub max_recordings: usize,
+    /// The most recordings of one stream running at once, refused likewise. At least 1;
+    /// default 2.
+    #[schemars(range(min = 1))]
+    pub max_recordings_per_stream: usize,
     /// How many events, and how many property changes, each Thing keeps for Server-Sent
     /// Events subscribers that reconnect with `Last-Event-ID`. At least 1; default 256.
     #[schemars(range(min = 1))]
@@ -125,6 +139,9 @@ impl Default for ServerOptions {
             ui: Ui::BuiltIn,
             serve_folders: BTreeMap::new(),
             invocation_retention: Duration::from_secs(300),
+            invocation_output_budget: 128 << 20,
+            max_recordings: 4,
+            max_recordings_per_stream: 2,
             event_history: 256,
             sse_heartbeat: super::sse::DEFAULT_HEARTBEAT,
             cancellation_grace: Duration::from_secs(2),

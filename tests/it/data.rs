@@ -382,3 +382,129 @@ async fn a_capture_carries_every_thing_s_state_in_its_jpeg_and_its_output() {
     decoder.decode().unwrap();
     assert_eq!(decoder.dimensions(), Some((640, 480)));
 }
+
+#[tokio::test]
+async fn recordings_are_capped_per_stream_and_per_server_and_the_next_is_told_to_retry() {
+    let folder = tempfile::tempdir().unwrap();
+    let mut config: Value = serde_json::from_str(crate::example_things::MICROSCOPE_CONFIG).unwrap();
+    config["data_folder"] = Value::from(folder.path().to_str().unwrap());
+    let small = serde_json::json!({"class": "simulated_camera",
+        "kwargs": {"width": 64, "height": 48, "fps": 10}});
+    config["things"]["camera2"] = small.clone();
+    config["things"]["camera3"] = small;
+    config["max_recordings"] = Value::from(2);
+    config["max_recordings_per_stream"] = Value::from(1);
+    let address = crate::support::spawn_configured(
+        &config.to_string(),
+        labthings::serve::ConnectionOptions::default(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let record = |thing: &str, input: Value| {
+        http.post(format!("http://{address}/{thing}/record_mjpeg_stream"))
+            .json(&input)
+            .send()
+    };
+    let until_cancelled = serde_json::json!({"seconds": null});
+    let first = record("camera", until_cancelled.clone()).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    // The same stream again: its own cap.
+    let refused = record("camera", until_cancelled.clone()).await.unwrap();
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let problem = crate::support::problem(refused, 503).await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("max_recordings_per_stream"), "{detail}");
+    // Bad input is still named first (422), whatever the caps.
+    let invalid = record("camera", serde_json::json!({"seconds": -1}))
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 422);
+    // Another stream: the server's second.
+    let second = record("camera2", until_cancelled.clone()).await.unwrap();
+    assert_eq!(second.status(), 201);
+    let second: Value = second.json().await.unwrap();
+    // A third stream: the server's cap.
+    let refused = record("camera3", until_cancelled.clone()).await.unwrap();
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let problem = crate::support::problem(refused, 503).await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("`max_recordings`"), "{detail}");
+    // A recording that ends gives its place back.
+    let cancel = http
+        .delete(first["href"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 204);
+    finished(&http, first).await;
+    let third = record("camera3", serde_json::json!({"seconds": 0.5}))
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 201);
+    let third: Value = third.json().await.unwrap();
+    assert_eq!(finished(&http, third).await["status"], "completed");
+    http.delete(second["href"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    finished(&http, second).await;
+}
+
+#[tokio::test]
+async fn outputs_past_the_memory_budget_are_dropped_oldest_first_and_their_links_answer_410() {
+    let mut config: Value = serde_json::from_str(crate::example_things::MICROSCOPE_CONFIG).unwrap();
+    // Room for about two captures (each a JPEG of some 20-60 KB with its state).
+    config["invocation_output_budget"] = Value::from(100_000);
+    let address = crate::support::spawn_configured(
+        &config.to_string(),
+        labthings::serve::ConnectionOptions::default(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let mut captures = Vec::new();
+    for _ in 0..6 {
+        let invocation = json_of(http.post(format!("http://{address}/camera/capture"))).await;
+        let done = finished(&http, invocation).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        captures.push(done);
+    }
+    let text = crate::support::metrics_text(&http, &format!("http://{address}")).await;
+    let held = crate::support::sample(&text, "labthings_invocation_output_bytes");
+    let newest = bytes_of(http.get(captures[5]["output"]["href"].as_str().unwrap())).await;
+    assert!(
+        held <= 100_000.0 + newest.len() as f64 + 10_000.0,
+        "{held} bytes held"
+    );
+    // The oldest went first: its invocation stays, still linking to its output, which
+    // answers 410 with a problem naming the budget.
+    let oldest = json_of(http.get(captures[0]["href"].as_str().unwrap())).await;
+    assert_eq!(oldest["status"], "completed");
+    let link = oldest["output"]["href"].as_str().unwrap();
+    let gone = http.get(link).send().await.unwrap();
+    let problem = crate::support::problem(gone, 410).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invocation_output_budget"),
+        "{problem}"
+    );
+    let output = http
+        .get(format!(
+            "http://{address}/action_invocations/{}/output",
+            oldest["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(output.status(), 410);
+    // The newest are kept whole.
+    assert_eq!(&newest[..2], b"\xff\xd8", "a JPEG");
+    let before_newest = http
+        .get(captures[4]["output"]["href"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(before_newest.status(), 200);
+}

@@ -86,6 +86,10 @@ pub(super) struct State {
     pub(super) time_started: Option<DateTime<Utc>>,
     pub(super) time_completed: Option<DateTime<Utc>>,
     pub(super) output: Option<ActionOutput>,
+    /// What `output` holds in memory, counted against the server's output budget.
+    pub(super) output_bytes: usize,
+    /// The media type of the output, once it was dropped for the output budget.
+    pub(super) dropped: Option<String>,
     pub(super) error: Option<Problem>,
     pub(super) finished_at: Option<Instant>,
 }
@@ -118,6 +122,11 @@ impl Invocation {
 
     pub(crate) fn output(&self) -> Option<ActionOutput> {
         self.lock().output.clone()
+    }
+
+    /// Whether its output was dropped to keep retained outputs within the server's budget.
+    pub(crate) fn output_dropped(&self) -> bool {
+        self.lock().dropped.is_some()
     }
 
     /// Why it ended as `error` or `cancelled`.
@@ -163,6 +172,18 @@ impl Invocation {
             time_completed: state.time_completed.map(time),
             input: state.input.clone(),
             output: match &state.output {
+                // Still a link, so that a client following it learns why (410), rather than
+                // reading a missing output as `null`.
+                None if state.dropped.is_some() => serde_json::json!({
+                    "href": format!(
+                        "{base}{}",
+                        layout::relative(&layout::invocation_output(&self.id))
+                    ),
+                    "media_type": state.dropped,
+                    "rel": "output",
+                    "description": "This output was dropped to keep the outputs the server \
+                                    holds within its memory budget; its link answers 410.",
+                }),
                 None => Value::Null,
                 Some(ActionOutput::Json(value)) => value.clone(),
                 Some(ActionOutput::Blob(blob)) => {

@@ -32,6 +32,10 @@ pub(crate) struct Invocations {
     grace: Duration,
     /// Invocations started since the server was built.
     started: std::sync::atomic::AtomicU64,
+    /// The most bytes finished invocations' outputs may hold in memory together.
+    output_budget: std::sync::atomic::AtomicUsize,
+    /// The bytes they hold now (changed with the list locked).
+    retained: std::sync::atomic::AtomicUsize,
     /// Set when the server shuts down: invocations started after it are cancelled at once.
     closed: std::sync::atomic::AtomicBool,
     /// What actions can reach of the server (data folder, every Thing's state); set once
@@ -47,6 +51,8 @@ impl Invocations {
             retention,
             grace,
             started: std::sync::atomic::AtomicU64::new(0),
+            output_budget: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            retained: std::sync::atomic::AtomicUsize::new(0),
             closed: std::sync::atomic::AtomicBool::new(false),
             environment: std::sync::OnceLock::new(),
         })
@@ -91,6 +97,18 @@ impl Invocations {
     /// Gives every later invocation's context the server's environment.
     pub(crate) fn set_environment(&self, environment: super::super::context::Environment) {
         let _ = self.environment.set(Arc::new(environment));
+    }
+
+    /// Sets the most bytes finished invocations' outputs may hold in memory together; past
+    /// it, the oldest outputs are dropped (the newest is always kept).
+    pub(crate) fn set_output_budget(&self, bytes: usize) {
+        self.output_budget
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The bytes finished invocations' outputs hold in memory now.
+    pub(crate) fn retained_output_bytes(&self) -> usize {
+        self.retained.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn started(&self) -> u64 {
@@ -141,6 +159,8 @@ impl Invocations {
                 time_started: None,
                 time_completed: None,
                 output: None,
+                output_bytes: 0,
+                dropped: None,
                 error: None,
                 finished_at: None,
             }),
@@ -156,7 +176,7 @@ impl Invocations {
         }
         let run = make(context);
         let grace = self.grace;
-        tokio::spawn(drive(invocation.clone(), run, options, grace));
+        tokio::spawn(drive(self.clone(), invocation.clone(), run, options, grace));
         invocation
     }
 
@@ -196,10 +216,14 @@ impl Invocations {
         let now = Instant::now();
         let mut list = self.lock_list();
         list.retain(|invocation| {
-            invocation
-                .lock()
+            let state = invocation.lock();
+            let keep = state
                 .finished_at
-                .is_none_or(|finished| now.duration_since(finished) < self.retention)
+                .is_none_or(|finished| now.duration_since(finished) < self.retention);
+            if !keep {
+                self.forget_output(state.output_bytes);
+            }
+            keep
         });
         // Over the cap, down to nine tenths of it, so that the count is not taken on every
         // start once a busy server is at the cap.
@@ -214,9 +238,57 @@ impl Invocations {
                 let drop = excess > 0 && invocation.status().is_finished();
                 if drop {
                     excess -= 1;
+                    self.forget_output(invocation.lock().output_bytes);
                 }
                 !drop
             });
+        }
+    }
+
+    /// An output of `bytes` is no longer held (with the list locked).
+    fn forget_output(&self, bytes: usize) {
+        let retained = self.retained.load(std::sync::atomic::Ordering::Relaxed);
+        self.retained.store(
+            retained.saturating_sub(bytes),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Drops the oldest outputs until those held fit the budget, keeping `newest`'s (with
+    /// the list locked). Their invocations stay; their output links answer 410.
+    fn keep_within_budget(&self, list: &VecDeque<Arc<Invocation>>, newest: &Arc<Invocation>) {
+        let budget = self
+            .output_budget
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut retained = self.retained.load(std::sync::atomic::Ordering::Relaxed);
+        let mut dropped = 0usize;
+        for invocation in list {
+            if retained <= budget {
+                break;
+            }
+            if Arc::ptr_eq(invocation, newest) {
+                continue;
+            }
+            let mut state = invocation.lock();
+            if state.output_bytes == 0 {
+                continue;
+            }
+            if let Some(output) = state.output.take() {
+                state.dropped = Some(output.media_type().to_owned());
+                retained = retained.saturating_sub(state.output_bytes);
+                state.output_bytes = 0;
+                dropped += 1;
+            }
+        }
+        self.retained
+            .store(retained, std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                budget_bytes = budget,
+                "outputs of older invocations dropped to keep those held within \
+                 `invocation_output_budget`"
+            );
         }
     }
 
@@ -228,13 +300,19 @@ impl Invocations {
 }
 
 /// Runs one invocation to its end and records how it ended.
-async fn drive(invocation: Arc<Invocation>, run: ActionRun, options: RunOptions, grace: Duration) {
+async fn drive(
+    table: Arc<Invocations>,
+    invocation: Arc<Invocation>,
+    run: ActionRun,
+    options: RunOptions,
+    grace: Duration,
+) {
     let cancel = invocation.context.cancel.clone();
     let _guard = match options.lock {
         Some(lock) => tokio::select! {
             guard = lock.lock_owned() => Some(guard),
             () = cancel.cancelled() => {
-                finish(&invocation, Outcome::Cancelled);
+                finish(&table, &invocation, Outcome::Cancelled);
                 return;
             }
         },
@@ -262,7 +340,7 @@ async fn drive(invocation: Arc<Invocation>, run: ActionRun, options: RunOptions,
             }
         }
     };
-    finish(&invocation, outcome);
+    finish(&table, &invocation, outcome);
 }
 
 enum Outcome {
@@ -308,13 +386,19 @@ impl Outcome {
     }
 }
 
-fn finish(invocation: &Invocation, outcome: Outcome) {
+fn finish(table: &Invocations, invocation: &Arc<Invocation>, outcome: Outcome) {
+    // The list first, then the invocation: the order `prune` takes them in.
+    let list = table.lock_list();
     let status = {
         let mut state = invocation.lock();
         state.time_completed = Some(Utc::now());
         state.finished_at = Some(Instant::now());
         match outcome {
             Outcome::Completed(output) => {
+                state.output_bytes = output.retained_bytes();
+                table
+                    .retained
+                    .fetch_add(state.output_bytes, std::sync::atomic::Ordering::Relaxed);
                 state.output = Some(output);
                 InvocationStatus::Completed
             }
@@ -334,6 +418,8 @@ fn finish(invocation: &Invocation, outcome: Outcome) {
             }
         }
     };
+    table.keep_within_budget(&list, invocation);
+    drop(list);
     invocation.set_status(status);
 }
 
@@ -390,6 +476,48 @@ mod tests {
         assert_eq!(invocations.started(), (MAX_FINISHED + 50) as u64);
         // The newest are the ones kept.
         assert_eq!(kept.last().unwrap().seq, (MAX_FINISHED + 50) as u64);
+    }
+
+    #[tokio::test]
+    async fn outputs_past_the_budget_are_dropped_oldest_first_and_the_newest_is_kept() {
+        let invocations = Invocations::new(Duration::from_secs(600), Duration::from_millis(50));
+        invocations.set_output_budget(1000);
+        let blob = |bytes: usize| {
+            move |_: ActionContext| -> ActionRun {
+                Box::pin(async move {
+                    Ok(ActionOutput::Blob(crate::action::Blob::new(
+                        vec![7u8; bytes],
+                        "application/octet-stream",
+                    )))
+                })
+            }
+        };
+        let mut done = Vec::new();
+        for _ in 0..5 {
+            let invocation =
+                invocations.start("cam", "grab", json!({}), RunOptions::default(), blob(400));
+            assert!(invocation.wait(Duration::from_secs(5)).await);
+            done.push(invocation);
+        }
+        // Two of 400 bytes fit in 1000: the three oldest went, oldest first.
+        assert_eq!(invocations.retained_output_bytes(), 800);
+        let dropped: Vec<bool> = done.iter().map(|i| i.output_dropped()).collect();
+        assert_eq!(dropped, [true, true, true, false, false]);
+        assert!(done[0].output().is_none());
+        assert!(done[4].output().is_some());
+        // One output larger than the whole budget is kept (the newest), the others go.
+        let big = invocations.start("cam", "grab", json!({}), RunOptions::default(), blob(5000));
+        assert!(big.wait(Duration::from_secs(5)).await);
+        assert!(!big.output_dropped());
+        assert_eq!(invocations.retained_output_bytes(), 5000);
+        assert!(done.iter().all(|i| i.output_dropped()));
+        // Forgotten invocations no longer count.
+        let short = Invocations::new(Duration::ZERO, Duration::from_millis(50));
+        let one = short.start("cam", "grab", json!({}), RunOptions::default(), blob(10));
+        assert!(one.wait(Duration::from_secs(5)).await);
+        assert_eq!(short.retained_output_bytes(), 10);
+        short.prune();
+        assert_eq!(short.retained_output_bytes(), 0);
     }
 
     #[tokio::test]

@@ -16,7 +16,8 @@ use serde_json::{Map, Value, json};
 use super::{Affordance, Context, Serving};
 use crate::Problem;
 use crate::action::{
-    ActionDescriptor, ActionOutput, ActionPrepare, Invocation, Invocations, RunOptions,
+    ActionDescriptor, ActionOutput, ActionPrepare, ActionRun, ActionStarter, Invocation,
+    Invocations, RunOptions,
 };
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
@@ -79,6 +80,9 @@ fn serve_one<T: Send + Sync + 'static>(
         blocking: action.blocking,
         invocations: context.invocations.clone(),
         base: context.base.clone(),
+        limit: action
+            .recording
+            .then(|| context.recordings.for_one_stream(thing_name, action.name)),
     });
     routes.route(
         &path,
@@ -111,6 +115,96 @@ struct ActionRoute<T> {
     blocking: bool,
     invocations: Arc<Invocations>,
     base: Base,
+    /// The caps this action's runs count against (a recording's).
+    limit: Option<RunLimit>,
+}
+
+/// The caps on running recordings (`max_recordings`, `max_recordings_per_stream`).
+#[derive(Debug, Clone)]
+pub(crate) struct Recordings {
+    server: Arc<tokio::sync::Semaphore>,
+    max: usize,
+    per_stream: usize,
+}
+
+impl Recordings {
+    pub(crate) fn new(max: usize, per_stream: usize) -> Self {
+        Self {
+            server: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+            per_stream,
+        }
+    }
+
+    /// The caps of one stream's recording action.
+    fn for_one_stream(&self, thing: &str, action: &str) -> RunLimit {
+        RunLimit {
+            what: format!("`{thing}/{action}`"),
+            own: Arc::new(tokio::sync::Semaphore::new(self.per_stream)),
+            own_max: self.per_stream,
+            all: self.clone(),
+        }
+    }
+}
+
+/// Places for an action's runs: its own, and among every recording of the server. A run
+/// holds one of each until it ends.
+struct RunLimit {
+    what: String,
+    own: Arc<tokio::sync::Semaphore>,
+    own_max: usize,
+    all: Recordings,
+}
+
+/// How soon a client refused for a full cap is told to try again, in seconds.
+const RECORDING_RETRY_AFTER: &str = "5";
+
+impl RunLimit {
+    /// A place for one more run, or the `503` saying which cap is full.
+    fn take(&self) -> Result<[tokio::sync::OwnedSemaphorePermit; 2], Box<Response>> {
+        let busy = |detail: String| {
+            tracing::warn!(action = %self.what, "{detail}");
+            Box::new(
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                    .with_title("Too many recordings")
+                    .with_detail(detail)
+                    .with_header(
+                        header::RETRY_AFTER,
+                        HeaderValue::from_static(RECORDING_RETRY_AFTER),
+                    )
+                    .into_response(),
+            )
+        };
+        let own = self.own.clone().try_acquire_owned().map_err(|_| {
+            busy(format!(
+                "{} is already running {} recordings of this stream, the most allowed \
+                 (`max_recordings_per_stream`); cancel one, or try again when one ends.",
+                self.what, self.own_max
+            ))
+        })?;
+        let all = self.all.server.clone().try_acquire_owned().map_err(|_| {
+            busy(format!(
+                "The server is already running {} recordings, the most allowed \
+                 (`max_recordings`); cancel one, or try again when one ends.",
+                self.all.max
+            ))
+        })?;
+        Ok([own, all])
+    }
+}
+
+/// `starter`, holding `permits` for as long as its run lasts (or until it is dropped unrun).
+fn holding(
+    starter: ActionStarter,
+    permits: [tokio::sync::OwnedSemaphorePermit; 2],
+) -> ActionStarter {
+    Box::new(move |context| -> ActionRun {
+        let run = starter(context);
+        Box::pin(async move {
+            let _permits = permits;
+            run.await
+        })
+    })
 }
 
 /// `POST`: checks the input, starts an invocation, and answers it: `201` at once, or `200`
@@ -216,6 +310,11 @@ fn start<T: Send + Sync + 'static>(
                 .into_response(),
         )
     })?;
+    // Input first (422), then room to run (503).
+    let starter = match &route.limit {
+        Some(limit) => holding(starter, limit.take()?),
+        None => starter,
+    };
     let options = RunOptions {
         lock: route.lock.clone(),
         cancellable: route.cancellable,

@@ -17,6 +17,8 @@ pub(crate) mod event;
 pub(crate) mod property;
 pub(crate) mod stream;
 
+pub(crate) use action::Recordings;
+
 use std::sync::Arc;
 
 use super::base::Base;
@@ -44,6 +46,8 @@ pub(crate) struct Context {
     pub(crate) sse: SseScope,
     /// How many events (and property changes) each Thing keeps for clients that resume.
     pub(crate) event_history: usize,
+    /// The caps on running recordings.
+    pub(crate) recordings: Recordings,
 }
 
 /// One Thing being served: what every kind's [`Affordance::serve`] reads, and what it adds to.
