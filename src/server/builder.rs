@@ -281,7 +281,7 @@ impl ThingServerBuilder {
     }
 
     /// The most bytes finished invocations' outputs may take in memory together; the oldest
-    /// are dropped past it (their output links then answer `410`). Default 128 MiB.
+    /// are dropped past it (their output links then answer `410`). Default 64 MiB.
     pub fn invocation_output_budget(mut self, bytes: usize) -> Self {
         self.options.invocation_output_budget = bytes;
         self

@@ -77,7 +77,7 @@ pub struct ServerOptions {
     /// The most bytes the outputs of finished invocations may take in memory together
     /// (captured images, arrays, JSON). Past it the oldest outputs are dropped: their
     /// invocations stay, and their output links answer `410 Gone`. The newest output is
-    /// always kept whole, and outputs kept in files (recordings) take nothing. Default 128 MiB.
+    /// always kept whole, and outputs kept in files (recordings) take nothing. Default 64 MiB.
     pub invocation_output_budget: usize,
     /// The most recordings (`record_<stream>` actions) running at once on the server: each
     /// holds a writer thread and three files. The next is refused with `503` and
@@ -139,7 +139,7 @@ impl Default for ServerOptions {
             ui: Ui::BuiltIn,
             serve_folders: BTreeMap::new(),
             invocation_retention: Duration::from_secs(300),
-            invocation_output_budget: 128 << 20,
+            invocation_output_budget: 64 << 20,
             max_recordings: 4,
             max_recordings_per_stream: 2,
             event_history: 256,

@@ -6,6 +6,7 @@
 #    UI works through it in headless Chromium.
 #  - Its own HTTPS (--self-signed) with HTTP/2: one page with 10 live streams and a websocket
 #    (all updating, on one connection), beside the same page over plain HTTP/1.1.
+#  - A mixed soak over HTTPS/HTTP/2 (Node's HTTP/2 client): no error; fds and threads flat.
 #  - Discovery: python-zeroconf (PyPI, pinned) browses _wot._tcp on the loopback interface
 #    only and follows the td record to valid TDs.
 set -euo pipefail
@@ -136,5 +137,8 @@ ffmpeg -hide_banner -loglevel error -xerror -ca_file "$CERT" -tls_verify 1 \
 # The web UI through the proxy, and 10 live streams on one page (HTTP/2, then HTTP/1.1).
 mkdir -p target/browser
 node tests/browser/deploy.test.mjs "$PROXY" "$SECURE" "$BACKEND" target/browser
+# A mixed soak over HTTPS with HTTP/2 against the microscope's own HTTPS (Node's HTTP/2
+# client): no error, and its file descriptors and threads as many at the end as at the start.
+node tests/deploy/soak.mjs "$SECURE" "$CERT" "$SECURE_PID" "${SOAK_SECONDS:-30}"
 # Discovery on the loopback interface.
 "$VENV/bin/python" tests/deploy/discover.py "${SECURE##*:}" "$CERT"
