@@ -34,7 +34,8 @@ enum Head {
 ///   `408 Request Timeout` (problem JSON) and the connection ends.
 pub(crate) struct StallGuard<T> {
     inner: T,
-    write_timeout: Duration,
+    /// `None`: writes are not watched (over TLS they are watched under it, on the socket).
+    write_timeout: Option<Duration>,
     /// The deadline of the write now blocked; one timer per connection, reset on each block.
     write_deadline: Pin<Box<Sleep>>,
     /// Whether a write is blocked (the deadline counts).
@@ -49,7 +50,7 @@ impl<T> StallGuard<T> {
     pub(crate) fn new(inner: T, write_timeout: Duration, head_timeout: Duration) -> Self {
         Self {
             inner,
-            write_timeout,
+            write_timeout: Some(write_timeout),
             write_deadline: Box::pin(tokio::time::sleep(write_timeout)),
             write_armed: false,
             head_timeout,
@@ -58,12 +59,22 @@ impl<T> StallGuard<T> {
         }
     }
 
-    /// The same for a connection that does not speak HTTP/1 (HTTP/2): only writes are
-    /// watched; request heads are HTTP/2's own business (and hyper's timeouts).
+    /// Watches writes only: for the socket under TLS, whose bytes are not HTTP (request heads
+    /// are watched above TLS, with [`heads_only`](Self::heads_only)). Writes must be watched
+    /// there, on the socket: TLS takes what the server writes into a buffer of its own even
+    /// while the socket takes nothing, which above it would look like progress.
     #[cfg(feature = "tls")]
     pub(crate) fn without_heads(inner: T, write_timeout: Duration) -> Self {
         let mut guard = Self::new(inner, write_timeout, write_timeout);
         guard.head = Head::Upgraded;
+        guard
+    }
+
+    /// Watches request heads only: HTTP/1.1 above TLS, whose socket is watched for writes.
+    #[cfg(feature = "tls")]
+    pub(crate) fn heads_only(inner: T, head_timeout: Duration) -> Self {
+        let mut guard = Self::new(inner, head_timeout, head_timeout);
+        guard.write_timeout = None;
         guard
     }
 
@@ -78,7 +89,9 @@ impl<T> StallGuard<T> {
             self.write_armed = false;
             return result;
         }
-        let timeout = self.write_timeout;
+        let Some(timeout) = self.write_timeout else {
+            return result;
+        };
         if !self.write_armed {
             self.write_armed = true;
             self.write_deadline.as_mut().reset(Instant::now() + timeout);
@@ -229,7 +242,7 @@ mod tests {
     fn guard() -> StallGuard<()> {
         StallGuard {
             inner: (),
-            write_timeout: Duration::from_secs(1),
+            write_timeout: Some(Duration::from_secs(1)),
             write_deadline: Box::pin(tokio::time::sleep(Duration::ZERO)),
             write_armed: false,
             head_timeout: Duration::from_secs(1),

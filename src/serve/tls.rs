@@ -250,6 +250,8 @@ impl Https {
                 Ok(Ok(_)) => {}
                 Ok(Err(_)) | Err(_) => return,
             }
+            // Writes are watched on the socket, under TLS (see `StallGuard::without_heads`).
+            let io = StallGuard::without_heads(io, write_timeout);
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
@@ -268,16 +270,14 @@ impl Https {
                     client: peer.ip(),
                     max_per_client: share,
                 };
-                let connection = http2.serve_connection(
-                    TokioIo::new(StallGuard::without_heads(stream, write_timeout)),
-                    TowerToHyperService::new(service),
-                );
+                let connection =
+                    http2.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
                 drive!(connection, shutdown_rx, peer).await;
             } else {
                 let service = TowerToHyperService::new(service);
                 let connection = http
                     .serve_connection(
-                        TokioIo::new(StallGuard::new(stream, write_timeout, head_timeout)),
+                        TokioIo::new(StallGuard::heads_only(stream, head_timeout)),
                         service,
                     )
                     .with_upgrades();

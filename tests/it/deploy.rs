@@ -170,10 +170,7 @@ async fn tls_connection(
     address: SocketAddr,
     cert: &Path,
     alpn: &[u8],
-) -> (
-    tokio_rustls::client::TlsStream<Pausable>,
-    Arc<std::sync::atomic::AtomicBool>,
-) {
+) -> (tokio_rustls::client::TlsStream<Pausable>, Arc<Pause>) {
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(cert).unwrap();
@@ -190,7 +187,7 @@ async fn tls_connection(
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(address).await.unwrap();
-    let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let paused = Arc::new(Pause::default());
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(
             "localhost".try_into().unwrap(),
@@ -205,10 +202,27 @@ async fn tls_connection(
     (tls, paused)
 }
 
-/// A socket whose reads stop for good once `paused` is set (writes go on).
+/// A socket whose reads stop while `paused` says so (writes go on).
 struct Pausable {
     tcp: tokio::net::TcpStream,
-    paused: Arc<std::sync::atomic::AtomicBool>,
+    paused: Arc<Pause>,
+}
+
+/// Whether a [`Pausable`] reads, and the reader to wake when it may again.
+#[derive(Default)]
+struct Pause {
+    paused: std::sync::atomic::AtomicBool,
+    waiting: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl Pause {
+    fn set(&self, paused: bool) {
+        self.paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+        if !paused && let Some(waker) = self.waiting.lock().unwrap().take() {
+            waker.wake();
+        }
+    }
 }
 
 impl tokio::io::AsyncRead for Pausable {
@@ -217,8 +231,11 @@ impl tokio::io::AsyncRead for Pausable {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        if self.paused.load(std::sync::atomic::Ordering::SeqCst) {
-            return std::task::Poll::Pending;
+        if self.paused.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            *self.paused.waiting.lock().unwrap() = Some(cx.waker().clone());
+            if self.paused.paused.load(std::sync::atomic::Ordering::SeqCst) {
+                return std::task::Poll::Pending;
+            }
         }
         std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf)
     }
@@ -257,7 +274,7 @@ async fn h2_connection_pausable(
     window: u32,
 ) -> (
     hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
-    Arc<std::sync::atomic::AtomicBool>,
+    Arc<Pause>,
 ) {
     let (tls, paused) = tls_connection(address, cert, b"h2").await;
     let (send, connection) =
@@ -305,7 +322,7 @@ async fn over_https_a_viewer_that_stops_reading_is_disconnected_after_the_write_
         .await
         .unwrap();
     h1.flush().await.unwrap();
-    paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    paused.set(true);
     // HTTP/2: four streams whose windows are never opened again (the client reads the socket,
     // so only HTTP/2's flow control holds them)...
     let (mut send, _) = h2_connection_pausable(address, &cert, 16 * 1024).await;
@@ -324,7 +341,7 @@ async fn over_https_a_viewer_that_stops_reading_is_disconnected_after_the_write_
     let (mut deaf, deaf_paused) = h2_connection_pausable(address, &cert, 8 << 20).await;
     deaf.ready().await.unwrap();
     let deaf_stream = deaf.send_request(request()).await.unwrap();
-    deaf_paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    deaf_paused.set(true);
     crate::support::eventually_async(|| async { viewers(&http, &base).await == 6.0 }).await;
 
     // Each is freed once its writes have made no progress for the write timeout.
@@ -346,7 +363,7 @@ async fn over_https_a_viewer_that_stops_reading_is_disconnected_after_the_write_
         assert!(ended, "a reset, not a clean end");
     }
     // The first connection's socket, read at last, ends (the server closed it).
-    paused.store(false, std::sync::atomic::Ordering::SeqCst);
+    paused.set(false);
     let mut sink = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(20), async {
         let tcp = &mut h1.get_mut().0.tcp;
@@ -358,7 +375,7 @@ async fn over_https_a_viewer_that_stops_reading_is_disconnected_after_the_write_
         "the server closed the stalled HTTPS connection"
     );
     // So was the deaf HTTP/2 connection: once its client reads again, it finds the end.
-    deaf_paused.store(false, std::sync::atomic::Ordering::SeqCst);
+    deaf_paused.set(false);
     drop(deaf_stream);
     crate::support::eventually(|| deaf.is_closed()).await;
     // The HTTP/2 connection whose streams were reset still serves.
