@@ -20,7 +20,9 @@ mkdir -p "$OUT"
 
 python_venv "$VENV" bench/requirements.txt
 
-cargo build -q --release --example bench_events
+# One release feature set for every benchmark (libjpeg-turbo included): built once.
+source tests/support/turbojpeg-deps.sh
+cargo build -q --release --features turbojpeg --example bench_events
 BIN=target/release/examples/bench_events
 
 RESULTS="$OUT/events.jsonl"

@@ -18,7 +18,9 @@ mkdir -p "$OUT"
 
 python_venv "$VENV" bench/requirements.txt
 
-cargo build -q --release --example bench_stream
+# One release feature set for every benchmark (libjpeg-turbo included): built once.
+source tests/support/turbojpeg-deps.sh
+cargo build -q --release --features turbojpeg --example bench_stream
 BIN=target/release/examples/bench_stream
 "$BIN" frames --out "$OUT/frames"
 

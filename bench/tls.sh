@@ -13,7 +13,9 @@ QUICK=${QUICK:-0}
 OUT=bench/out
 PORT=${BENCH_PORT:-5188}
 mkdir -p "$OUT"
-cargo build -q --release --example bench_stream
+# One release feature set for every benchmark (libjpeg-turbo included): built once.
+source tests/support/turbojpeg-deps.sh
+cargo build -q --release --features turbojpeg --example bench_stream
 BIN=target/release/examples/bench_stream
 "$BIN" frames --out "$OUT/frames"
 TLS_DIR=$(mktemp -d)

@@ -1,21 +1,25 @@
-//! The frame pipeline benchmark (issue 17): 1920x1080 Gray16 and RGB8 frames offered at 60 fps
-//! to a [`FramePipeline`] with one viewer, then with none.
+//! The frame pipeline benchmark (issues 17 and 25): 1920x1080 RGB8, Gray8, Gray16 and YUYV
+//! frames offered at 60 fps to a [`FramePipeline`] with one viewer, with each JPEG encoder built
+//! in (jpeg-encoder; libjpeg-turbo with `--features turbojpeg`) and 1, 2 and 4 encoding
+//! workers; then with no viewer.
 //!
 //! ```text
-//! cargo run --release --example bench_pipeline -- [--seconds 5] [--out bench/out/pipeline]
+//! cargo run --release --features turbojpeg --example bench_pipeline -- [--seconds 5] [--out bench/out/pipeline]
 //! ```
 //!
 //! Prints one JSON line per run: frames offered, encoded and dropped per second, the process's
 //! CPU per encoded frame (all threads: producer, encoders, viewer), the viewer's latency from a
 //! frame's capture timestamp to its arrival (p50, p99), and CPU with no viewer. It also writes
-//! the first frame of each format to `--out` (`rgb8.raw`, `gray16.raw`) for `bench/pipeline.sh`,
-//! which times Pillow (libjpeg-turbo) on the same frames at the same quality.
+//! the first frame of each format to `--out` (`<format>.raw`) for `bench/pipeline.sh`, which
+//! times Pillow (libjpeg-turbo) on the same frames at the same quality.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::StreamExt;
-use labthings::stream::{FramePipeline, Gray16Window, MjpegStream, PixelFormat, RawFrame};
+use labthings::stream::{
+    FramePipeline, Gray16Window, JpegEncoder, MjpegStream, PixelFormat, RawFrame,
+};
 
 const WIDTH: u16 = 1920;
 const HEIGHT: u16 = 1080;
@@ -48,6 +52,36 @@ fn rgb8_frames() -> Vec<bytes::Bytes> {
         .map(|seed| {
             let values = pattern(seed, 3, 255);
             bytes::Bytes::from(values.into_iter().map(|v| v as u8).collect::<Vec<u8>>())
+        })
+        .collect()
+}
+
+fn gray8_frames() -> Vec<bytes::Bytes> {
+    (0..4)
+        .map(|seed| {
+            let values = pattern(seed, 1, 255);
+            bytes::Bytes::from(values.into_iter().map(|v| v as u8).collect::<Vec<u8>>())
+        })
+        .collect()
+}
+
+/// YUYV as a USB camera gives it: a luma per pixel, the chroma of each pair shared.
+fn yuyv_frames() -> Vec<bytes::Bytes> {
+    (0..4)
+        .map(|seed| {
+            let values = pattern(seed, 3, 255);
+            let bytes: Vec<u8> = values
+                .chunks_exact(6)
+                .flat_map(|pair| {
+                    [
+                        pair[0] as u8,
+                        (64 + pair[1] / 2) as u8,
+                        pair[3] as u8,
+                        (64 + pair[2] / 2) as u8,
+                    ]
+                })
+                .collect();
+            bytes::Bytes::from(bytes)
         })
         .collect()
 }
@@ -127,16 +161,34 @@ fn produce(
     offered
 }
 
+/// How one run is set up.
+#[derive(Clone, Copy)]
+struct Setup {
+    encoder: JpegEncoder,
+    workers: usize,
+    fps: f64,
+    viewer: bool,
+}
+
 async fn run(
     label: &str,
     format: PixelFormat,
     frames: Vec<bytes::Bytes>,
     seconds: f64,
-    fps: f64,
-    viewer: bool,
+    setup: Setup,
 ) -> serde_json::Value {
+    let Setup {
+        encoder,
+        workers,
+        fps,
+        viewer,
+    } = setup;
     let stream = MjpegStream::new();
-    let pipeline = FramePipeline::builder(&stream).quality(QUALITY).build();
+    let pipeline = FramePipeline::builder(&stream)
+        .quality(QUALITY)
+        .encoder(encoder)
+        .workers(workers)
+        .build();
     let latencies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let watching = viewer.then(|| {
         let mut frames = stream.frames();
@@ -191,6 +243,8 @@ async fn run(
     latencies.sort_by(f64::total_cmp);
     serde_json::json!({
         "run": label,
+        "encoder": encoder.name(),
+        "workers": workers,
         "fps": fps,
         "rss_growth_mib": (peak_rss.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(rss_before)) as f64 / 1024.0,
         "viewer": viewer,
@@ -218,26 +272,57 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(&out)?;
-    let rgb = rgb8_frames();
-    let gray = gray16_frames();
-    std::fs::write(out.join("rgb8.raw"), &rgb[0])?;
-    std::fs::write(out.join("gray16.raw"), &gray[0])?;
     let window = PixelFormat::Gray16(Gray16Window::Range { low: 0, high: 4095 });
-    for (label, format, frames) in [("rgb8", PixelFormat::Rgb8, rgb), ("gray16", window, gray)] {
-        for viewer in [true, false] {
-            let result = run(label, format, frames.clone(), seconds, FPS, viewer).await;
-            println!("{result}");
+    let formats = [
+        ("rgb8", PixelFormat::Rgb8, rgb8_frames()),
+        ("gray8", PixelFormat::Gray8, gray8_frames()),
+        ("gray16", window, gray16_frames()),
+        ("yuyv", PixelFormat::Yuyv, yuyv_frames()),
+    ];
+    let encoders: Vec<JpegEncoder> = labthings::stream::pipelines_by_encoder()
+        .into_iter()
+        .map(|(encoder, _)| encoder)
+        .collect();
+    for (label, format, frames) in &formats {
+        std::fs::write(out.join(format!("{label}.raw")), &frames[0])?;
+        for &encoder in &encoders {
+            for workers in [1, 2, 4] {
+                let setup = Setup {
+                    encoder,
+                    workers,
+                    fps: FPS,
+                    viewer: true,
+                };
+                let result = run(label, *format, frames.clone(), seconds, setup).await;
+                println!("{result}");
+            }
         }
+        // Nobody watching: nothing is encoded, whatever is offered.
+        let setup = Setup {
+            encoder: JpegEncoder::default(),
+            workers: 2,
+            fps: FPS,
+            viewer: false,
+        };
+        println!(
+            "{}",
+            run(label, *format, frames.clone(), seconds, setup).await
+        );
     }
-    // Overload: RGB8 offered at 240 fps, four times what two encoders can do here. Frames are
+    // Overload: RGB8 offered at 240 fps, more than two encoders can do here. Frames are
     // dropped (counted), never queued: memory stays flat.
+    let setup = Setup {
+        encoder: JpegEncoder::default(),
+        workers: 2,
+        fps: 240.0,
+        viewer: true,
+    };
     let result = run(
         "rgb8-overload",
         PixelFormat::Rgb8,
         rgb8_frames(),
         seconds,
-        240.0,
-        true,
+        setup,
     )
     .await;
     println!("{result}");

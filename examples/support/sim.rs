@@ -280,6 +280,13 @@ fn capture_loop(
     let mut next = start;
     let mut frame = 0u64;
     while running.load(Ordering::Relaxed) {
+        if !pipeline.is_watched() {
+            // Nobody watches, records or captures, and no history is armed: a real sensor
+            // would idle now. Check again each frame time, so a viewer waits at most that.
+            std::thread::sleep(interval);
+            next = Instant::now();
+            continue;
+        }
         let seconds = if settings.drift {
             start.elapsed().as_secs_f64()
         } else {

@@ -28,9 +28,15 @@ pub struct Camera {
     /// Frames captured since the camera started.
     #[property(read_only)]
     pub frames_captured: Property<u64>,
-    /// The live image, full resolution. Recordable (`record_mjpeg_stream`), with the last
-    /// 150 frames (5 s at the default 30 fps) held for a recording's `pre_seconds`: it is
-    /// encoded all the time, watched or not, so that those frames exist.
+    /// Seconds of pre-trigger history to keep for a recording's `pre_seconds` (at most 5, the
+    /// 150 frames the stream holds at 30 fps); 0 turns it off.
+    ///
+    /// While armed the camera renders and encodes every frame, watched or not: about what one
+    /// viewer costs. Off, a camera nobody watches does no work at all.
+    #[setting(min = 0.0, max = 5.0, unit = "s")]
+    pub history_seconds: Property<f64>,
+    /// The live image, full resolution. Recordable (`record_mjpeg_stream`), with up to 150
+    /// frames held for a recording's `pre_seconds` while `history_seconds` arms it.
     #[stream(record, ringbuffer = 150)]
     pub mjpeg_stream: MjpegStream,
     /// The live image at half the width and height, for previews.
@@ -43,15 +49,13 @@ pub struct Camera {
     /// Where the stage is, if the camera looks through one: a handle to the stage's property.
     stage_position: Option<Property<[i64; 3]>>,
     worker: Mutex<Option<SimulatedCamera>>,
-    /// Keeps the main stream encoding while nobody watches, for the pre-trigger history.
-    _history: labthings::stream::Demand,
 }
 
 impl Camera {
     pub fn new(settings: CameraSettings) -> Self {
         let mjpeg_stream = MjpegStream::new();
         Self {
-            _history: mjpeg_stream.demand(),
+            history_seconds: Property::new(0.0),
             exposure_ms: Property::new(10.0),
             gain: Property::new(1.0),
             frames_captured: Property::new(0),
@@ -84,6 +88,17 @@ impl Camera {
             source,
         );
         *self.worker.lock().unwrap() = Some(camera);
+        // The history setting arms the stream's pre-trigger history, now (from the settings
+        // file) and whenever it changes.
+        let stream = self.mjpeg_stream.clone();
+        let mut history = self.history_seconds.subscribe();
+        stream.arm_history(*history.borrow_and_update());
+        tokio::spawn(async move {
+            while history.changed().await.is_ok() {
+                let seconds = *history.borrow_and_update();
+                stream.arm_history(seconds);
+            }
+        });
         Ok(())
     }
 

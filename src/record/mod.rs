@@ -31,6 +31,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::action::{ActionContext, ActionDescriptor, Blob};
+use crate::problem::{Problem, StatusCode};
 use crate::stream::{MjpegStream, RingbufferEntry, StreamError};
 
 /// The media type of the recordings' video.
@@ -106,7 +107,19 @@ pub(crate) fn action<T: Send + Sync + 'static>(
         name,
         move |thing: Arc<T>, input: RecordInput, context: ActionContext| {
             let live = access(&thing).clone();
-            async move { record(&live, stream, &input, &context).await }
+            async move {
+                if let Err(problem) = check_history(&live, &input) {
+                    return Err(*problem);
+                }
+                record(&live, stream, &input, &context)
+                    .await
+                    .map_err(|message| {
+                        // As any action's error message is reported.
+                        Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
+                            .with_title("ActionError")
+                            .with_detail(message)
+                    })
+            }
         },
     )
     .with_docs(
@@ -123,6 +136,34 @@ pub(crate) fn action<T: Send + Sync + 'static>(
     .with_cancellable(true);
     action.recording = true;
     action
+}
+
+/// A recording's `pre_seconds` must be within the stream's armed pre-trigger history: frames
+/// from before the call exist only if the stream kept encoding with nobody watching.
+fn check_history(live: &MjpegStream, input: &RecordInput) -> Result<(), Box<Problem>> {
+    let armed = live.history_seconds();
+    if input.pre_seconds <= armed {
+        return Ok(());
+    }
+    let held = if armed > 0.0 {
+        format!("{armed} s are armed")
+    } else {
+        "none is armed (the stream stops encoding when nobody watches)".to_owned()
+    };
+    Err(Box::new(
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
+            .with_detail(format!(
+                "`pre_seconds` asks for {} s of frames from before the call, but the stream keeps \
+             pre-trigger history only while it is armed, and {held}. Arm at least that much \
+             (the Thing's history setting, or `MjpegStream::arm_history`) and let it fill, or \
+             ask for less.",
+                input.pre_seconds
+            ))
+            .with_invalid_param(
+                "pre_seconds",
+                format!("is more than the {armed} s of history armed"),
+            ),
+    ))
 }
 
 /// What the writer thread did.
@@ -210,6 +251,22 @@ pub async fn record_into(
                 before.push(entry);
             }
         }
+    }
+    // Say so when the history holds less than was asked for (armed too recently, or a ring
+    // buffer shorter than the armed time at this frame rate): never silently less.
+    let available = live.held_frames().first().map_or(0.0, |oldest| {
+        ((started - oldest.timestamp).num_milliseconds() as f64 / 1000.0).max(0.0)
+    });
+    if input.pre_seconds > 0.0 && available + 0.05 < input.pre_seconds {
+        context.warn(format!(
+            "asked for {} s before the call; the stream held {available:.2} s ({} frames): \
+             all of it is recorded",
+            input.pre_seconds,
+            before.len()
+        ));
+    }
+    if input.pre_seconds > 0.0 {
+        about["pre_seconds_available"] = json!((available * 1000.0).round() / 1000.0);
     }
     let (queue, frames) = std::sync::mpsc::sync_channel::<RingbufferEntry>(QUEUE_FRAMES);
     let writer = {

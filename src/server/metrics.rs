@@ -271,6 +271,21 @@ impl Metrics {
             "labthings_invocations_started_total {}",
             self.invocations.started()
         );
+        #[cfg(feature = "pipeline")]
+        {
+            family(
+                &mut out,
+                "labthings_frame_pipelines",
+                "gauge",
+                "Frame pipelines running, by the JPEG encoder they use (every encoder built in is listed).",
+            );
+            for (encoder, running) in crate::stream::pipelines_by_encoder() {
+                let _ = writeln!(
+                    out,
+                    "labthings_frame_pipelines{{encoder=\"{encoder}\"}} {running}"
+                );
+            }
+        }
         family(
             &mut out,
             "labthings_invocation_output_bytes",

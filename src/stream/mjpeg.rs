@@ -135,6 +135,7 @@ impl MjpegStream {
                 demand: tokio::sync::Notify::new(),
                 frames_sent: AtomicU64::new(0),
                 frames_skipped: AtomicU64::new(0),
+                history_seconds: Mutex::new(0.0),
             }),
         }
     }
@@ -225,6 +226,61 @@ impl MjpegStream {
         self.shared.waiting.fetch_add(1, Ordering::Relaxed);
         self.shared.demand.notify_waiters();
         Demand(self.shared.clone())
+    }
+
+    /// Arms (or, with 0, disarms) the stream's pre-trigger history: while armed, the stream
+    /// counts as watched even with nobody watching, so its producer keeps making frames and
+    /// the ring buffer holds the last ones for a recording's `pre_seconds` (up to `seconds`,
+    /// as far as the ring buffer's size allows). That costs what encoding every frame costs;
+    /// disarmed, a pipeline camera with nobody watching does no work at all. A value that is
+    /// not a finite number of seconds, or is negative, disarms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use labthings::stream::MjpegStream;
+    ///
+    /// let stream = MjpegStream::with_ringbuffer_size(150);
+    /// assert!(!stream.is_watched());
+    /// stream.arm_history(5.0);
+    /// assert!(stream.is_watched(), "the producer keeps going for the history");
+    /// assert_eq!(stream.history_seconds(), 5.0);
+    /// stream.arm_history(0.0);
+    /// assert!(!stream.is_watched());
+    /// ```
+    pub fn arm_history(&self, seconds: f64) {
+        let seconds = if seconds.is_finite() && seconds > 0.0 {
+            seconds
+        } else {
+            0.0
+        };
+        let mut armed = self
+            .shared
+            .history_seconds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (*armed > 0.0, seconds > 0.0) {
+            (false, true) => {
+                self.shared.waiting.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                self.shared.waiting.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        *armed = seconds;
+        drop(armed);
+        self.shared.demand.notify_waiters();
+    }
+
+    /// The seconds of pre-trigger history armed ([`arm_history`](Self::arm_history)); 0 when
+    /// none is.
+    pub fn history_seconds(&self) -> f64 {
+        *self
+            .shared
+            .history_seconds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits until someone needs this stream's frames (at once if someone does).

@@ -27,6 +27,8 @@
 //! # fn capture_jpeg() -> Vec<u8> { vec![0xFF, 0xD8, 0xFF, 0xD9] }
 //! ```
 
+#[cfg(feature = "pipeline")]
+mod encode;
 mod entry;
 mod mjpeg;
 #[cfg(feature = "pipeline")]
@@ -59,6 +61,8 @@ pub fn jpeg_with_comment(jpeg: &[u8], text: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+#[cfg(feature = "pipeline")]
+pub use encode::{JpegEncoder, pipelines_by_encoder};
 pub use entry::{
     BOUNDARY, FRAME_INDEX_HEADER, RingbufferEntry, STREAM_CONTENT_TYPE, TIMESTAMP_HEADER,
 };

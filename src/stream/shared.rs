@@ -22,6 +22,9 @@ pub(crate) struct Shared {
     pub(crate) demand: tokio::sync::Notify,
     pub(crate) frames_sent: AtomicU64,
     pub(crate) frames_skipped: AtomicU64,
+    /// How many seconds of pre-trigger history are armed (0: none); while armed, the stream
+    /// counts as watched, so that its producer keeps its frames coming.
+    pub(crate) history_seconds: Mutex<f64>,
 }
 
 impl Shared {

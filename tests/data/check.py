@@ -78,7 +78,9 @@ def snapshot():
 
 
 def recording():
-    # The pre-trigger second needs a second of frames held: the camera has just started.
+    # The pre-trigger second needs its history armed (the camera encodes nothing unwatched
+    # otherwise), and a second of frames held.
+    request("/camera/history_seconds", method="PUT", body=2)
     time.sleep(1.5)
     invocation = invoke("/camera/record_mjpeg_stream", {"seconds": 2, "max_fps": 10, "pre_seconds": 1})
     assert invocation["status"] == "completed", invocation

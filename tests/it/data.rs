@@ -165,7 +165,15 @@ async fn a_recording_keeps_the_frames_before_the_call_at_a_capped_rate_with_an_i
     let folder = tempfile::tempdir().unwrap();
     let address = microscope_with_data(folder.path()).await;
     let http = reqwest::Client::new();
-    // Let the ring buffer fill with more than a second of frames.
+    // Arm two seconds of pre-trigger history, and let the ring buffer fill with more than a
+    // second of frames.
+    let armed = http
+        .put(format!("http://{address}/camera/history_seconds"))
+        .json(&2.0)
+        .send()
+        .await
+        .unwrap();
+    assert!(armed.status().is_success(), "{}", armed.status());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let called = chrono::Utc::now();
     let invocation = json_of(
@@ -507,4 +515,93 @@ async fn outputs_past_the_memory_budget_are_dropped_oldest_first_and_their_links
         .await
         .unwrap();
     assert_eq!(before_newest.status(), 200);
+}
+
+#[tokio::test]
+async fn with_nobody_watching_and_no_history_armed_the_camera_does_no_work() {
+    let folder = tempfile::tempdir().unwrap();
+    let address = microscope_with_data(folder.path()).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{address}");
+    let added = || async {
+        let text = crate::support::metrics_text(&http, &base).await;
+        crate::support::sample(
+            &text,
+            r#"labthings_stream_frames_added_total{thing="camera",stream="mjpeg_stream"}"#,
+        )
+    };
+    let captured = || async { json_of(http.get(format!("{base}/camera/frames_captured"))).await };
+    // Nobody watches, records or captures, and no history is armed (the default): over 5 s
+    // the camera renders nothing and the pipeline encodes nothing.
+    let (frames, rendered) = (added().await, captured().await);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(added().await, frames, "frames encoded with nobody watching");
+    assert_eq!(
+        captured().await,
+        rendered,
+        "frames rendered with nobody watching"
+    );
+    // A viewer arriving gets a frame at once (the newest raw frame, encoded for it), then
+    // live ones.
+    let mut viewer =
+        crate::support::MjpegReader::connect(&format!("{base}/camera/mjpeg_stream")).await;
+    let asked = std::time::Instant::now();
+    assert!(viewer.next_part(Duration::from_secs(10)).await.is_some());
+    eprintln!(
+        "first frame {} ms after the viewer came",
+        asked.elapsed().as_millis()
+    );
+    assert!(viewer.next_part(Duration::from_secs(10)).await.is_some());
+    drop(viewer);
+
+    // More pre-trigger history than is armed is refused, saying how much is.
+    let refused = json_of(
+        http.post(format!("{base}/camera/record_mjpeg_stream"))
+            .json(&serde_json::json!({"seconds": 1, "pre_seconds": 2})),
+    )
+    .await;
+    let done = finished(&http, refused).await;
+    assert_eq!(done["status"], "error", "{done}");
+    assert_eq!(done["error"]["status"], 422, "{done}");
+    assert_eq!(
+        done["error"]["invalid-params"][0]["name"], "pre_seconds",
+        "{done}"
+    );
+    assert!(
+        done["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("none is armed"),
+        "{done}"
+    );
+    // Armed: the camera works with nobody watching, and a recording asking for more than
+    // the ring buffer holds yet says how much there was.
+    let armed = http
+        .put(format!("{base}/camera/history_seconds"))
+        .json(&3.0)
+        .send()
+        .await
+        .unwrap();
+    assert!(armed.status().is_success());
+    let frames = added().await;
+    crate::support::eventually_async(|| async { added().await > frames + 5.0 }).await;
+    let short = json_of(
+        http.post(format!("{base}/camera/record_mjpeg_stream"))
+            .json(&serde_json::json!({"seconds": 0.5, "pre_seconds": 3})),
+    )
+    .await;
+    let done = finished(&http, short).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let log = done["log"].to_string();
+    assert!(log.contains("the stream held"), "{log}");
+    // Disarmed again: the work stops.
+    http.put(format!("{base}/camera/history_seconds"))
+        .json(&0.0)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let frames = added().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(added().await, frames, "frames encoded after disarming");
 }

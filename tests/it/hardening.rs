@@ -102,6 +102,14 @@ async fn requests_and_stream_viewers_are_logged_and_counted_in_metrics() {
         0.0
     );
     assert_eq!(sample(&text, "labthings_invocations_started_total"), 1.0);
+    // The simulated camera's frame pipeline, by the encoder it uses (pure Rust: the tests are
+    // built without `turbojpeg`).
+    assert!(
+        sample(
+            &text,
+            r#"labthings_frame_pipelines{encoder="jpeg-encoder"}"#
+        ) >= 1.0
+    );
 
     drop(viewer);
     // The server notices at its next write; then the gauge drops and the viewer is logged.
