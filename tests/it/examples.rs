@@ -33,6 +33,8 @@ async fn snapshot(address: std::net::SocketAddr, path: &str) -> bytes::Bytes {
 
 /// The newest snapshot taken after `after` frames were captured.
 async fn fresh_snapshot(address: std::net::SocketAddr, camera: &things::Camera) -> Vec<u8> {
+    // Watched meanwhile: a camera nobody watches renders nothing.
+    let _watching = camera.mjpeg_stream.demand();
     let from = camera.frames_captured.get();
     crate::support::eventually(|| camera.frames_captured.get() > from + 1).await;
     // Frames rendered before now may still be in the frame pipeline (one waiting, one per
