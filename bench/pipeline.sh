@@ -27,20 +27,11 @@ cargo build -q --release --features turbojpeg --example bench_pipeline --example
 RESULTS="$OUT/pipeline.jsonl"
 target/release/examples/bench_pipeline --seconds "$SECONDS_" --out "$OUT/pipeline" > "$RESULTS"
 "$VENV/bin/python" bench/pillow_encode.py "$OUT/pipeline" "$FRAMES" >> "$RESULTS"
-# The microscope example at rest and at work (release, its own folder).
-SCOPE_DIR=$(mktemp -d)
-SCOPE_BIN="$PWD/target/release/examples/microscope"
-(cd "$SCOPE_DIR" && exec "$SCOPE_BIN" --port 0) >"$SCOPE_DIR/log" 2>&1 &
-SCOPE_PID=$!
-trap 'kill $SCOPE_PID 2>/dev/null || true; rm -rf "$SCOPE_DIR"' EXIT
-SCOPE=
-for _ in $(seq 1 100); do
-  SCOPE=$(grep -o 'serving on http://[0-9.:]*' "$SCOPE_DIR/log" | sed -n 1p | sed 's/serving on //') || true
-  [ -n "$SCOPE" ] && break
-  sleep 0.1
-done
-[ -n "$SCOPE" ] || { cat "$SCOPE_DIR/log" >&2; exit 1; }
-"$VENV/bin/python" bench/idle.py "$SCOPE" "$SCOPE_PID" "$IDLE" >> "$RESULTS"
+# The microscope example at rest and at work (the release build, in a folder of its own).
+MICROSCOPE_BIN="$PWD/target/release/examples/microscope"
+# shellcheck source=../tests/support/start-microscope.sh
+source tests/support/start-microscope.sh
+"$VENV/bin/python" bench/idle.py "$URL" "$MICROSCOPE_PID" "$IDLE" >> "$RESULTS"
 python3 - "$RESULTS" ${BENCH_CHECK:+--check} <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]

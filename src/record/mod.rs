@@ -30,8 +30,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::action::{ActionContext, ActionDescriptor, Blob};
-use crate::problem::{Problem, StatusCode};
+use crate::action::{ActionContext, ActionDescriptor, Blob, InputError};
 use crate::stream::{MjpegStream, RingbufferEntry, StreamError};
 
 /// The media type of the recordings' video.
@@ -107,19 +106,7 @@ pub(crate) fn action<T: Send + Sync + 'static>(
         name,
         move |thing: Arc<T>, input: RecordInput, context: ActionContext| {
             let live = access(&thing).clone();
-            async move {
-                if let Err(problem) = check_history(&live, &input) {
-                    return Err(*problem);
-                }
-                record(&live, stream, &input, &context)
-                    .await
-                    .map_err(|message| {
-                        // As any action's error message is reported.
-                        Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
-                            .with_title("ActionError")
-                            .with_detail(message)
-                    })
-            }
+            async move { record(&live, stream, &input, &context).await }
         },
     )
     .with_docs(
@@ -134,36 +121,40 @@ pub(crate) fn action<T: Send + Sync + 'static>(
         ),
     )
     .with_cancellable(true);
+    // `pre_seconds` is checked against the history armed now, with the rest of the input:
+    // asking for more is bad input (422) before anything runs.
+    let parse = action.prepare.clone();
+    action.prepare = Arc::new(move |thing, input| {
+        let pre_seconds = input.get("pre_seconds").and_then(Value::as_f64);
+        let history = access(&thing).history_seconds();
+        let starter = parse(thing, input)?;
+        check_history(pre_seconds.unwrap_or(0.0), history)?;
+        Ok(starter)
+    });
     action.recording = true;
     action
 }
 
 /// A recording's `pre_seconds` must be within the stream's armed pre-trigger history: frames
 /// from before the call exist only if the stream kept encoding with nobody watching.
-fn check_history(live: &MjpegStream, input: &RecordInput) -> Result<(), Box<Problem>> {
-    let armed = live.history_seconds();
-    if input.pre_seconds <= armed {
+fn check_history(pre_seconds: f64, armed: f64) -> Result<(), InputError> {
+    if pre_seconds <= armed {
         return Ok(());
     }
     let held = if armed > 0.0 {
-        format!("{armed} s are armed")
+        format!("only {armed} s are armed")
     } else {
         "none is armed (the stream stops encoding when nobody watches)".to_owned()
     };
-    Err(Box::new(
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
-            .with_detail(format!(
-                "`pre_seconds` asks for {} s of frames from before the call, but the stream keeps \
-             pre-trigger history only while it is armed, and {held}. Arm at least that much \
+    Err(InputError {
+        field: "pre_seconds".to_owned(),
+        reason: format!(
+            "asks for {pre_seconds} s of frames from before the call, but the stream keeps \
+             pre-trigger history only while it is armed, and {held}; arm at least that much \
              (the Thing's history setting, or `MjpegStream::arm_history`) and let it fill, or \
-             ask for less.",
-                input.pre_seconds
-            ))
-            .with_invalid_param(
-                "pre_seconds",
-                format!("is more than the {armed} s of history armed"),
-            ),
-    ))
+             ask for less"
+        ),
+    })
 }
 
 /// What the writer thread did.

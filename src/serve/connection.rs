@@ -25,7 +25,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::limits::{Counted, CountedTcp, PerClient, client_connections, reachable_connections};
+use super::limits::{
+    Counted, CountedTcp, PerClient, client_connections, over_share, reachable_connections,
+};
 use super::options::ConnectionOptions;
 use super::service::{ClientAddr, LocalAddr, WithLocalAddr, drive};
 use super::stall::StallGuard;
@@ -171,10 +173,7 @@ impl Serve {
                 && client_connections(&per_client, peer.ip()) >= max
             {
                 tracing::warn!(%peer, "connection refused: the client's connection limit");
-                Some(format!(
-                    "Your address holds {max} connections (and HTTP/2 streams) to this server, \
-                     its limit per client; close some, or try again shortly."
-                ))
+                Some(over_share(max))
             } else {
                 None
             };

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse as _, Response};
 use hyper::body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::limits::{ClientShare, PerClient};
+use super::limits::{ClientShare, PerClient, over_share};
 use super::service::WithLocalAddr;
 
 tokio::task_local! {
@@ -183,10 +183,7 @@ impl tower_service::Service<axum::http::Request<hyper::body::Incoming>> for H2Se
             let max = self.max_per_client.unwrap_or_default();
             tracing::warn!(client = %self.client, "HTTP/2 stream refused: the client's share");
             let response = crate::Problem::new(axum::http::StatusCode::SERVICE_UNAVAILABLE)
-                .with_detail(format!(
-                    "Your address holds {max} connections and HTTP/2 streams to this server, \
-                     its limit per client; end some, or try again shortly."
-                ))
+                .with_detail(over_share(max))
                 .with_header(
                     axum::http::header::RETRY_AFTER,
                     axum::http::HeaderValue::from_static("1"),

@@ -68,22 +68,18 @@ pub(super) fn client_connections(per_client: &PerClient, client: IpAddr) -> usiz
 /// Counts a connection as open (in all and for its client) while it lives.
 pub(super) struct Counted {
     open: Arc<AtomicUsize>,
-    per_client: PerClient,
-    client: IpAddr,
+    /// Held, not read: its place in its client's share, given back with it.
+    _share: ClientShare,
 }
 
 impl Counted {
+    /// Counts a connection already admitted (the limits were checked before accepting it).
     pub(super) fn new(open: &Arc<AtomicUsize>, per_client: &PerClient, client: IpAddr) -> Self {
         open.fetch_add(1, Ordering::Relaxed);
-        *per_client
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(client)
-            .or_default() += 1;
         Self {
             open: open.clone(),
-            per_client: per_client.clone(),
-            client,
+            _share: ClientShare::take(per_client, client, None)
+                .expect("a place is always given when there is no limit"),
         }
     }
 }
@@ -91,31 +87,27 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
-        release(&self.per_client, self.client);
     }
 }
 
-/// One place in a client's share that is not a connection (an HTTP/2 stream), held while it
-/// lives.
-#[cfg(feature = "tls")]
+/// One place in a client's share (a connection, or an HTTP/2 stream), held while it lives.
 pub(super) struct ClientShare {
     per_client: PerClient,
     client: IpAddr,
 }
 
-#[cfg(feature = "tls")]
 impl ClientShare {
     /// A place for `client`, if it holds fewer than `max` (connections and streams together);
-    /// `None` for no limit.
+    /// `None`: no limit.
     pub(super) fn take(per_client: &PerClient, client: IpAddr, max: Option<usize>) -> Option<Self> {
         let mut counts = per_client
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let held = counts.get(&client).copied().unwrap_or(0);
-        if max.is_some_and(|max| held >= max) {
+        let held = counts.entry(client).or_default();
+        if max.is_some_and(|max| *held >= max) {
             return None;
         }
-        counts.insert(client, held + 1);
+        *held += 1;
         Some(Self {
             per_client: per_client.clone(),
             client,
@@ -123,24 +115,27 @@ impl ClientShare {
     }
 }
 
-#[cfg(feature = "tls")]
 impl Drop for ClientShare {
     fn drop(&mut self) {
-        release(&self.per_client, self.client);
+        let mut per_client = self
+            .per_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = per_client.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                per_client.remove(&self.client);
+            }
+        }
     }
 }
 
-/// One place of `client`'s share is given back.
-fn release(per_client: &PerClient, client: IpAddr) {
-    let mut per_client = per_client
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(count) = per_client.get_mut(&client) {
-        *count -= 1;
-        if *count == 0 {
-            per_client.remove(&client);
-        }
-    }
+/// What a client over its share is told (its new connection, or its new HTTP/2 stream).
+pub(super) fn over_share(max: usize) -> String {
+    format!(
+        "Your address holds {max} connections and HTTP/2 streams to this server, its limit per \
+         client; end some, or try again shortly."
+    )
 }
 
 /// A connection's socket with its count: the count lasts as long as the socket, which after

@@ -554,25 +554,25 @@ async fn with_nobody_watching_and_no_history_armed_the_camera_does_no_work() {
     assert!(viewer.next_part(Duration::from_secs(10)).await.is_some());
     drop(viewer);
 
-    // More pre-trigger history than is armed is refused, saying how much is.
-    let refused = json_of(
-        http.post(format!("{base}/camera/record_mjpeg_stream"))
-            .json(&serde_json::json!({"seconds": 1, "pre_seconds": 2})),
-    )
-    .await;
-    let done = finished(&http, refused).await;
-    assert_eq!(done["status"], "error", "{done}");
-    assert_eq!(done["error"]["status"], 422, "{done}");
+    // More pre-trigger history than is armed is refused before anything runs, saying how
+    // much is.
+    let refused = http
+        .post(format!("{base}/camera/record_mjpeg_stream"))
+        .json(&serde_json::json!({"seconds": 1, "pre_seconds": 2}))
+        .send()
+        .await
+        .unwrap();
+    let problem = crate::support::problem(refused, 422).await;
     assert_eq!(
-        done["error"]["invalid-params"][0]["name"], "pre_seconds",
-        "{done}"
+        problem["invalid-params"][0]["name"], "pre_seconds",
+        "{problem}"
     );
     assert!(
-        done["error"]["detail"]
+        problem["detail"]
             .as_str()
             .unwrap()
             .contains("none is armed"),
-        "{done}"
+        "{problem}"
     );
     // Armed: the camera works with nobody watching, and a recording asking for more than
     // the ring buffer holds yet says how much there was.

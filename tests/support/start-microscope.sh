@@ -1,11 +1,14 @@
 # Sourced by the interop and browser suites: builds and starts the microscope example on a free
-# port (extra arguments are passed to it), sets URL, and stops it when the calling script exits.
-# It runs in a folder of its own, where its settings (kept in ./settings by default) start
-# empty and go away with the run.
-cargo build -q --example microscope
+# port (extra arguments are passed to it), sets URL and MICROSCOPE_PID, and stops it when the
+# calling script exits. It runs in a folder of its own, where its settings (kept in ./settings
+# by default) start empty and go away with the run. A MICROSCOPE_BIN set beforehand (a release
+# build, say) is run instead of the debug build.
+if [ -z "${MICROSCOPE_BIN:-}" ]; then
+  cargo build -q --example microscope
+  MICROSCOPE_BIN="$PWD/target/debug/examples/microscope"
+fi
 MICROSCOPE_LOG=$(mktemp)
 MICROSCOPE_DIR=$(mktemp -d)
-MICROSCOPE_BIN="$PWD/target/debug/examples/microscope"
 MICROSCOPE_ARGS=()
 previous=
 for arg in "$@"; do
