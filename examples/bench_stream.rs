@@ -767,14 +767,12 @@ fn send_queues(server_port: u16, client_ports: &[u16]) -> Vec<u64> {
             };
             if port(fields[1]) == Some(server_port)
                 && port(fields[2]).is_some_and(|p| client_ports.contains(&p))
-            {
-                if let Some(tx) = fields[4]
+                && let Some(tx) = fields[4]
                     .split(':')
                     .next()
                     .and_then(|q| u64::from_str_radix(q, 16).ok())
-                {
-                    queues.push(tx);
-                }
+            {
+                queues.push(tx);
             }
         }
     }

@@ -24,6 +24,7 @@
 //! | `/openapi.json`, `/docs` | the OpenAPI document and its browser |
 //! | `/metrics` | Prometheus metrics |
 //! | `/static` | the web UI's files |
+//! | `/lab_view/`, `/lab_view/sources`, `/lab_view/directory`, `/lab_view/directory/things` | the lab view, what it shows, and the directory it reads |
 
 // Without the `server` feature only the stream routes use this module.
 #![cfg_attr(not(feature = "server"), allow(dead_code))]
@@ -51,9 +52,11 @@ const METRICS: &str = "metrics";
 const THINGS: &str = "things";
 /// The segment of the Thing Description index.
 const THING_DESCRIPTIONS: &str = "thing_descriptions";
+/// The segment of the lab view (not `lab`, a common name for a Thing).
+const LAB: &str = "lab_view";
 
 /// Names a Thing cannot have: the first segments of the server's own routes.
-pub(crate) const RESERVED_THING_NAMES: [&str; 8] = [
+pub(crate) const RESERVED_THING_NAMES: [&str; 9] = [
     THINGS,
     THING_DESCRIPTIONS,
     OPENAPI,
@@ -62,6 +65,7 @@ pub(crate) const RESERVED_THING_NAMES: [&str; 8] = [
     BLOB,
     METRICS,
     STATIC,
+    LAB,
 ];
 
 /// Names an affordance cannot have: the routes the server adds under each Thing.
@@ -74,6 +78,26 @@ pub(crate) const RESERVED_AFFORDANCE_NAMES: [&str; 3] = [WEBSOCKET, EVENTS, OBSE
 /// `/{thing}/`: a Thing's Thing Description.
 pub(crate) fn thing(thing: &str) -> String {
     format!("/{thing}/")
+}
+
+/// `/lab_view/`: the lab view's page.
+pub(crate) fn lab() -> String {
+    format!("/{LAB}/")
+}
+
+/// `/lab_view/sources`: what the lab view shows (servers, the directory).
+pub(crate) fn lab_sources() -> String {
+    format!("/{LAB}/sources")
+}
+
+/// `/lab_view/directory`: a Thing Description of the directory the server registers with.
+pub(crate) fn lab_directory() -> String {
+    format!("/{LAB}/directory")
+}
+
+/// `/lab_view/directory/things`: the directory's Thing Descriptions, read by the server.
+pub(crate) fn lab_directory_things() -> String {
+    format!("/{LAB}/directory/things")
 }
 
 /// `/{thing}/{name}`: a property, action or stream of a Thing.
@@ -237,6 +261,9 @@ mod tests {
             docs(),
             metrics(),
             static_files(),
+            lab(),
+            lab_sources(),
+            lab_directory_things(),
         ] {
             let first = path.trim_start_matches('/').split('/').next().unwrap();
             assert!(RESERVED_THING_NAMES.contains(&first), "{path}");

@@ -32,6 +32,10 @@ pub struct ThingDescription {
     /// refuse the TD 1.1 URI alone.
     #[serde(rename = "@context")]
     pub context: [&'static str; 2],
+    /// The Thing's identifier, a URI (`urn:uuid:...`): the same after a restart, and the key a
+    /// Thing Description Directory lists it under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// A human-readable name.
     pub title: String,
     /// What the Thing is.
@@ -104,6 +108,7 @@ impl ThingDescription {
         );
         Self {
             context: [TD_1_0_CONTEXT, TD_CONTEXT],
+            id: None,
             title: descriptor.title.clone(),
             description: descriptor.description.clone(),
             base: String::new(),
@@ -146,6 +151,58 @@ impl ThingDescription {
             base,
             properties,
             ..self.clone()
+        }
+    }
+
+    /// This TD with `base` set and every link made absolute: what a directory keeps, for
+    /// consumers that read links without resolving them against `base`.
+    pub(crate) fn absolute(&self, base: String) -> Self {
+        let mut td = self.with_base(base);
+        let absolute = |href: &str| {
+            if href.contains("://") {
+                href.to_owned()
+            } else {
+                format!("{}{href}", td.base)
+            }
+        };
+        let mut forms_of = |affordance: &mut Value| {
+            if let Some(forms) = affordance.get_mut("forms").and_then(Value::as_array_mut) {
+                for form in forms {
+                    if let Some(href) = form["href"].as_str() {
+                        form["href"] = absolute(href).into();
+                    }
+                }
+            }
+        };
+        let mut properties = std::mem::take(&mut td.properties);
+        let mut actions = std::mem::take(&mut td.actions);
+        let mut events = std::mem::take(&mut td.events);
+        properties
+            .values_mut()
+            .chain(actions.values_mut())
+            .chain(events.values_mut())
+            .for_each(&mut forms_of);
+        let mut forms = std::mem::take(&mut td.forms);
+        for form in &mut forms {
+            if let Some(href) = form["href"].as_str() {
+                form["href"] = absolute(href).into();
+            }
+        }
+        let links = td
+            .links
+            .iter()
+            .map(|link| Link {
+                href: absolute(&link.href),
+                ..link.clone()
+            })
+            .collect();
+        Self {
+            properties,
+            actions,
+            events,
+            forms,
+            links,
+            ..td
         }
     }
 }

@@ -147,7 +147,7 @@ impl<W: Write + Seek> AviWriter<W> {
         self.end += 8 + padded;
         self.index.push((offset, size));
         self.largest_frame = self.largest_frame.max(size);
-        if self.frames() % PATCH_EVERY == 0 {
+        if self.frames().is_multiple_of(PATCH_EVERY) {
             self.patch()?;
         }
         Ok(())

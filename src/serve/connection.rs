@@ -339,10 +339,10 @@ fn configure_socket(tcp: &TcpStream, options: &ConnectionOptions, peer: SocketAd
         }
     }
     #[cfg(target_os = "linux")]
-    if let Some(low_water) = options.not_sent_low_water {
-        if let Err(error) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(low_water) {
-            tracing::debug!(%peer, %error, "could not set TCP_NOTSENT_LOWAT");
-        }
+    if let Some(low_water) = options.not_sent_low_water
+        && let Err(error) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(low_water)
+    {
+        tracing::debug!(%peer, %error, "could not set TCP_NOTSENT_LOWAT");
     }
 }
 

@@ -231,6 +231,43 @@ impl ThingServerBuilder {
         self
     }
 
+    /// The `id` of the server's own Thing Description (`/.well-known/wot`), a URI. Default:
+    /// a `urn:uuid:` made once and kept in the settings folder.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.options.id = Some(id.into());
+        self
+    }
+
+    /// The `id` of Things' TDs by Thing name (URIs), instead of the `urn:uuid:`s made once
+    /// and kept in the settings folder.
+    pub fn thing_ids<I, N, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = (N, S)>,
+        N: Into<String>,
+        S: Into<String>,
+    {
+        self.options.thing_ids = ids
+            .into_iter()
+            .map(|(name, id)| (name.into(), id.into()))
+            .collect();
+        self
+    }
+
+    /// Registers every Thing with a W3C WoT Thing Description Directory while the server
+    /// runs (see [`DirectoryOptions`](super::DirectoryOptions)). Needs the `directory`
+    /// feature: without it, [`build`](Self::build) says so.
+    pub fn directory(mut self, directory: super::DirectoryOptions) -> Self {
+        self.options.directory = Some(directory);
+        self
+    }
+
+    /// Other servers the lab view (`/lab_view/`) shows, beside this one's Things and its
+    /// directory's.
+    pub fn lab(mut self, lab: super::LabOptions) -> Self {
+        self.options.lab = lab;
+        self
+    }
+
     /// Reverse proxies in front of the server, by IP address or network (`"127.0.0.1"`,
     /// `"10.0.0.0/8"`, `"::1"`). A request from one of them may say, with
     /// `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Prefix` (or the standard
@@ -415,6 +452,30 @@ impl ThingServerBuilder {
                 self.options.max_recordings_per_stream.max(1),
             ),
         };
+        let names: Vec<String> = self.things.iter().map(|t| t.name.clone()).collect();
+        let identity = super::identity::Identity::resolve(
+            &names,
+            self.options.id.as_deref(),
+            &self.options.thing_ids,
+            self.options.settings_folder.as_deref(),
+        )?;
+        #[cfg(not(feature = "directory"))]
+        if self.options.directory.is_some() {
+            return Err(ServerError::Directory(
+                "this program was built without the `directory` feature of labthings".into(),
+            ));
+        }
+        #[cfg(feature = "directory")]
+        let directory = self
+            .options
+            .directory
+            .as_ref()
+            .map(super::directory::Directory::new)
+            .transpose()?;
+        #[cfg_attr(not(feature = "directory"), allow(unused_mut))]
+        let mut lab = super::lab::Lab::from_options(&self.options)?;
+        #[cfg(feature = "directory")]
+        lab.set_directory(directory.clone());
         let things = self.assemble_things(&context)?;
         let states: Vec<_> = things
             .iter()
@@ -432,8 +493,11 @@ impl ThingServerBuilder {
                 }),
             });
         let mut routes = RouteTable::default();
-        let things = self.serve_things(things, &context, &mut routes);
+        let (things, descriptions) = self.serve_things(things, &identity, &context, &mut routes);
         self.serve_own_routes(&context, &mut routes);
+        if matches!(self.options.ui, Ui::BuiltIn) {
+            lab.serve(&mut routes);
+        }
         let page = ui::serve(&self.options.ui, &self.options.serve_folders, &mut routes)?;
         let document = self.document(&prefix, &mut routes)?;
         #[cfg(feature = "tls")]
@@ -455,6 +519,12 @@ impl ThingServerBuilder {
                 "this program was built without the `mdns` feature of labthings".into(),
             ));
         }
+        #[cfg(feature = "directory")]
+        let directory = directory.map(|directory| {
+            super::directory::Registrar::new(directory, descriptions.clone(), &context.metrics)
+        });
+        #[cfg(not(feature = "directory"))]
+        drop(descriptions);
         #[cfg(feature = "mdns")]
         let discovery = self.options.discovery.then(|| super::lifecycle::Discovery {
             title: self
@@ -487,6 +557,9 @@ impl ThingServerBuilder {
             #[cfg(feature = "mdns")]
             discovery,
             things,
+            _identity: identity,
+            #[cfg(feature = "directory")]
+            directory,
             openapi: document,
             #[cfg(test)]
             served_paths: served
@@ -525,12 +598,14 @@ impl ThingServerBuilder {
     fn serve_things(
         &self,
         things: Vec<Assembled>,
+        identity: &super::identity::Identity,
         context: &Context,
         routes: &mut RouteTable,
-    ) -> Vec<Running> {
+    ) -> (Vec<Running>, Arc<Descriptions>) {
         let mut descriptions = Vec::new();
         let mut running = Vec::new();
         for mut thing in things {
+            thing.description.id = identity.things.get(&thing.name).cloned();
             if let Some(auth) = &self.options.auth {
                 thing
                     .description
@@ -549,6 +624,7 @@ impl ThingServerBuilder {
         }
         let descriptions = Arc::new(Descriptions {
             things: descriptions,
+            id: identity.server.clone(),
             base: context.base.clone(),
             title: self
                 .options
@@ -557,7 +633,7 @@ impl ThingServerBuilder {
                 .unwrap_or_else(|| "labthings server".to_owned()),
         });
         index::serve_indexes(&descriptions, routes);
-        running
+        (running, descriptions)
     }
 
     /// The routes every server has: the API description, invocations and metrics.

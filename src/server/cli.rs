@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::config::{ConfigError, ServerConfig, ThingRegistry};
 use super::options::ServerOptions;
@@ -28,6 +29,14 @@ pub struct CommandLine {
     pub data_folder: Option<PathBuf>,
     /// `--public-url URL`, over the configuration file's `public_url`.
     pub public_url: Option<String>,
+    /// `--directory URL`: register with this Thing Description Directory, over the
+    /// configuration file's `directory.url` (its token: `LABTHINGS_DIRECTORY_TOKEN`).
+    pub directory: Option<String>,
+    /// `--directory-ttl SECONDS`, over the configuration file's `directory.ttl`.
+    pub directory_ttl: Option<Duration>,
+    /// `--lab-server URL` (repeated): servers the lab view shows, added to the configuration
+    /// file's `lab.servers`.
+    pub lab_servers: Vec<String>,
     /// `--config-schema`: print the JSON Schema of configuration files and exit.
     pub config_schema: bool,
 }
@@ -128,6 +137,31 @@ impl CommandLine {
                     .help("The URL clients reach the server at, for the links it writes"),
             )
             .arg(
+                Arg::new("directory")
+                    .long("directory")
+                    .value_name("URL")
+                    .help(
+                        "Register every Thing with this W3C WoT Thing Description Directory \
+                         (its bearer token, if it needs one: LABTHINGS_DIRECTORY_TOKEN)",
+                    ),
+            )
+            .arg(
+                Arg::new("directory-ttl")
+                    .long("directory-ttl")
+                    .value_name("SECONDS")
+                    .value_parser(seconds)
+                    .help(
+                        "How long the directory keeps an entry not registered again (default 300)",
+                    ),
+            )
+            .arg(
+                Arg::new("lab-server")
+                    .long("lab-server")
+                    .value_name("URL")
+                    .action(clap::ArgAction::Append)
+                    .help("Another server the lab view (/lab_view/) shows; repeat for more"),
+            )
+            .arg(
                 Arg::new("config-schema")
                     .long("config-schema")
                     .action(clap::ArgAction::SetTrue)
@@ -165,6 +199,12 @@ impl CommandLine {
             settings_folder: matches.get_one::<PathBuf>("settings-folder").cloned(),
             data_folder: matches.get_one::<PathBuf>("data-folder").cloned(),
             public_url: matches.get_one::<String>("public-url").cloned(),
+            directory: matches.get_one::<String>("directory").cloned(),
+            directory_ttl: matches.get_one::<Duration>("directory-ttl").copied(),
+            lab_servers: matches
+                .get_many::<String>("lab-server")
+                .map(|servers| servers.cloned().collect())
+                .unwrap_or_default(),
             config_schema: matches.get_flag("config-schema"),
         })
     }
@@ -186,7 +226,30 @@ impl CommandLine {
         if let Some(url) = &self.public_url {
             options.public_url = Some(url.clone());
         }
+        if let Some(url) = &self.directory {
+            let directory = options
+                .directory
+                .take()
+                .unwrap_or_else(|| super::DirectoryOptions::new(url.clone()));
+            options.directory = Some(super::DirectoryOptions {
+                url: url.clone(),
+                ..directory
+            });
+        }
+        if let (Some(ttl), Some(directory)) = (self.directory_ttl, options.directory.as_mut()) {
+            directory.ttl = ttl;
+        }
+        options.lab.servers.extend(self.lab_servers.iter().cloned());
     }
+}
+
+/// A number of seconds (`2`, `0.5`), for `--directory-ttl`.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("{text:?} is not a number of seconds at least 0"))
 }
 
 /// Runs a labthings binary: parses the command line, loads `--config` (or `default_config`),

@@ -94,6 +94,14 @@ pub enum ServerError {
     /// Discovery was asked for in a binary built without the `mdns` feature.
     #[error("discovery: {0}")]
     Discovery(String),
+    /// A Thing Description id in the configuration is unusable: not a URI, given twice, or
+    /// for a Thing the server does not have.
+    #[error("ids: {0}")]
+    InvalidId(String),
+    /// The directory or lab view configuration is unusable: a URL that is not `http(s)://`,
+    /// or a binary built without the `directory` feature.
+    #[error("directory: {0}")]
+    Directory(String),
     /// HTTPS cannot be set up: a certificate or key that cannot be read or used, a
     /// self-signed certificate that cannot be kept, or a binary built without the `tls` feature.
     #[error("HTTPS: {0}")]

@@ -21,6 +21,8 @@ use crate::td::{TD_MEDIA_TYPE, ThingDescription};
 /// Every Thing's TD, by name, in the order added, with how to compute `base`.
 pub(crate) struct Descriptions {
     pub(crate) things: Vec<(String, Arc<ThingDescription>)>,
+    /// The server's own id (the `id` of `/.well-known/wot`).
+    pub(crate) id: String,
     pub(crate) base: Base,
     /// The application's name: the title of the `/.well-known/wot` description.
     pub(crate) title: String,
@@ -138,6 +140,7 @@ async fn well_known(State(descriptions): State<Arc<Descriptions>>, reached: Reac
     };
     let td = json!({
         "@context": context,
+        "id": descriptions.id,
         "title": descriptions.title,
         "description": "The Things this server hosts: each `item` link leads to one Thing's \
                         Thing Description.",

@@ -53,6 +53,11 @@ pub struct ThingServer {
     #[cfg(feature = "mdns")]
     pub(crate) discovery: Option<Discovery>,
     pub(crate) things: Vec<Running>,
+    /// The ids, and the lock on the settings folder, held while the server lives.
+    pub(crate) _identity: super::identity::Identity,
+    /// Registration with a Thing Description Directory, when one is configured.
+    #[cfg(feature = "directory")]
+    pub(crate) directory: Option<super::directory::Registrar>,
     pub(crate) openapi: utoipa::openapi::OpenApi,
     /// Every path given to the router, with the API prefix (for the test that compares it
     /// with the OpenAPI document).
@@ -228,6 +233,11 @@ impl ThingServer {
         }
         #[cfg(feature = "mdns")]
         let announcing = self.announce(&listener);
+        #[cfg(feature = "directory")]
+        let registering = self
+            .directory
+            .as_ref()
+            .map(|registrar| registrar.spawn(&listener, self.scheme(), self.shutdown.clone()));
         let streams: Vec<MjpegStream> =
             self.things.iter().flat_map(|t| t.streams.clone()).collect();
         let (closing, invocations) = (self.shutdown.clone(), self.invocations.clone());
@@ -255,6 +265,12 @@ impl ThingServer {
         if let Some(announcing) = announcing {
             // Its goodbye (the shutdown token is cancelled by now).
             let _ = tokio::time::timeout(Duration::from_secs(1), announcing).await;
+        }
+        #[cfg(feature = "directory")]
+        if let Some(registering) = registering {
+            // Its entries are removed from the directory (bounded: a directory that does not
+            // answer does not hold up the shutdown).
+            let _ = tokio::time::timeout(Duration::from_secs(4), registering).await;
         }
         // Websockets were handed off by the HTTP connections: give them time to close.
         if !self.metrics.websockets_closed(Duration::from_secs(2)).await {

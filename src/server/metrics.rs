@@ -39,7 +39,88 @@ pub(crate) struct Metrics {
     sse: AtomicUsize,
     /// (thing, kind: `events` or `properties`, log).
     logs: Mutex<Vec<(String, &'static str, Arc<EventLog>)>>,
+    /// Registration with a Thing Description Directory, when one is configured.
+    directory: std::sync::OnceLock<Arc<DirectoryStatus>>,
     started: Instant,
+}
+
+/// How registration with a Thing Description Directory goes, for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct DirectoryStatus {
+    url: String,
+    /// Whether the last round of registrations succeeded.
+    up: std::sync::atomic::AtomicBool,
+    /// Things registered in the last round (0 after the entries are removed).
+    registered: AtomicUsize,
+    /// Successful `PUT`s.
+    registrations: std::sync::atomic::AtomicU64,
+    /// Rounds that failed.
+    failures: std::sync::atomic::AtomicU64,
+    /// When a round last succeeded, in seconds since the Unix epoch (0: never).
+    last_success: std::sync::atomic::AtomicU64,
+}
+
+impl DirectoryStatus {
+    /// One TD registered.
+    pub(crate) fn registered(&self) {
+        self.registrations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A round failed after `registered` TDs.
+    pub(crate) fn failed(&self, registered: usize) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.up.store(false, Ordering::Relaxed);
+        self.registered.store(registered, Ordering::Relaxed);
+    }
+
+    /// A round ended with `registered` TDs in the directory.
+    pub(crate) fn round_done(&self, registered: usize) {
+        self.up.store(true, Ordering::Relaxed);
+        self.registered.store(registered, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        self.last_success.store(now, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let url = self.url.replace('\\', "\\\\").replace('"', "\\\"");
+        for (name, kind, help, value) in [
+            (
+                "labthings_directory_up",
+                "gauge",
+                "1 if the last registration with the Thing Description Directory succeeded.",
+                u64::from(self.up.load(Ordering::Relaxed)),
+            ),
+            (
+                "labthings_directory_registered_things",
+                "gauge",
+                "Things registered with the directory in the last round.",
+                self.registered.load(Ordering::Relaxed) as u64,
+            ),
+            (
+                "labthings_directory_registrations_total",
+                "counter",
+                "Thing Descriptions registered (PUT) with the directory.",
+                self.registrations.load(Ordering::Relaxed),
+            ),
+            (
+                "labthings_directory_failures_total",
+                "counter",
+                "Rounds of registration that failed (the directory down or refusing).",
+                self.failures.load(Ordering::Relaxed),
+            ),
+            (
+                "labthings_directory_last_success_timestamp_seconds",
+                "gauge",
+                "When registration last succeeded (Unix time; 0: never).",
+                self.last_success.load(Ordering::Relaxed),
+            ),
+        ] {
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name}{{directory=\"{url}\"}} {value}");
+        }
+    }
 }
 
 /// Counts a Server-Sent Events subscriber as connected while it lives.
@@ -69,8 +150,22 @@ impl Metrics {
             websockets: AtomicUsize::new(0),
             sse: AtomicUsize::new(0),
             logs: Mutex::new(Vec::new()),
+            directory: std::sync::OnceLock::new(),
             started: Instant::now(),
         })
+    }
+
+    /// The status of registration with the directory at `url`, reported from now on.
+    #[cfg_attr(not(feature = "directory"), allow(dead_code))]
+    pub(crate) fn directory_status(&self, url: &str) -> Arc<DirectoryStatus> {
+        self.directory
+            .get_or_init(|| {
+                Arc::new(DirectoryStatus {
+                    url: url.to_owned(),
+                    ..DirectoryStatus::default()
+                })
+            })
+            .clone()
     }
 
     /// Waits until every websocket has closed, at most `bound`; false if some are still open.
@@ -297,6 +392,9 @@ impl Metrics {
             "labthings_invocation_output_bytes {}",
             self.invocations.retained_output_bytes()
         );
+        if let Some(directory) = self.directory.get() {
+            directory.render(&mut out);
+        }
         out
     }
 }

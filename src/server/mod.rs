@@ -21,6 +21,8 @@ mod builder;
 #[cfg(feature = "cli")]
 mod cli;
 mod config;
+#[cfg(feature = "directory")]
+mod directory;
 mod discovery;
 mod error;
 mod folder;
@@ -28,9 +30,11 @@ mod forwarded;
 mod hosts;
 #[cfg(feature = "tls")]
 mod https;
+mod identity;
 mod index;
 mod invocations;
 mod kwargs;
+mod lab;
 mod lifecycle;
 #[cfg(feature = "mdns")]
 mod mdns;
@@ -56,4 +60,7 @@ pub use config::{ConfigError, ServerConfig, ThingContext, ThingRegistry};
 pub use error::ServerError;
 
 pub use lifecycle::{ThingServer, shutdown_signal};
-pub use options::{DEFAULT_DATA_FOLDER, DEFAULT_SETTINGS_FOLDER, ServerOptions, TlsOptions, Ui};
+pub use options::{
+    DEFAULT_DATA_FOLDER, DEFAULT_SETTINGS_FOLDER, DirectoryOptions, LabOptions, ServerOptions,
+    TlsOptions, Ui,
+};

@@ -119,6 +119,20 @@ pub struct ServerOptions {
     /// Announce the server over mDNS as a `_wot._tcp` service (W3C WoT Discovery), on the
     /// interfaces it listens on only. Needs the `mdns` feature. Default off.
     pub discovery: bool,
+    /// The `id` of the server's own Thing Description (`/.well-known/wot`): a URI. Default: a
+    /// `urn:uuid:` made once and kept in the settings folder (`identity.json`).
+    pub id: Option<String>,
+    /// The `id` of each Thing's TD, by Thing name (`{"camera": "urn:lab:camera-1"}`): URIs.
+    /// A Thing not named here gets a `urn:uuid:` made once and kept in the settings folder;
+    /// with no settings folder, ids change at every start.
+    pub thing_ids: BTreeMap<String, String>,
+    /// Register every Thing with a W3C WoT Thing Description Directory:
+    /// `{"url": "http://tdd.lab:5050", "ttl": 300, "token": "..."}`. Needs the `directory`
+    /// feature. Default: no directory.
+    pub directory: Option<DirectoryOptions>,
+    /// The lab view (`/lab_view/`): other servers whose Things it shows, beside this server's and
+    /// the directory's: `{"servers": ["http://stage.lab:5000/"]}`.
+    pub lab: LabOptions,
     /// Access control: `{"tokens": [{"token": "...", "role": "read-write"}], "public_read":
     /// false}`. Default: every request is allowed.
     pub auth: Option<Auth>,
@@ -150,6 +164,10 @@ impl Default for ServerOptions {
             trusted_proxies: Vec::new(),
             tls: None,
             discovery: false,
+            id: None,
+            thing_ids: BTreeMap::new(),
+            directory: None,
+            lab: LabOptions::default(),
             auth: None,
             connection: ConnectionOptions::default(),
         }
@@ -169,6 +187,87 @@ pub enum Ui {
     Folder(PathBuf),
     /// No UI (an API-only server).
     None,
+}
+
+/// Registration with a W3C WoT Thing Description Directory (the `directory` key of a
+/// configuration file).
+///
+/// At start the server registers each Thing's TD (`PUT <url>/things/<id>`, with absolute
+/// links and `registration.ttl`), registers again every half `ttl`, and removes its entries
+/// (`DELETE`) when it stops cleanly. A directory that is down never delays the server: it is
+/// tried again with a growing pause (1 s to 60 s), logged once when it goes down and once when
+/// it is back, and shown in `/metrics` (`labthings_directory_*`).
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DirectoryOptions {
+    /// The directory's URL, where its `/things` is (`http://tdd.lab:5050`).
+    pub url: String,
+    /// How long the directory keeps an entry that is not registered again, in seconds (at
+    /// least 2; default 300). The server registers again every half of it.
+    #[serde(
+        default = "DirectoryOptions::default_ttl",
+        deserialize_with = "crate::serve::seconds::deserialize"
+    )]
+    #[schemars(with = "f64", range(min = 2))]
+    pub ttl: Duration,
+    /// A bearer token the directory asks for (`Authorization: Bearer ...`). Default none.
+    /// `LABTHINGS_DIRECTORY_TOKEN` in the environment sets it too, out of sight of `ps`.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl DirectoryOptions {
+    /// A directory at `url`, with the default ttl (300 s) and no token.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ttl: Self::default_ttl(),
+            token: None,
+        }
+    }
+
+    /// The same, with entries kept `ttl` by the directory.
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The same, with a bearer token for the directory.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    fn default_ttl() -> Duration {
+        Duration::from_secs(300)
+    }
+}
+
+/// What the lab view (`/lab_view/`) shows besides this server's Things and those of its directory
+/// (the `lab` key of a configuration file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LabOptions {
+    /// Other servers, by URL (`http://stage.lab:5000/`): the page reads each one's
+    /// `/.well-known/wot`. Their `allow_origins` must list this server's origin.
+    pub servers: Vec<String>,
+}
+
+impl LabOptions {
+    /// A lab view of these servers.
+    pub fn servers<I, S>(servers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            servers: servers.into_iter().map(Into::into).collect(),
+        }
+    }
 }
 
 /// Where a server's HTTPS certificate comes from (the `tls` key of a configuration file).

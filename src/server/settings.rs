@@ -110,10 +110,10 @@ pub(crate) fn load_settings<T: Thing>(
     };
     let mut rejected = Vec::new();
     for property in descriptor.properties.iter().filter(|p| p.setting) {
-        if let Some(value) = values.remove(property.name) {
-            if let Err(error) = (property.access)(thing).load_json(value) {
-                rejected.push(format!("{}: {error}", property.name));
-            }
+        if let Some(value) = values.remove(property.name)
+            && let Err(error) = (property.access)(thing).load_json(value)
+        {
+            rejected.push(format!("{}: {error}", property.name));
         }
     }
     file.keep_unknown(values);

@@ -199,13 +199,13 @@ impl Viewer {
                 if latest.generation != self.generation {
                     return None;
                 }
-                if let Some(entry) = &latest.entry {
-                    if self.last_sent.is_none_or(|sent| entry.index > sent) {
-                        let entry = entry.clone();
-                        drop(latest);
-                        self.count(entry.index);
-                        return Some((entry, self));
-                    }
+                if let Some(entry) = &latest.entry
+                    && self.last_sent.is_none_or(|sent| entry.index > sent)
+                {
+                    let entry = entry.clone();
+                    drop(latest);
+                    self.count(entry.index);
+                    return Some((entry, self));
                 }
             }
             // The sender lives in `Shared`, which this viewer holds, so this cannot fail.

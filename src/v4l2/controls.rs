@@ -65,10 +65,11 @@ pub(super) fn list_controls(device: &Device) -> io::Result<Vec<ControlInfo>> {
     // linuxvideo 0.3 starts its walk at V4L2_CID_BASE with V4L2_CTRL_FLAG_NEXT_CTRL, which asks
     // for the controls *after* it: the first user control (Brightness, whose id is the base)
     // is never listed. Ask for it by its id.
-    if let Ok(brightness) = query_control(device, V4L2_CID_BASE) {
-        if brightness.flags & V4L2_CTRL_FLAG_DISABLED == 0 && brightness.kind == CtrlType::INTEGER {
-            controls.push(brightness.info(Cid::BRIGHTNESS));
-        }
+    if let Ok(brightness) = query_control(device, V4L2_CID_BASE)
+        && brightness.flags & V4L2_CTRL_FLAG_DISABLED == 0
+        && brightness.kind == CtrlType::INTEGER
+    {
+        controls.push(brightness.info(Cid::BRIGHTNESS));
     }
     for description in device.controls() {
         let description = description?;

@@ -59,6 +59,17 @@ fn all_things() -> ThingServer {
         .add_thing("camera", camera)
         .add_thing("everything", Everything::new())
         .add_thing("lab", crate::actions::Lab::new())
+        // Fixed ids, for the snapshots (without a settings folder they are new at each start).
+        .id("urn:uuid:7d5f4c1e-0000-4000-8000-000000000000")
+        .thing_ids([
+            ("stage", "urn:uuid:7d5f4c1e-0000-4000-8000-000000000001"),
+            ("camera", "urn:uuid:7d5f4c1e-0000-4000-8000-000000000002"),
+            (
+                "everything",
+                "urn:uuid:7d5f4c1e-0000-4000-8000-000000000003",
+            ),
+            ("lab", "urn:uuid:7d5f4c1e-0000-4000-8000-000000000004"),
+        ])
         .build()
         .unwrap()
 }

@@ -18,6 +18,7 @@ mod arguments;
 mod client;
 mod data;
 mod deploy;
+mod directory;
 mod documents;
 mod events;
 mod examples;

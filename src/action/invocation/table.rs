@@ -463,7 +463,7 @@ mod tests {
         for _ in 0..MAX_FINISHED + 50 {
             let invocation =
                 invocations.start("lab", "zero", json!({}), RunOptions::default(), quick);
-            if invocations.started() % 1000 == 0 {
+            if invocations.started().is_multiple_of(1000) {
                 // Let them finish as they go, as a client invoking in a loop would.
                 invocation.wait(Duration::from_secs(5)).await;
             }
