@@ -74,6 +74,7 @@ function rounded(value) {
   if (typeof value === "number" && !Number.isInteger(value)) {
     return Number(value.toPrecision(5)).toString();
   }
+  if (Array.isArray(value)) return `[${value.map(rounded).join(", ")}]`;
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
@@ -102,12 +103,14 @@ function card({ td, tdUrl, source }) {
   if (streams.length === 0) cannot.push("no live stream in its TD");
 
   const keys = Object.entries(td.properties || {})
-    .filter(([, p]) => SCALAR.has(p.type) && !p.writeOnly && readForm(p))
+    .filter(([, p]) => (SCALAR.has(p.type) || (p.type === "array" && SCALAR.has(p.items?.type)))
+      && !p.writeOnly && readForm(p))
     .slice(0, KEY_PROPERTIES);
   const list = node.querySelector(".key-properties");
   const values = keys.map(([name, property]) => {
     const dt = document.createElement("dt");
-    dt.textContent = property.title || name;
+    dt.textContent = name;
+    dt.title = property.title || property.description || name;
     const dd = document.createElement("dd");
     dd.textContent = "…";
     list.append(dt, dd);
@@ -115,7 +118,7 @@ function card({ td, tdUrl, source }) {
   });
   const needsToken = securityNeedsToken(td);
   if (needsToken) cannot.push("its properties need a token: values are not read");
-  if (keys.length === 0) cannot.push("no readable scalar property in its TD");
+  if (keys.length === 0) cannot.push("no readable property of a simple type in its TD");
 
   const links = node.querySelector(".links");
   const open = document.createElement("a");

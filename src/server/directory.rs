@@ -125,8 +125,25 @@ impl Directory {
     }
 
     /// Every TD the directory lists (`GET /things?offset&limit`, following `Link: rel=next`),
-    /// at most [`MAX_PAGES`] pages of 100.
+    /// at most [`MAX_PAGES`] pages of 100. A listing that fails with a server error is asked
+    /// again (three tries, 300 ms apart): domus-tdd-api 1.0.2 answers 500 when a registration
+    /// lands while it lists.
     pub(crate) async fn list(&self) -> Result<Vec<Value>, String> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.list_once().await {
+                Err(Failure::Server(reason)) if tries < 3 => {
+                    tracing::debug!(directory = self.url(), "listing again: {reason}");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(Failure::Server(reason) | Failure::Other(reason)) => return Err(reason),
+                Ok(tds) => return Ok(tds),
+            }
+        }
+    }
+
+    async fn list_once(&self) -> Result<Vec<Value>, Failure> {
         let mut tds = Vec::new();
         let mut next = Some(format!("{}/things?offset=0&limit=100", self.url));
         let mut pages = 0;
@@ -140,13 +157,15 @@ impl Directory {
                 )
                 .send()
                 .await
-                .map_err(|error| describe(&error))?;
+                .map_err(|error| Failure::Other(describe(&error)))?;
             let status = response.status();
             if !status.is_success() {
-                return Err(format!(
-                    "GET {url} answered {status}{}",
-                    excerpt(response).await
-                ));
+                let reason = format!("GET {url} answered {status}{}", excerpt(response).await);
+                return Err(if status.is_server_error() {
+                    Failure::Server(reason)
+                } else {
+                    Failure::Other(reason)
+                });
             }
             next = response
                 .headers()
@@ -156,7 +175,9 @@ impl Directory {
                 .find_map(next_link)
                 .map(|href| self.resolve(&href));
             let page: Vec<Value> = response.json().await.map_err(|error| {
-                format!("GET {url}: not a JSON array of Thing Descriptions: {error}")
+                Failure::Other(format!(
+                    "GET {url}: not a JSON array of Thing Descriptions: {error}"
+                ))
             })?;
             tds.extend(page);
             if pages >= MAX_PAGES {
@@ -173,6 +194,12 @@ impl Directory {
             Err(_) => href.to_owned(),
         }
     }
+}
+
+/// Why a listing failed: the directory's own error (worth asking again), or anything else.
+enum Failure {
+    Server(String),
+    Other(String),
 }
 
 /// The target of the `rel="next"` link in a `Link` header, if there is one.
