@@ -90,11 +90,13 @@ pub(crate) fn lab_sources() -> String {
     format!("/{LAB}/sources")
 }
 
+#[cfg_attr(not(feature = "directory"), allow(dead_code))]
 /// `/lab_view/directory`: a Thing Description of the directory the server registers with.
 pub(crate) fn lab_directory() -> String {
     format!("/{LAB}/directory")
 }
 
+#[cfg_attr(not(feature = "directory"), allow(dead_code))]
 /// `/lab_view/directory/things`: the directory's Thing Descriptions, read by the server.
 pub(crate) fn lab_directory_things() -> String {
     format!("/{LAB}/directory/things")

@@ -156,6 +156,7 @@ impl ThingDescription {
 
     /// This TD with `base` set and every link made absolute: what a directory keeps, for
     /// consumers that read links without resolving them against `base`.
+    #[cfg(feature = "directory")]
     pub(crate) fn absolute(&self, base: String) -> Self {
         let mut td = self.with_base(base);
         let absolute = |href: &str| {

@@ -6,7 +6,9 @@
 //! so a browser cannot read it from another page).
 
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
+#[cfg(feature = "directory")]
+use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 

@@ -60,6 +60,7 @@ pub(crate) struct DirectoryStatus {
     last_success: std::sync::atomic::AtomicU64,
 }
 
+#[cfg_attr(not(feature = "directory"), allow(dead_code))]
 impl DirectoryStatus {
     /// One TD registered.
     pub(crate) fn registered(&self) {
