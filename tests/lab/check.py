@@ -181,6 +181,13 @@ http {{
             check(f"/lab/{name}/ is that instrument, its links through nginx",
                   status == 200 and wot.get("base") == f"{front}/lab/{name}/" and wot.get("id") == get(f"{server.url}/.well-known/wot")[1]["id"],
                   f"{status} {wot}")
+        try:
+            with urllib.request.urlopen(f"{front}/lab/stage/camera/mjpeg_stream", context=context, timeout=5) as stream:
+                head = stream.read(4096)
+            live = b"image/jpeg" in head and b"\xff\xd8" in head
+        except (urllib.error.URLError, OSError) as error:
+            live, head = False, str(error)
+        check("a live stream comes through nginx", live, head[:200])
         status, url, page = through("/lab/")
         check("/lab/ leads to the lab view", status == 200 and url == f"{front}/lab/microscope/lab_view/"
               and "lab.js" in page, f"{status} {url}")
