@@ -30,13 +30,24 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_PAGES: usize = 20;
 
 /// A directory: its URL, token and ttl, and an HTTP client for it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Directory {
     /// Without a trailing `/`.
     url: String,
     token: Option<String>,
     ttl: Duration,
     http: reqwest::Client,
+}
+
+/// The token is a secret: it is never printed.
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("url", &self.url)
+            .field("ttl", &self.ttl)
+            .field("token", &self.token.as_ref().map(|_| "(hidden)"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Directory {
@@ -382,7 +393,12 @@ impl Run {
         let mut pause = Duration::from_secs(1);
         let mut down: Option<String> = None;
         loop {
-            let next = match self.register_all().await {
+            // A shutdown does not wait for a round at a slow directory to end.
+            let round = tokio::select! {
+                () = shutdown.cancelled() => break,
+                round = self.register_all() => round,
+            };
+            let next = match round {
                 Ok(()) => {
                     if let Some(reason) = down.take() {
                         tracing::info!(
@@ -489,7 +505,12 @@ mod tests {
             refused(DirectoryOptions::new("http://tdd").ttl(Duration::from_secs(1)))
                 .contains("at least 2 seconds")
         );
-        let directory = Directory::new(&DirectoryOptions::new("http://tdd.lab:5050/")).unwrap();
+        let directory =
+            Directory::new(&DirectoryOptions::new("http://tdd.lab:5050/").token("s3cret")).unwrap();
+        assert!(
+            !format!("{directory:?}").contains("s3cret"),
+            "the token is not printed"
+        );
         assert_eq!(directory.url(), "http://tdd.lab:5050");
         assert_eq!(
             directory.resolve("/things?offset=100&limit=100"),

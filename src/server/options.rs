@@ -197,7 +197,7 @@ pub enum Ui {
 /// (`DELETE`) when it stops cleanly. A directory that is down never delays the server: it is
 /// tried again with a growing pause (1 s to 60 s), logged once when it goes down and once when
 /// it is back, and shown in `/metrics` (`labthings_directory_*`).
-#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DirectoryOptions {
@@ -215,6 +215,17 @@ pub struct DirectoryOptions {
     /// `LABTHINGS_DIRECTORY_TOKEN` in the environment sets it too, out of sight of `ps`.
     #[serde(default)]
     pub token: Option<String>,
+}
+
+/// The token is a secret: it is never printed.
+impl std::fmt::Debug for DirectoryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryOptions")
+            .field("url", &self.url)
+            .field("ttl", &self.ttl)
+            .field("token", &self.token.as_ref().map(|_| "(hidden)"))
+            .finish()
+    }
 }
 
 impl DirectoryOptions {
