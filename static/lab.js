@@ -154,13 +154,21 @@ function card({ td, tdUrl, source }) {
     const results = await Promise.allSettled(probe.map(async ({ dd, url, unit }) => {
       const value = await getJson(url);
       dd.textContent = unit ? `${rounded(value)} ${unit}` : rounded(value);
+      dd.title = "";
     }));
-    const failed = results.filter((r) => r.status === "rejected");
-    failed.forEach((r, i) => { probe[i].dd.textContent = "—"; });
+    const failed = [];
+    results.forEach((result, i) => {
+      if (result.status === "rejected") {
+        const why = reason(result.reason, probe[i].url);
+        probe[i].dd.textContent = "—";
+        probe[i].dd.title = why;
+        failed.push(why);
+      }
+    });
     if (failed.length === results.length) {
       answer.textContent = "does not answer";
       answer.className = "answer no";
-      answer.title = reason(failed[0].reason, probe[0].url);
+      answer.title = failed[0];
     } else {
       answer.textContent = "answers";
       answer.className = "answer yes";

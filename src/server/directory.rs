@@ -393,12 +393,9 @@ impl Run {
         let mut pause = Duration::from_secs(1);
         let mut down: Option<String> = None;
         loop {
-            // A shutdown does not wait for a round at a slow directory to end.
-            let round = tokio::select! {
-                () = shutdown.cancelled() => break,
-                round = self.register_all() => round,
-            };
-            let next = match round {
+            // A round is never cut short (a shutdown waits for it): a `PUT` abandoned midway
+            // could still land at the directory after the `DELETE`s, and bring the entry back.
+            let next = match self.register_all().await {
                 Ok(()) => {
                     if let Some(reason) = down.take() {
                         tracing::info!(

@@ -71,6 +71,23 @@ await check("no page errors", async () => {
   assert(problems.length === 0, problems.join("\n"));
 });
 
+await check("a property that cannot be read shows why, and its Thing still answers", async () => {
+  await page.route("**/camera/gain", (route) => route.fulfill({
+    status: 503, contentType: "application/problem+json",
+    body: JSON.stringify({ title: "Service Unavailable", status: 503, detail: "the camera is busy" }),
+  }));
+  await page.goto(labUrl);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 15000 });
+  const gain = await eventually(() => page.evaluate(() => {
+    const dt = [...document.querySelectorAll(".lab-card dt")].find((d) => d.textContent === "gain");
+    const dd = dt?.nextElementSibling;
+    return dd && dd.textContent === "—" ? { title: dd.title, answer: dd.closest(".lab-card").querySelector(".answer").textContent } : null;
+  }), "the unreadable property is marked", 15000);
+  assert(gain.title.includes("503") && gain.title.includes("the camera is busy"), `why: ${gain.title}`);
+  assert(gain.answer === "answers", `its Thing: ${gain.answer}`);
+  await page.unroute("**/camera/gain");
+});
+
 await check("a server that does not answer is said so, and the rest still shows", async () => {
   // The same page with one more server in its sources, which nothing serves.
   await page.route("**/lab_view/sources", async (route) => {
