@@ -11,6 +11,15 @@ source tests/support/python-venv.sh
 python_venv tests/lab/.venv tests/lab/requirements.txt
 # domus-tdd-api runs Node (jsonld.js) for each TD it stores; the node-wot and browser suites
 # pin their packages.
+# nginx for deploy/nginx-lab.conf (the deploy suite's pinned version), openssl for its
+# throwaway certificate.
+NGINX_VERSION=1.22.1-9+deb12u11
+if ! command -v nginx >/dev/null || ! command -v openssl >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "nginx=$NGINX_VERSION" "nginx-common=$NGINX_VERSION" openssl >/dev/null 2>&1 ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx openssl >/dev/null
+fi
 if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
