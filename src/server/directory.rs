@@ -29,25 +29,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many pages of Thing Descriptions the lab view reads at most (100 each).
 const MAX_PAGES: usize = 20;
 
-/// A directory: its URL, token and ttl, and an HTTP client for it.
-#[derive(Clone)]
+/// A directory: its options (the URL without a trailing `/`, the token from the environment
+/// if not given; `Debug` hides the token) and an HTTP client for it.
+#[derive(Clone, Debug)]
 pub(crate) struct Directory {
-    /// Without a trailing `/`.
-    url: String,
-    token: Option<String>,
-    ttl: Duration,
+    options: DirectoryOptions,
     http: reqwest::Client,
-}
-
-/// The token is a secret: it is never printed.
-impl std::fmt::Debug for Directory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Directory")
-            .field("url", &self.url)
-            .field("ttl", &self.ttl)
-            .field("token", &self.token.as_ref().map(|_| "(hidden)"))
-            .finish_non_exhaustive()
-    }
 }
 
 impl Directory {
@@ -87,21 +74,23 @@ impl Directory {
             .build()
             .map_err(|error| ServerError::Directory(format!("no HTTP client: {error}")))?;
         Ok(Self {
-            url,
-            token,
-            ttl: options.ttl,
+            options: DirectoryOptions {
+                url,
+                token,
+                ..options.clone()
+            },
             http,
         })
     }
 
     /// The directory's URL, without a trailing `/`.
     pub(crate) fn url(&self) -> &str {
-        &self.url
+        &self.options.url
     }
 
     fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         let request = self.http.request(method, url);
-        match &self.token {
+        match &self.options.token {
             Some(token) => request.bearer_auth(token),
             None => request,
         }
@@ -109,7 +98,7 @@ impl Directory {
 
     /// `PUT /things/{id}`: registers (or replaces) a TD.
     async fn put(&self, id: &str, td: &Value) -> Result<(), String> {
-        let url = format!("{}/things/{id}", self.url);
+        let url = format!("{}/things/{id}", self.options.url);
         let body = serde_json::to_vec(td).map_err(|e| e.to_string())?;
         let response = self
             .request(reqwest::Method::PUT, &url)
@@ -123,7 +112,7 @@ impl Directory {
 
     /// `DELETE /things/{id}`; an entry already gone (404) is fine.
     async fn delete(&self, id: &str) -> Result<(), String> {
-        let url = format!("{}/things/{id}", self.url);
+        let url = format!("{}/things/{id}", self.options.url);
         let response = self
             .request(reqwest::Method::DELETE, &url)
             .send()
@@ -156,7 +145,7 @@ impl Directory {
 
     async fn list_once(&self) -> Result<Vec<Value>, Failure> {
         let mut tds = Vec::new();
-        let mut next = Some(format!("{}/things?offset=0&limit=100", self.url));
+        let mut next = Some(format!("{}/things?offset=0&limit=100", self.options.url));
         let mut pages = 0;
         while let Some(url) = next.take() {
             pages += 1;
@@ -200,7 +189,9 @@ impl Directory {
 
     /// A link from the directory, made absolute.
     fn resolve(&self, href: &str) -> String {
-        match reqwest::Url::parse(&format!("{}/", self.url)).and_then(|base| base.join(href)) {
+        match reqwest::Url::parse(&format!("{}/", self.options.url))
+            .and_then(|base| base.join(href))
+        {
             Ok(url) => url.to_string(),
             Err(_) => href.to_owned(),
         }
@@ -314,7 +305,7 @@ impl Registrar {
                 let id = td.id.clone()?;
                 let mut value = serde_json::to_value(td.absolute(base.clone())).ok()?;
                 value["registration"] =
-                    serde_json::json!({"ttl": self.directory.ttl.as_secs_f64().round() as u64});
+                    serde_json::json!({"ttl": self.directory.options.ttl.as_secs_f64().round() as u64});
                 Some((id, value))
             })
             .collect();
@@ -389,7 +380,7 @@ struct Run {
 
 impl Run {
     async fn until(self, shutdown: CancellationToken) {
-        let refresh = self.directory.ttl / 2;
+        let refresh = self.directory.options.ttl / 2;
         let mut pause = Duration::from_secs(1);
         let mut down: Option<String> = None;
         loop {
