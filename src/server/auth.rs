@@ -53,6 +53,7 @@ pub enum Role {
 /// use labthings::{ThingServer, server::{Auth, Role}};
 ///
 /// let server = ThingServer::builder()
+/// #   .without_settings_folder()
 ///     .auth(
 ///         Auth::new()
 ///             .token("s3cret-operator-token", Role::ReadWrite)

@@ -278,7 +278,12 @@ type AddFn = Box<dyn FnOnce(ThingServerBuilder) -> ThingServerBuilder>;
 ///     r#"{"things": {"desk_lamp": {"class": "lamp", "kwargs": {"on": true}}}}"#,
 /// )
 /// .unwrap();
-/// let server = registry.builder(&config).unwrap().build().unwrap();
+/// let server = registry
+///     .builder(&config)
+///     .unwrap()
+/// #   .without_settings_folder()
+///     .build()
+///     .unwrap();
 /// assert!(server.openapi()["paths"]["/desk_lamp/on"].is_object());
 /// ```
 #[derive(Default)]
