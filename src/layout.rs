@@ -144,6 +144,19 @@ pub(crate) fn snapshot(stream: &str) -> String {
     format!("{stream}/snapshot")
 }
 
+/// `{stream}/h264`: the raw H.264 form (Annex B) of the stream at `stream`.
+#[cfg(feature = "h264")]
+pub(crate) fn h264(stream: &str) -> String {
+    format!("{stream}/h264")
+}
+
+/// `{stream}/h264/units`: the timed H.264 form (one access unit per part) of the stream at
+/// `stream`.
+#[cfg(feature = "h264")]
+pub(crate) fn h264_units(stream: &str) -> String {
+    format!("{stream}/h264/units")
+}
+
 /// `{stream}/viewer`: the viewer page of the stream at `stream`.
 pub(crate) fn viewer(stream: &str) -> String {
     format!("{stream}/viewer")

@@ -143,39 +143,205 @@ function renderThing(name, td) {
 // Streams
 
 function renderStreams(container, thing, td, url) {
-  const streams = (td.links ?? []).filter((link) => link.rel === "alternate"
+  const links = td.links ?? [];
+  const streams = links.filter((link) => link.rel === "alternate"
     && String(link.type).startsWith("multipart/x-mixed-replace"));
   if (streams.length === 0) return;
   const image = element("img", { className: "stream-image", alt: `Live image of ${td.title ?? thing}` });
+  const canvas = element("canvas", { className: "stream-video", hidden: true });
+  canvas.setAttribute("aria-label", `Live H.264 video of ${td.title ?? thing}`);
   const fps = element("span", { className: "fps", "aria-live": "off" }, "– fps");
   const snapshot = element("a", { className: "snapshot", download: `${thing}.jpg` }, "Snapshot");
   snapshot.setAttribute("role", "button");
   const controls = element("div", { className: "controls" });
+  // H.264 where the stream offers it (a `multipart/mixed` link at `<stream>/h264/units`) and the
+  // browser decodes it (WebCodecs); MJPEG in an <img> everywhere else, and by default.
+  const h264Of = (href) => links.find((link) => link.href === `${href}/h264/units`
+    && String(link.type).startsWith("multipart/mixed"));
+  const format = element("select", { id: `${thing}-stream-format`, className: "stream-format" },
+    element("option", { value: "mjpeg" }, "MJPEG"), element("option", { value: "h264" }, "H.264"));
+  const formatLabel = element("label", { for: format.id }, "Format");
+  const remembered = `labthings:stream-format:${thing}`;
+  format.value = localStorage.getItem(remembered) === "h264" ? "h264" : "mjpeg";
+  let player = null;
   const choose = (href) => {
-    image.src = withToken(url(href));
+    const h264 = h264Of(href);
+    const offered = Boolean(h264) && "VideoDecoder" in window;
+    formatLabel.hidden = !offered;
+    format.hidden = !offered;
+    player?.stop();
+    player = null;
     snapshot.href = withToken(url(`${href}/snapshot`));
     image.dataset.stream = href;
+    if (offered && format.value === "h264") {
+      image.removeAttribute("src");
+      image.hidden = true;
+      canvas.hidden = false;
+      player = new H264Player(canvas, withToken(url(h264.href)), fps);
+      canvas.player = player;
+    } else {
+      canvas.hidden = true;
+      image.hidden = false;
+      image.src = withToken(url(href));
+    }
   };
+  let current = streams[0].href;
   if (streams.length > 1) {
     const id = `${thing}-stream-choice`;
     const select = element("select", { id });
     for (const stream of streams) {
       select.append(element("option", { value: stream.href }, stream.href.split("/").pop()));
     }
-    select.addEventListener("change", () => choose(select.value));
+    select.addEventListener("change", () => { current = select.value; choose(current); });
     controls.append(element("label", { for: id }, "Stream"), select);
   }
-  controls.append(snapshot, fps);
-  container.append(element("div", { className: "stream" }, image, controls));
-  choose(streams[0].href);
-  trackFrameRate(image, fps, url);
+  format.addEventListener("change", () => {
+    localStorage.setItem(remembered, format.value);
+    choose(current);
+  });
+  controls.append(formatLabel, format, snapshot, fps);
+  container.append(element("div", { className: "stream" }, image, canvas, controls));
+  choose(current);
+  trackFrameRate(image, fps, url, () => player === null);
+}
+
+/**
+ * A stream's H.264 form decoded with WebCodecs onto a canvas: reads `<stream>/h264/units`
+ * (one access unit per multipart part, with `X-Timestamp` and `X-Keyframe`), starts at a
+ * keyframe, and shows the bit rate, frame rate and latency (capture time to decoded frame).
+ * `log` keeps the last 2000 decoded frames' capture time and latency, for tests and curious users.
+ */
+class H264Player {
+  constructor(canvas, href, label) {
+    this.canvas = canvas;
+    this.context = canvas.getContext("2d");
+    this.label = label;
+    this.log = [];
+    this.decoded = 0;
+    this.errors = 0;
+    this.abort = new AbortController();
+    this.window = { bytes: 0, frames: 0, latencies: [], since: performance.now() };
+    this.decoder = null;
+    this.read(href).catch((error) => {
+      if (!this.abort.signal.aborted) this.label.textContent = `H.264 stopped: ${error.message ?? error}`;
+    });
+    this.timer = setInterval(() => this.report(), 1000);
+  }
+
+  stop() {
+    this.abort.abort();
+    clearInterval(this.timer);
+    if (this.decoder && this.decoder.state !== "closed") this.decoder.close();
+  }
+
+  /** A decoder for the stream whose keyframe is `unit` (the codec string is read off its SPS). */
+  configure(unit) {
+    const sps = spsOf(unit);
+    if (!sps) return false;
+    const hex = (byte) => byte.toString(16).padStart(2, "0");
+    this.decoder = new VideoDecoder({
+      output: (frame) => this.show(frame),
+      error: () => { this.errors += 1; this.decoder = null; },
+    });
+    // No `description`: the chunks are Annex B, SPS and PPS in every keyframe.
+    this.decoder.configure({ codec: `avc1.${hex(sps[1])}${hex(sps[2])}${hex(sps[3])}`, optimizeForLatency: true });
+    return true;
+  }
+
+  show(frame) {
+    if (this.canvas.width !== frame.displayWidth || this.canvas.height !== frame.displayHeight) {
+      this.canvas.width = frame.displayWidth;
+      this.canvas.height = frame.displayHeight;
+    }
+    this.context.drawImage(frame, 0, 0);
+    const captured = frame.timestamp / 1000;
+    const latency = Date.now() - captured;
+    frame.close();
+    this.decoded += 1;
+    this.window.frames += 1;
+    this.window.latencies.push(latency);
+    this.log.push({ captured, latency, at: Date.now() });
+    if (this.log.length > 2000) this.log.shift();
+  }
+
+  decode(unit, timestamp, keyframe) {
+    if (!this.decoder || this.decoder.state === "closed") {
+      if (!keyframe || !this.configure(unit)) return;
+    }
+    // A decoder behind by more than a few frames drops this one rather than queue it.
+    if (this.decoder.decodeQueueSize > 10 && !keyframe) return;
+    this.decoder.decode(new EncodedVideoChunk({ type: keyframe ? "key" : "delta", timestamp, data: unit }));
+  }
+
+  report() {
+    const w = this.window;
+    const seconds = (performance.now() - w.since) / 1000;
+    const sorted = [...w.latencies].sort((a, b) => a - b);
+    const median = sorted.length ? `${Math.round(sorted[Math.floor(sorted.length / 2)])} ms` : "–";
+    const rate = (w.bytes * 8) / seconds / 1e6;
+    this.label.textContent = `H.264 · ${rate.toFixed(2)} Mbit/s · ${(w.frames / seconds).toFixed(1)} fps · latency ${median}`;
+    this.window = { bytes: 0, frames: 0, latencies: [], since: performance.now() };
+  }
+
+  /** Reads the multipart body part by part: headers, then `Content-Length` bytes of unit. */
+  async read(href) {
+    const response = await api(href, { signal: this.abort.signal, cache: "no-store" });
+    if (!response.ok) throw new Error(await problemDetail(response));
+    const reader = response.body.getReader();
+    let buffer = new Uint8Array(0);
+    const headerEnd = new TextEncoder().encode("\r\n\r\n");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("the stream ended");
+      this.window.bytes += value.length;
+      const joined = new Uint8Array(buffer.length + value.length);
+      joined.set(buffer);
+      joined.set(value, buffer.length);
+      buffer = joined;
+      for (;;) {
+        const end = indexOf(buffer, headerEnd);
+        if (end < 0) break;
+        const head = new TextDecoder().decode(buffer.subarray(0, end));
+        const headers = new Map(head.split("\r\n").filter((line) => line.includes(":"))
+          .map((line) => [line.slice(0, line.indexOf(":")).trim().toLowerCase(), line.slice(line.indexOf(":") + 1).trim()]));
+        const length = Number(headers.get("content-length"));
+        if (!Number.isFinite(length)) throw new Error("a part without Content-Length");
+        if (buffer.length < end + 4 + length) break;
+        const unit = buffer.slice(end + 4, end + 4 + length);
+        buffer = buffer.subarray(end + 4 + length);
+        const captured = Date.parse(headers.get("x-timestamp"));
+        const micros = headers.get("x-timestamp").match(/\.(\d{6})/);
+        const timestamp = captured * 1000 + (micros ? Number(micros[1]) % 1000 : 0);
+        this.decode(unit, timestamp, headers.get("x-keyframe") === "true");
+      }
+    }
+  }
+}
+
+/** Where `needle` starts in `haystack`, or -1. */
+function indexOf(haystack, needle) {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i += 1) {
+    for (let j = 0; j < needle.length; j += 1) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/** The SPS NAL unit's payload (profile, constraints, level) of an Annex B access unit. */
+function spsOf(unit) {
+  for (let i = 0; i + 4 < unit.length; i += 1) {
+    if (unit[i] === 0 && unit[i + 1] === 0 && unit[i + 2] === 1 && (unit[i + 3] & 0x1f) === 7) {
+      return unit.subarray(i + 3, i + 7);
+    }
+  }
+  return null;
 }
 
 /** The camera's frame rate, from the frame index of the snapshot, once a second. */
-function trackFrameRate(image, label, url) {
+function trackFrameRate(image, label, url, active = () => true) {
   let last = null;
   setInterval(async () => {
-    if (document.hidden || !image.dataset.stream) return;
+    if (document.hidden || !image.dataset.stream || !active()) return;
     try {
       const response = await api(url(`${image.dataset.stream}/snapshot`), { method: "HEAD", cache: "no-store" });
       const index = Number(response.headers.get("x-frame-index"));

@@ -36,7 +36,8 @@ pub struct Camera {
     #[setting(min = 0.0, max = 5.0, unit = "s")]
     pub history_seconds: Property<f64>,
     /// The live image, full resolution. Recordable (`record_mjpeg_stream`), with up to 150
-    /// frames held for a recording's `pre_seconds` while `history_seconds` arms it.
+    /// frames held for a recording's `pre_seconds` while `history_seconds` arms it. Also
+    /// offered as H.264 (`mjpeg_stream/h264`), for remote viewing.
     #[stream(record, ringbuffer = 150)]
     pub mjpeg_stream: MjpegStream,
     /// The live image at half the width and height, for previews.
@@ -53,7 +54,9 @@ pub struct Camera {
 
 impl Camera {
     pub fn new(settings: CameraSettings) -> Self {
-        let mjpeg_stream = MjpegStream::new();
+        // H.264 beside the MJPEG, for remote viewers: encoded only while someone watches it.
+        let mjpeg_stream = MjpegStream::new()
+            .with_h264(labthings::stream::H264Options::default().frame_rate(settings.fps as f32));
         Self {
             history_seconds: Property::new(0.0),
             exposure_ms: Property::new(10.0),

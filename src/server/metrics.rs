@@ -347,6 +347,8 @@ impl Metrics {
                 );
             }
         }
+        #[cfg(feature = "h264")]
+        h264_metrics(&mut out, &streams);
         family(
             &mut out,
             "labthings_invocations",
@@ -490,4 +492,59 @@ pub(crate) fn serve(metrics: &Arc<Metrics>, routes: &mut RouteTable) {
             }),
         )],
     );
+}
+
+/// The H.264 forms' families: viewers, units encoded, keyframes, bytes, units skipped.
+#[cfg(feature = "h264")]
+fn h264_metrics(out: &mut String, streams: &[(String, String, MjpegStream)]) {
+    type H264Value = fn(&crate::stream::H264Stats) -> u64;
+    let stats: Vec<_> = streams
+        .iter()
+        .filter_map(|(thing, name, stream)| Some((thing, name, stream.h264()?.stats())))
+        .collect();
+    if stats.is_empty() {
+        return;
+    }
+    let metrics: [(&str, &str, &str, H264Value); 5] = [
+        (
+            "labthings_h264_viewers",
+            "gauge",
+            "Viewers of the stream's H.264 form now.",
+            |s| s.viewers as u64,
+        ),
+        (
+            "labthings_h264_units_total",
+            "counter",
+            "H.264 access units encoded for the stream (only while its H.264 form is watched).",
+            |s| s.units,
+        ),
+        (
+            "labthings_h264_keyframes_total",
+            "counter",
+            "Of those, keyframes.",
+            |s| s.keyframes,
+        ),
+        (
+            "labthings_h264_bytes_total",
+            "counter",
+            "Bytes of the H.264 access units encoded.",
+            |s| s.bytes,
+        ),
+        (
+            "labthings_h264_units_skipped_total",
+            "counter",
+            "Units H.264 viewers skipped to reach a keyframe, once per viewer.",
+            |s| s.skipped,
+        ),
+    ];
+    for (name, kind, help, value) in metrics {
+        family(out, name, kind, help);
+        for (thing, stream, stats) in &stats {
+            let _ = writeln!(
+                out,
+                "{name}{{thing=\"{thing}\",stream=\"{stream}\"}} {}",
+                value(stats)
+            );
+        }
+    }
 }

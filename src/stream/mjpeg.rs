@@ -136,8 +136,38 @@ impl MjpegStream {
                 frames_sent: AtomicU64::new(0),
                 frames_skipped: AtomicU64::new(0),
                 history_seconds: Mutex::new(0.0),
+                #[cfg(feature = "h264")]
+                h264: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// The same stream, offering H.264 beside its MJPEG (feature `h264`): a
+    /// [`FramePipeline`](super::FramePipeline) built for it later also encodes H.264, with
+    /// `options`, while someone watches that form; the server serves it at
+    /// `/{thing}/{stream}/h264` (Annex B) and `/{thing}/{stream}/h264/units` (timed, for the
+    /// web UI), and lists both in the Thing Description. Call it where the stream is made,
+    /// before the server is built. A second call keeps the first options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use labthings::stream::{H264Options, MjpegStream};
+    ///
+    /// let stream = MjpegStream::new().with_h264(H264Options::default().bitrate(2_000_000));
+    /// assert!(stream.h264().is_some());
+    /// assert!(MjpegStream::new().h264().is_none());
+    /// ```
+    #[cfg(feature = "h264")]
+    pub fn with_h264(self, options: super::H264Options) -> Self {
+        let _ = self.shared.h264.set(super::H264Stream::new(options));
+        self
+    }
+
+    /// The stream's H.264 form, if it offers one ([`with_h264`](Self::with_h264)).
+    #[cfg(feature = "h264")]
+    pub fn h264(&self) -> Option<super::H264Stream> {
+        self.shared.h264.get().cloned()
     }
 
     /// Adds a JPEG frame, timestamped now, and returns the index it was given.
@@ -390,6 +420,10 @@ impl MjpegStream {
         self.shared
             .latest
             .send_modify(|latest| latest.generation += 1);
+        #[cfg(feature = "h264")]
+        if let Some(h264) = self.shared.h264.get() {
+            h264.stop();
+        }
     }
 
     /// Changes how many frames the ring buffer keeps; when it shrinks, the oldest go.

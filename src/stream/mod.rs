@@ -30,6 +30,10 @@
 #[cfg(feature = "pipeline")]
 mod encode;
 mod entry;
+#[cfg(feature = "h264")]
+mod h264;
+#[cfg(feature = "h264")]
+mod h264_encoder;
 mod mjpeg;
 #[cfg(feature = "pipeline")]
 mod pipeline;
@@ -65,6 +69,11 @@ pub fn jpeg_with_comment(jpeg: &[u8], text: &[u8]) -> Option<Vec<u8>> {
 pub use encode::{JpegEncoder, pipelines_by_encoder};
 pub use entry::{
     BOUNDARY, FRAME_INDEX_HEADER, RingbufferEntry, STREAM_CONTENT_TYPE, TIMESTAMP_HEADER,
+};
+#[cfg(feature = "h264")]
+pub use h264::{
+    AccessUnit, H264_CONTENT_TYPE, H264_UNITS_CONTENT_TYPE, H264Options, H264Stats, H264Stream,
+    KEYFRAME_HEADER, MAX_LAG, UnitStream,
 };
 pub use mjpeg::{DEFAULT_RINGBUFFER_SIZE, Demand, MjpegStream, StreamStats};
 #[cfg(feature = "pipeline")]

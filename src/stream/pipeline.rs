@@ -183,6 +183,11 @@ impl RawFrame {
         (self.width, self.height)
     }
 
+    /// When it was captured.
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        self.timestamp
+    }
+
     /// The same frame, captured at `timestamp` (as the camera reports it); viewers see it.
     #[must_use]
     pub fn at(mut self, timestamp: DateTime<Utc>) -> Self {
@@ -347,11 +352,28 @@ struct Inner {
     encoded: AtomicU64,
     dropped: AtomicU64,
     unwatched: AtomicU64,
+    /// The H.264 encoder's feed, when the main stream offers H.264.
+    #[cfg(feature = "h264")]
+    h264: Option<super::h264_encoder::H264Feed>,
 }
 
 impl Inner {
-    fn watched(&self) -> bool {
+    /// Whether any JPEG output is watched.
+    fn jpeg_watched(&self) -> bool {
         self.outputs.iter().any(|output| output.stream.is_watched())
+    }
+
+    /// Whether anything is watched: a JPEG output, or the H.264 form.
+    fn watched(&self) -> bool {
+        #[cfg(feature = "h264")]
+        if self
+            .h264
+            .as_ref()
+            .is_some_and(|feed| feed.stream.is_watched())
+        {
+            return true;
+        }
+        self.jpeg_watched()
     }
 }
 
@@ -426,6 +448,10 @@ impl Drop for Workers {
         super::encode::stopped(self.0.encoder);
         self.0.stopped.store(true, Ordering::Relaxed);
         self.0.ready.notify_all();
+        #[cfg(feature = "h264")]
+        if let Some(feed) = &self.0.h264 {
+            feed.ready.notify_all();
+        }
     }
 }
 
@@ -467,8 +493,11 @@ impl PipelineBuilder {
         self
     }
 
-    /// Starts the workers.
+    /// Starts the workers (and the H.264 encoder's thread, when the main stream offers H.264:
+    /// [`MjpegStream::with_h264`]).
     pub fn build(self) -> FramePipeline {
+        #[cfg(feature = "h264")]
+        let h264 = self.main.h264();
         let mut outputs = vec![Output {
             stream: self.main,
             factor: 1,
@@ -492,6 +521,8 @@ impl PipelineBuilder {
             encoded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             unwatched: AtomicU64::new(0),
+            #[cfg(feature = "h264")]
+            h264: h264.map(super::h264_encoder::H264Feed::new),
         });
         tracing::info!(
             target: "labthings::stream",
@@ -506,6 +537,18 @@ impl PipelineBuilder {
             std::thread::Builder::new()
                 .name(format!("labthings-encode-{n}"))
                 .spawn(move || work(&inner))
+                .expect("the system can start a thread");
+        }
+        #[cfg(feature = "h264")]
+        if inner.h264.is_some() {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("labthings-h264".to_owned())
+                .spawn(move || {
+                    if let Some(feed) = &inner.h264 {
+                        super::h264_encoder::run(feed, &inner.stopped);
+                    }
+                })
                 .expect("the system can start a thread");
         }
         FramePipeline {
@@ -543,8 +586,12 @@ impl FramePipeline {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         slot.1 += 1;
         let sequence = slot.1;
+        #[cfg(feature = "h264")]
+        if let Some(feed) = &inner.h264 {
+            feed.offer(&frame);
+        }
         if slot.0.replace((sequence, frame)).is_some() {
-            if inner.watched() {
+            if inner.jpeg_watched() {
                 inner.dropped.fetch_add(1, Ordering::Relaxed);
             } else {
                 inner.unwatched.fetch_add(1, Ordering::Relaxed);
@@ -562,11 +609,17 @@ impl FramePipeline {
 
     /// Waits until someone needs the pipeline's frames: a paused sensor resumes then.
     pub async fn watched(&self) {
-        let waits = self
-            .inner
-            .outputs
-            .iter()
-            .map(|output| Box::pin(output.stream.watched()));
+        let waits = self.inner.outputs.iter().map(|output| {
+            Box::pin(output.stream.watched())
+                as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>
+        });
+        #[cfg(feature = "h264")]
+        let waits = waits.chain(
+            self.inner
+                .h264
+                .iter()
+                .map(|feed| Box::pin(feed.stream.watched()) as std::pin::Pin<Box<_>>),
+        );
         futures_util::future::select_all(waits).await;
     }
 
@@ -595,7 +648,7 @@ fn work(inner: &Inner) {
                 if inner.stopped.load(Ordering::Relaxed) {
                     return;
                 }
-                if slot.0.is_some() && inner.watched() {
+                if slot.0.is_some() && inner.jpeg_watched() {
                     break;
                 }
                 // Nobody watches, or no frame: check again shortly (a viewer coming does not

@@ -29,7 +29,14 @@ const VIEWER_PAGE: &str = include_str!("../../static/stream-viewer.html");
 /// | `GET <path>/snapshot` | the newest frame, `image/jpeg`, with `X-Timestamp` and `X-Frame-Index`; 503 problem JSON before the first frame |
 /// | `GET <path>/viewer` | a small HTML page showing the stream |
 ///
-/// `HEAD` works on all three (a `HEAD` of the stream does not count as a viewer). A bad query
+/// With feature `h264`, a stream made [`with_h264`](MjpegStream::with_h264) also has:
+///
+/// | route | answer |
+/// |---|---|
+/// | `GET <path>/h264` | the live H.264 stream, raw Annex B (`video/h264`), from a keyframe on |
+/// | `GET <path>/h264/units` | the same access units as `multipart/mixed` parts, each with its `X-Timestamp`, `X-Frame-Index` and `X-Keyframe` |
+///
+/// `HEAD` works on all of them (a `HEAD` of a stream does not count as a viewer). A bad query
 /// string is a 400 problem JSON naming the parameter.
 ///
 /// For the bounded latency of slow viewers described in [`MjpegStream`], serve the router with
@@ -56,6 +63,7 @@ where
     let routes = StreamRoutes::new(path, stream);
     [routes.live, routes.snapshot, routes.viewer]
         .into_iter()
+        .chain(routes.h264.into_iter().flatten())
         .fold(Router::new(), |router, (path, route)| {
             router.route(&path, route)
         })
@@ -70,6 +78,8 @@ pub(crate) struct StreamRoutes<S> {
     pub(crate) snapshot: (String, MethodRouter<S>),
     /// `<path>/viewer`: the viewer page.
     pub(crate) viewer: (String, MethodRouter<S>),
+    /// `<path>/h264` and `<path>/h264/units`, when the stream offers H.264.
+    pub(crate) h264: Option<[(String, MethodRouter<S>); 2]>,
 }
 
 impl<S: Clone + Send + Sync + 'static> StreamRoutes<S> {
@@ -85,11 +95,30 @@ impl<S: Clone + Send + Sync + 'static> StreamRoutes<S> {
         );
         let name = path.rsplit('/').next().unwrap_or_default();
         let page = Html(VIEWER_PAGE.replace("{{name}}", &escape_html(name)));
+        #[cfg(feature = "h264")]
+        let h264 = stream.h264().map(|h264| {
+            let annex_b = h264.clone();
+            [
+                (
+                    layout::h264(path),
+                    get(
+                        move |method: Method| async move { h264_response(method, &annex_b, false) },
+                    ),
+                ),
+                (
+                    layout::h264_units(path),
+                    get(move |method: Method| async move { h264_response(method, &h264, true) }),
+                ),
+            ]
+        });
+        #[cfg(not(feature = "h264"))]
+        let h264 = None;
         let state = Arc::new(StreamRoute {
             stream,
             label: Arc::from(path),
         });
         Self {
+            h264,
             live: (path.to_owned(), get(live).with_state(state.clone())),
             snapshot: (layout::snapshot(path), get(snapshot).with_state(state)),
             viewer: (layout::viewer(path), get(viewer).with_state(page)),
@@ -131,6 +160,21 @@ async fn live(
     }
     MjpegStreamResponse::new(route.stream.frames_logged(options, route.label.clone()))
         .into_response()
+}
+
+/// `GET <path>/h264` (`units`: `<path>/h264/units`); `HEAD` sends the headers and counts no
+/// viewer.
+#[cfg(feature = "h264")]
+fn h264_response(method: Method, stream: &super::H264Stream, units: bool) -> Response {
+    if method == Method::HEAD {
+        let body = Body::from_stream(futures_util::stream::empty::<Result<Bytes, Infallible>>());
+        return super::h264::stream_response(body, units);
+    }
+    if units {
+        stream.units_response()
+    } else {
+        stream.annex_b_response()
+    }
 }
 
 /// `GET <path>/viewer`: the page.

@@ -25,6 +25,9 @@ pub(crate) struct Shared {
     /// How many seconds of pre-trigger history are armed (0: none); while armed, the stream
     /// counts as watched, so that its producer keeps its frames coming.
     pub(crate) history_seconds: Mutex<f64>,
+    /// The stream's H.264 form, when it offers one.
+    #[cfg(feature = "h264")]
+    pub(crate) h264: std::sync::OnceLock<super::H264Stream>,
 }
 
 impl Shared {

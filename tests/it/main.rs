@@ -23,6 +23,7 @@ mod documents;
 mod events;
 mod examples;
 mod faults;
+mod h264;
 mod hardening;
 mod limits;
 mod macros;

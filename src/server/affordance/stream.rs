@@ -58,6 +58,7 @@ fn serve_one<T: Send + Sync + 'static>(
         live,
         snapshot,
         viewer,
+        h264,
     } = StreamRoutes::new(&path, handle.clone());
     let (name, description) = (stream.name, stream.description);
     routes.route(
@@ -75,7 +76,24 @@ fn serve_one<T: Send + Sync + 'static>(
         viewer.1,
         [viewer_doc(thing_name, name, &viewer.0)],
     );
+    let handle_has_h264 = h264.is_some();
+    if let Some([annex_b, units]) = h264 {
+        routes.route(
+            &annex_b.0,
+            annex_b.1,
+            [h264_doc(thing_name, name, &annex_b.0, false)],
+        );
+        routes.route(
+            &units.0,
+            units.1,
+            [h264_doc(thing_name, name, &units.0, true)],
+        );
+    }
+    // The MJPEG first, as before: clients that take the first `alternate` link keep it.
     td.links.extend(links(&path));
+    if handle_has_h264 {
+        td.links.extend(h264_links(&path));
+    }
     context.metrics.add_stream(thing_name, name, handle.clone());
     handle
 }
@@ -126,6 +144,72 @@ fn viewer_doc(thing: &str, name: &str, path: &str) -> RouteDoc {
             "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
         }),
     )
+}
+
+/// The two H.264 forms of a stream: raw Annex B, and timed units.
+fn h264_doc(thing: &str, name: &str, path: &str, units: bool) -> RouteDoc {
+    let (suffix, summary, description, content_type, body) = if units {
+        (
+            "_h264_units",
+            format!("Live H.264 stream {name}, one access unit per part with its capture time"),
+            "The H.264 form of the stream for players that decode units themselves (WebCodecs): \
+             a `multipart/mixed` body, one access unit (Annex B) per part, each part with \
+             `Content-Type: video/h264`, `Content-Length`, `X-Timestamp` (capture time, RFC 3339), \
+             `X-Frame-Index` and `X-Keyframe` (`true` or `false`). The first part is a keyframe; a \
+             viewer that falls behind skips to the next keyframe.",
+            STREAM_H264_UNITS,
+            "multipart/mixed, one H.264 access unit per part",
+        )
+    } else {
+        (
+            "_h264",
+            format!("Live H.264 stream {name} (Annex B)"),
+            "The H.264 form of the stream as a raw Annex B byte stream, from a keyframe on \
+             (`ffmpeg -f h264 -i URL`). Encoded only while someone watches it; a viewer that \
+             falls behind skips to the next keyframe.",
+            STREAM_H264,
+            "An H.264 Annex B byte stream",
+        )
+    };
+    RouteDoc::get(
+        path.to_owned(),
+        json!({
+            "operationId": format!("{thing}_{name}{suffix}"),
+            "summary": summary,
+            "description": description,
+            "tags": [thing],
+            "responses": {
+                "200": {"description": body,
+                    "content": {content_type: {"schema": {"type": "string", "format": "binary"}}}},
+            },
+        }),
+    )
+}
+
+#[cfg(feature = "h264")]
+const STREAM_H264: &str = crate::stream::H264_CONTENT_TYPE;
+#[cfg(feature = "h264")]
+const STREAM_H264_UNITS: &str = crate::stream::H264_UNITS_CONTENT_TYPE;
+#[cfg(not(feature = "h264"))]
+const STREAM_H264: &str = "video/h264";
+#[cfg(not(feature = "h264"))]
+const STREAM_H264_UNITS: &str = "multipart/mixed; boundary=frame";
+
+/// The TD links of a stream's H.264 forms, beside its MJPEG (`alternate`: the same images in
+/// another format).
+fn h264_links(path: &str) -> [Link; 2] {
+    [
+        Link {
+            href: layout::relative(&format!("{path}/h264")).to_owned(),
+            media_type: STREAM_H264.to_owned(),
+            rel: "alternate".to_owned(),
+        },
+        Link {
+            href: layout::relative(&format!("{path}/h264/units")).to_owned(),
+            media_type: STREAM_H264_UNITS.to_owned(),
+            rel: "alternate".to_owned(),
+        },
+    ]
 }
 
 /// The TD links of a stream at `path`: the live stream (`alternate`) and its newest frame
