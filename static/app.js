@@ -222,6 +222,7 @@ class H264Player {
     this.abort = new AbortController();
     this.window = { bytes: 0, frames: 0, latencies: [], since: performance.now() };
     this.decoder = null;
+    this.started = Date.now();
     this.read(href).catch((error) => {
       if (!this.abort.signal.aborted) this.label.textContent = `H.264 stopped: ${error.message ?? error}`;
     });

@@ -14,6 +14,8 @@ source tests/support/start-microscope.sh --config tests/browser/microscope.json
 
 mkdir -p target/browser
 node tests/browser/ui.test.mjs "$URL" target/browser/ui.png
+# The H.264 player (WebCodecs) on the same microscope.
+node tests/browser/h264.test.mjs "$URL" target/browser/h264.png
 stop_microscope
 
 # The same UI, and the API browser, with access tokens on.

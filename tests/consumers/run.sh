@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real stream consumers, unmodified: ffmpeg and GStreamer (Debian's packages) read the
-# microscope example's MJPEG streams and decode frames from them without an error.
+# microscope example's MJPEG streams, and ffmpeg its H.264 form, and decode frames from them
+# without an error.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FFMPEG_VERSION=7:5.1.9-0+deb12u1
@@ -52,6 +53,34 @@ for stream in mjpeg_stream lores_mjpeg_stream; do
   echo "ffmpeg decoded $DECODED frames from $stream without an error"
   rm -f "$LOG"
 done
+
+# The H.264 form (raw Annex B): ffmpeg decodes 60 frames of the camera's size without an error.
+LOG=$(mktemp)
+SIZES=$(timeout 60 ffmpeg -hide_banner -nostdin -loglevel error -xerror -f h264 \
+  -i "$URL/camera/mjpeg_stream/h264" -frames:v "$FRAMES" -f framemd5 - 2>"$LOG" | grep -v '^#' |
+  awk -F', *' '{print $5}' | sort | uniq -c) || {
+  echo "ffmpeg failed on the H.264 stream:" >&2
+  cat "$LOG" >&2
+  exit 1
+}
+if [ -s "$LOG" ]; then
+  echo "ffmpeg reported errors on the H.264 stream:" >&2
+  cat "$LOG" >&2
+  exit 1
+fi
+# One line: 60 frames, each of 640x480 in YUV 4:2:0 (460800 bytes).
+if [ "$(echo "$SIZES" | awk '{$1=$1};1')" != "$FRAMES 460800" ]; then
+  echo "ffmpeg decoded from the H.264 stream (count, frame bytes): $SIZES" >&2
+  exit 1
+fi
+FFPROBE=$(timeout 30 ffprobe -v error -f h264 -select_streams v:0 -show_entries stream=codec_name,width,height \
+  -of csv=p=0 -read_intervals "%+#5" "$URL/camera/mjpeg_stream/h264")
+if [ "$FFPROBE" != "h264,640,480" ]; then
+  echo "ffprobe saw $FFPROBE in the H.264 stream, not h264,640,480" >&2
+  exit 1
+fi
+echo "ffmpeg decoded $FRAMES frames of 640x480 from the H.264 stream without an error"
+rm -f "$LOG"
 
 # GStreamer decodes each frame and writes it as a PNG; `identity eos-after` ends the pipeline
 # after the wanted number of frames. Any error or warning it prints fails the suite.
