@@ -55,8 +55,9 @@ pub struct Camera {
 impl Camera {
     pub fn new(settings: CameraSettings) -> Self {
         // H.264 beside the MJPEG, for remote viewers: encoded only while someone watches it.
-        let mjpeg_stream = MjpegStream::new()
-            .with_h264(labthings::stream::H264Options::default().frame_rate(settings.fps as f32));
+        let mjpeg_stream = MjpegStream::new().with_h264(
+            labthings::stream::H264Options::default().with_frame_rate(settings.fps as f32),
+        );
         Self {
             history_seconds: Property::new(0.0),
             exposure_ms: Property::new(10.0),

@@ -64,18 +64,23 @@ const MAX_BITRATE: u32 = 100_000_000;
 /// use labthings::stream::H264Options;
 ///
 /// let options = H264Options::default()
-///     .bitrate(2_000_000)
-///     .keyframe_interval(Duration::from_millis(500));
-/// assert_eq!(options.bitrate_for(1280, 720, 30.0), 2_000_000);
+///     .with_bitrate(2_000_000)
+///     .with_keyframe_interval(Duration::from_millis(500));
+/// assert_eq!(options.bitrate_for(1280, 720), 2_000_000);
 /// // Without a bit rate, 0.1 bit per pixel at the frame rate: 2.76 Mbit/s at 720p30.
-/// assert_eq!(H264Options::default().bitrate_for(1280, 720, 30.0), 2_764_800);
+/// assert_eq!(H264Options::default().bitrate_for(1280, 720), 2_764_800);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[must_use]
+#[non_exhaustive]
 pub struct H264Options {
-    bitrate: Option<u32>,
-    keyframe_interval: Duration,
-    frame_rate: f32,
+    /// The target bit rate in bits per second; `None` (the default) scales with the frame:
+    /// 0.1 bit per pixel per frame at `frame_rate`.
+    pub bitrate: Option<u32>,
+    /// The longest time between keyframes (default 1 s). A viewer joining asks for a keyframe
+    /// at once in any case; this bounds how long a viewer that fell behind waits.
+    pub keyframe_interval: Duration,
+    /// The frame rate the rate control plans for (default 30); frames may come slower.
+    pub frame_rate: f32,
 }
 
 impl Default for H264Options {
@@ -89,44 +94,54 @@ impl Default for H264Options {
 }
 
 impl H264Options {
-    /// The target bit rate, in bits per second (at most 100 Mbit/s). The default scales with
-    /// the frame: 0.1 bit per pixel per frame at the frame rate.
-    pub fn bitrate(mut self, bits_per_second: u32) -> Self {
+    /// With a target bit rate, in bits per second (kept within 10 kbit/s to 100 Mbit/s).
+    #[must_use]
+    pub fn with_bitrate(mut self, bits_per_second: u32) -> Self {
         self.bitrate = Some(bits_per_second.clamp(10_000, MAX_BITRATE));
         self
     }
 
-    /// The longest time between keyframes (default 1 s, at least 0.1 s). A viewer joining asks
-    /// for a keyframe at once in any case; this bounds how long a viewer that fell behind waits.
-    pub fn keyframe_interval(mut self, interval: Duration) -> Self {
+    /// With the longest time between keyframes (at least 0.1 s).
+    #[must_use]
+    pub fn with_keyframe_interval(mut self, interval: Duration) -> Self {
         self.keyframe_interval = interval.max(Duration::from_millis(100));
         self
     }
 
-    /// The frame rate the rate control plans for (default 30); frames may come slower.
-    pub fn frame_rate(mut self, fps: f32) -> Self {
+    /// With the frame rate the rate control plans for; one that is not a positive, finite
+    /// number keeps the default.
+    #[must_use]
+    pub fn with_frame_rate(mut self, fps: f32) -> Self {
         if fps.is_finite() && fps > 0.0 {
             self.frame_rate = fps.min(240.0);
         }
         self
     }
 
-    /// The bit rate used for frames of `width` x `height` at `fps`.
-    pub fn bitrate_for(&self, width: u16, height: u16, fps: f32) -> u32 {
-        self.bitrate.unwrap_or_else(|| {
-            let bits = f64::from(width) * f64::from(height) * f64::from(fps) * 0.1;
-            (bits.round() as u32).clamp(10_000, MAX_BITRATE)
-        })
+    /// The bit rate used for frames of `width` x `height`.
+    pub fn bitrate_for(&self, width: u16, height: u16) -> u32 {
+        self.bitrate.map_or_else(
+            || {
+                let fps = f64::from(self.planned_frame_rate());
+                let bits = f64::from(width) * f64::from(height) * fps * 0.1;
+                (bits.round() as u32).clamp(10_000, MAX_BITRATE)
+            },
+            |bits| bits.clamp(10_000, MAX_BITRATE),
+        )
     }
 
-    /// The longest time between keyframes.
-    pub fn keyframe_interval_duration(&self) -> Duration {
-        self.keyframe_interval
+    /// The keyframe interval, at least 0.1 s (a field set by hand may be less).
+    pub(crate) fn keyframe_period(&self) -> Duration {
+        self.keyframe_interval.max(Duration::from_millis(100))
     }
 
-    /// The frame rate the rate control plans for.
-    pub fn planned_frame_rate(&self) -> f32 {
-        self.frame_rate
+    /// The frame rate, 30 when the field was set to something that is not one.
+    pub(crate) fn planned_frame_rate(&self) -> f32 {
+        if self.frame_rate.is_finite() && self.frame_rate > 0.0 {
+            self.frame_rate.min(240.0)
+        } else {
+            30.0
+        }
     }
 }
 

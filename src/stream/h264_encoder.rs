@@ -92,8 +92,7 @@ pub(super) fn run(feed: &H264Feed, stopped: &AtomicBool) {
             }
         }
         let (encoder, _) = encoder.as_mut().expect("made above");
-        let due =
-            last_keyframe.is_none_or(|at| at.elapsed() >= options.keyframe_interval_duration());
+        let due = last_keyframe.is_none_or(|at| at.elapsed() >= options.keyframe_period());
         if feed.stream.take_keyframe_request() || due {
             encoder.force_intra_frame();
         }
@@ -123,9 +122,9 @@ pub(super) fn run(feed: &H264Feed, stopped: &AtomicBool) {
 
 fn options_config(options: &super::H264Options, width: u16, height: u16) -> EncoderConfig {
     let fps = options.planned_frame_rate();
-    let period = (f64::from(fps) * options.keyframe_interval_duration().as_secs_f64()).ceil();
+    let period = (f64::from(fps) * options.keyframe_period().as_secs_f64()).ceil();
     EncoderConfig::new()
-        .bitrate(BitRate::from_bps(options.bitrate_for(width, height, fps)))
+        .bitrate(BitRate::from_bps(options.bitrate_for(width, height)))
         .max_frame_rate(FrameRate::from_hz(fps))
         .rate_control_mode(RateControlMode::Bitrate)
         .usage_type(UsageType::CameraVideoRealTime)

@@ -10,6 +10,8 @@ use tokio::sync::watch;
 use super::entry::{PartBuffer, check_jpeg};
 use super::shared::{Latest, Ring, Shared};
 use super::viewer::{FrameStream, ViewerOptions};
+#[cfg(feature = "h264")]
+use super::{H264Options, H264Stream};
 use super::{RingbufferEntry, StreamError};
 
 /// The number of frames a stream keeps unless told otherwise.
@@ -154,19 +156,19 @@ impl MjpegStream {
     /// ```
     /// use labthings::stream::{H264Options, MjpegStream};
     ///
-    /// let stream = MjpegStream::new().with_h264(H264Options::default().bitrate(2_000_000));
+    /// let stream = MjpegStream::new().with_h264(H264Options::default().with_bitrate(2_000_000));
     /// assert!(stream.h264().is_some());
     /// assert!(MjpegStream::new().h264().is_none());
     /// ```
     #[cfg(feature = "h264")]
-    pub fn with_h264(self, options: super::H264Options) -> Self {
-        let _ = self.shared.h264.set(super::H264Stream::new(options));
+    pub fn with_h264(self, options: H264Options) -> Self {
+        let _ = self.shared.h264.set(H264Stream::new(options));
         self
     }
 
     /// The stream's H.264 form, if it offers one ([`with_h264`](Self::with_h264)).
     #[cfg(feature = "h264")]
-    pub fn h264(&self) -> Option<super::H264Stream> {
+    pub fn h264(&self) -> Option<H264Stream> {
         self.shared.h264.get().cloned()
     }
 
