@@ -5,8 +5,8 @@
 #     libjpeg-turbo: bytes and CPU per frame.
 #  2. The microscope example (release build) at 1280x720, 30 fps, with 10 viewers of the H.264
 #     form and then 10 of the MJPEG stream (curl): the server's CPU.
-# The latency from capture to the decoded frame in Chromium is measured by the browser suite
-# (tests/browser/h264.test.mjs prints p50 and p99).
+#  3. The latency from capture to the decoded frame in headless Chromium (the web UI's player,
+#     tests/browser/h264.test.mjs) at 1280x720 and 1920x1080.
 #
 #   bench/h264.sh            the full run (5 s per encoder run, 10 s per viewer run)
 #   QUICK=1 bench/h264.sh    a smoke run (1 s, 3 s)
@@ -56,6 +56,27 @@ for form in h264 mjpeg; do
 'received_mbit_per_s': int(sys.argv[5]) * 8 / (float(sys.argv[4]) + 2) / 1e6}))" \
     "$form" "$start" "$end" "$VIEWING" "$received" >> "$RESULTS"
 done
+stop_microscope
+
+# Latency from capture to the decoded frame in Chromium (the web UI's WebCodecs player; the
+# browser suite's test, which prints it), at 720p and 1080p.
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+[ -d tests/browser/node_modules ] || (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+for size in 1280x720 1920x1080; do
+  cat > "$CONFIG" <<JSON
+{"things": {"camera": {"class": "simulated_camera", "kwargs": {"width": ${size%x*}, "height": ${size#*x}, "fps": 30}}}}
+JSON
+  # shellcheck source=../tests/support/start-microscope.sh
+  source tests/support/start-microscope.sh --config "$CONFIG"
+  SIZE=$size BENCH=1 node tests/browser/h264.test.mjs "$URL" "$OUT/h264-$size.png" 2>>"$RESULTS" >/dev/null || {
+    echo "the H.264 player did not run at $size" >&2
+    exit 1
+  }
+  stop_microscope
+done
 rm -f "$CONFIG"
 
 python3 - "$RESULTS" ${BENCH_CHECK:+--check} <<'PY'
@@ -79,6 +100,10 @@ for r in rows:
     if "viewers" in r:
         print(f"10 viewers of {r['form']:5} at {r['size']}: server CPU {r['server_cpu_percent']:.0f}% of a core, "
               f"{r['received_mbit_per_s']:.1f} Mbit/s received in all")
+for r in rows:
+    if "browser" in r:
+        print(f"Chromium WebCodecs at {r['size']}: latency from capture to decoded frame p50 {r['latency_ms_p50']:.0f} ms, "
+              f"p99 {r['latency_ms_p99']:.0f} ms ({r['frames']} frames)")
 if "--check" in sys.argv and failed:
     sys.exit("; ".join(failed))
 PY

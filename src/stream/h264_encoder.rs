@@ -15,7 +15,7 @@ use openh264::formats::YUVSlices;
 
 use super::encode::Pixels;
 use super::h264::H264Stream;
-use super::pipeline::RawFrame;
+use super::raw::RawFrame;
 
 /// What the pipeline hands its H.264 thread: the newest raw frame (newest wins).
 pub(super) struct H264Feed {

@@ -37,6 +37,8 @@ mod h264_encoder;
 mod mjpeg;
 #[cfg(feature = "pipeline")]
 mod pipeline;
+#[cfg(feature = "pipeline")]
+mod raw;
 mod response;
 mod routes;
 mod shared;
@@ -77,9 +79,9 @@ pub use h264::{
 };
 pub use mjpeg::{DEFAULT_RINGBUFFER_SIZE, Demand, MjpegStream, StreamStats};
 #[cfg(feature = "pipeline")]
-pub use pipeline::{
-    FrameError, FramePipeline, Gray16Window, PipelineBuilder, PipelineStats, PixelFormat, RawFrame,
-};
+pub use pipeline::{FramePipeline, PipelineBuilder, PipelineStats};
+#[cfg(feature = "pipeline")]
+pub use raw::{FrameError, Gray16Window, PixelFormat, RawFrame};
 pub use response::MjpegStreamResponse;
 #[cfg(feature = "server")]
 pub(crate) use routes::StreamRoutes;

@@ -1,10 +1,14 @@
 // The web UI's H.264 player (WebCodecs) in headless Chromium, against the microscope example.
 // Usage: node h264.test.mjs http://127.0.0.1:PORT SCREENSHOT.png
 // Prints one line per check, the latency figures, and "N passed, N failed"; exits 1 on failure.
+// SIZE=1280x720 expects that camera size (default 640x480). BENCH=1 (bench/h264.sh) prints the
+// latency as one JSON line and does not hold it to the test's bound: a benchmark reports.
 import { chromium } from "playwright-core";
 import { assert, check, eventually, finish } from "../support/checks.mjs";
 
 const [base, screenshot] = [process.argv[2].replace(/\/$/, ""), process.argv[3]];
+const [width, height] = (process.env.SIZE ?? "640x480").split("x").map(Number);
+const bench = process.env.BENCH === "1";
 const metric = async (name) => {
   const text = await (await fetch(`${base}/metrics`)).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name}{thing="camera",stream="mjpeg_stream"}`));
@@ -55,7 +59,7 @@ await check("switched to H.264, the player decodes 60 frames in capture order, p
   first = await eventually(async () => {
     const state = await log(page);
     return state && state.log.length >= 90 ? state : null;
-  }, "90 decoded frames in 20 s", 20000);
+  }, "90 decoded frames in 30 s", 30000);
   assert(first.errors === 0, `${first.errors} decoder errors`);
   assert(await page.isHidden('[data-thing="camera"] img.stream-image'), "the <img> is hidden");
   assert(!(await page.evaluate(() => document.querySelector('[data-thing="camera"] img.stream-image').getAttribute("src"))),
@@ -66,7 +70,12 @@ await check("switched to H.264, the player decodes 60 frames in capture order, p
   const latencies = first.log.slice(30).map((entry) => entry.latency);
   const [p50, p99] = [percentile(latencies, 50), percentile(latencies, 99)];
   console.log(`        latency from capture to decoded frame over ${latencies.length} frames: p50 ${p50.toFixed(0)} ms, p99 ${p99.toFixed(0)} ms`);
-  assert(p99 < 200, `p99 latency ${p99} ms`);
+  if (bench) {
+    console.error(JSON.stringify({ browser: "chromium", size: `${width}x${height}`, frames: latencies.length,
+      latency_ms_p50: p50, latency_ms_p99: p99 }));
+  } else {
+    assert(p99 < 200, `p99 latency ${p99} ms`);
+  }
   assert((await metric("labthings_h264_viewers")) === 1, "one H.264 viewer on the server");
 });
 
@@ -78,7 +87,7 @@ await check("the canvas shows the camera's picture, and the label its rate, fram
     for (let i = 0; i < data.length; i += 4) if (data[i] + data[i + 1] + data[i + 2] > 300) bright += 1;
     return { width: canvas.width, height: canvas.height, bright: bright / (data.length / 4) };
   });
-  assert(picture.width === 640 && picture.height === 480, `canvas ${picture.width}x${picture.height}`);
+  assert(picture.width === width && picture.height === height, `canvas ${picture.width}x${picture.height}`);
   assert(picture.bright > 0.1, `a picture, not black: ${picture.bright}`);
   const label = await eventually(async () => {
     const text = await page.textContent('[data-thing="camera"] .fps');

@@ -53,8 +53,10 @@ async fn requests_and_stream_viewers_are_logged_and_counted_in_metrics() {
     );
     let text = response.text().await.unwrap();
     // Every line is a comment or `name{labels} value`.
-    let line =
-        regex_lite::Regex::new(r#"^[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? [0-9.e+-]+$"#).unwrap();
+    let line = regex_lite::Regex::new(
+        r#"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="[^"]*",?)+\})? [0-9.e+-]+$"#,
+    )
+    .unwrap();
     for l in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(line.is_match(l), "not a Prometheus sample: {l}");
     }
