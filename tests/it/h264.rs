@@ -291,3 +291,56 @@ async fn a_stalled_h264_viewer_does_not_delay_another() {
     );
     drop(stalled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_h264_viewer_skips_to_the_next_keyframe_and_never_gets_a_delta_frame_out_of_order() {
+    let camera = MjpegStream::new().with_h264(H264Options::default());
+    let h264 = camera.h264().unwrap();
+    let path = "/camera/mjpeg_stream";
+    let address = spawn_server(Router::new().merge(stream::routes(path, camera.clone()))).await;
+    let response = reqwest::get(format!("http://{address}{path}/h264/units"))
+        .await
+        .unwrap();
+    let mut reader = MjpegReader::new(response);
+    crate::support::eventually(|| h264.stats().viewers == 1).await;
+
+    // 20 MB a second (units of 200 kB at about 100 a second, a keyframe every tenth), read at
+    // a twentieth of that.
+    let producer = std::thread::spawn({
+        let h264 = h264.clone();
+        move || {
+            for n in 0..300u32 {
+                let mut unit = vec![0u8; 200_000];
+                unit[..4].copy_from_slice(&n.to_be_bytes());
+                h264.add_unit(unit, chrono::Utc::now(), n % 10 == 0);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    let mut received: Vec<(u64, bool)> = Vec::new();
+    while received.last().map(|(index, _)| *index) != Some(299) {
+        let part = reader
+            .next_part(PATIENCE)
+            .await
+            .expect("the stream goes on");
+        received.push((part.index(), part.header("x-keyframe") == Some("true")));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    producer.join().unwrap();
+    assert!(received[0].1, "it starts at a keyframe");
+    let gaps: Vec<&[(u64, bool)]> = received
+        .windows(2)
+        .filter(|w| w[1].0 != w[0].0 + 1)
+        .collect();
+    assert!(!gaps.is_empty(), "a viewer this slow skips: {received:?}");
+    for gap in &gaps {
+        assert!(gap[0].0 < gap[1].0, "in order: {gap:?}");
+        assert!(gap[1].1, "after a skip, a keyframe: {gap:?}");
+    }
+    assert!(
+        received.len() < 200,
+        "it skipped rather than queue every unit: {} of 300",
+        received.len()
+    );
+    assert!(h264.stats().skipped > 0);
+}
