@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use labthings::stream::{self, H264Options, MjpegStream};
+use labthings::stream::{self, H264Options, H264Stream, MjpegStream};
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource as _;
 
@@ -42,26 +42,41 @@ async fn h264_units(http: &reqwest::Client, base: &str) -> f64 {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_camera_offers_h264_in_both_forms_that_decode_to_its_size_and_are_described() {
+/// The simulated camera (640x480 at 30 fps, offering H.264) on a server of its own: the
+/// camera, the server's base URL, its stop signal and its task.
+async fn serve_camera() -> (
+    Arc<things::Camera>,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), labthings::server::ServerError>>,
+) {
     let camera = Arc::new(things::Camera::new(sim::CameraSettings::default()));
     let server = crate::support::builder()
         .add_thing("camera", camera.clone())
         .build()
         .unwrap();
     let (address, stop, task) = spawn_thing_server(server).await;
-    let base = format!("http://{address}");
+    (camera, format!("http://{address}"), stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_camera_offers_h264_in_both_forms_that_decode_to_its_size_and_are_described() {
+    let (_camera, base, stop, task) = serve_camera().await;
     let http = reqwest::Client::new();
+    let get_json = |path: &str| {
+        let request = http.get(format!("{base}{path}")).send();
+        async move {
+            request
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
 
     // The TD lists both forms beside the MJPEG, with their media types; OpenAPI documents them.
-    let td: serde_json::Value = http
-        .get(format!("{base}/camera/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let td = get_json("/camera/").await;
     let links = td["links"].as_array().unwrap();
     let link = |href: &str| links.iter().find(|link| link["href"] == href).cloned();
     assert_eq!(
@@ -76,14 +91,7 @@ async fn the_camera_offers_h264_in_both_forms_that_decode_to_its_size_and_are_de
         link("camera/lores_mjpeg_stream/h264").is_none(),
         "only a stream made with_h264 offers it"
     );
-    let openapi: serde_json::Value = http
-        .get(format!("{base}/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi = get_json("/openapi.json").await;
     let operation = &openapi["paths"]["/camera/mjpeg_stream/h264/units"]["get"];
     assert!(
         operation["responses"]["200"]["content"]["multipart/mixed; boundary=frame"].is_object(),
@@ -162,13 +170,7 @@ async fn the_camera_offers_h264_in_both_forms_that_decode_to_its_size_and_are_de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_encoded_to_h264_while_nobody_watches_it_that_way() {
-    let camera = Arc::new(things::Camera::new(sim::CameraSettings::default()));
-    let server = crate::support::builder()
-        .add_thing("camera", camera.clone())
-        .build()
-        .unwrap();
-    let (address, stop, task) = spawn_thing_server(server).await;
-    let base = format!("http://{address}");
+    let (camera, base, stop, task) = serve_camera().await;
     let http = reqwest::Client::new();
 
     // MJPEG viewers, snapshots and a HEAD of the H.264 form: frames are made, no H.264.
@@ -226,43 +228,48 @@ async fn nothing_is_encoded_to_h264_while_nobody_watches_it_that_way() {
     task.await.unwrap().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_h264_viewer_does_not_delay_another() {
+const UNITS_PATH: &str = "/camera/mjpeg_stream/h264/units";
+
+/// A stream offering H.264, served alone (its routes on a server of their own).
+async fn serve_h264() -> (H264Stream, std::net::SocketAddr) {
     let camera = MjpegStream::new().with_h264(H264Options::default());
     let h264 = camera.h264().unwrap();
-    let path = "/camera/mjpeg_stream";
-    let address = spawn_server(Router::new().merge(stream::routes(path, camera.clone()))).await;
+    let routes = stream::routes("/camera/mjpeg_stream", camera);
+    (h264, spawn_server(Router::new().merge(routes)).await)
+}
 
+/// An encoder thread of our own: 300 units of 200 kB (60 MB) at about 100 a second, a
+/// keyframe every tenth, each tagged with its index; returns the slowest `add_unit`.
+fn produce_big_units(h264: &H264Stream) -> std::thread::JoinHandle<Duration> {
+    let h264 = h264.clone();
+    std::thread::spawn(move || {
+        let mut slowest = Duration::ZERO;
+        for n in 0..300u32 {
+            let mut unit = vec![0u8; 200_000];
+            unit[..4].copy_from_slice(&n.to_be_bytes());
+            let started = Instant::now();
+            h264.add_unit(unit, chrono::Utc::now(), n % 10 == 0);
+            slowest = slowest.max(started.elapsed());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        slowest
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_h264_viewer_does_not_delay_another() {
+    let (h264, address) = serve_h264().await;
     // A viewer that sends its request and never reads a byte.
     let mut stalled = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stalled,
-        "GET {path}/h264/units HTTP/1.1\r\nHost: test\r\n\r\n"
-    )
-    .unwrap();
-    let response = reqwest::get(format!("http://{address}{path}/h264/units"))
+    write!(stalled, "GET {UNITS_PATH} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let response = reqwest::get(format!("http://{address}{UNITS_PATH}"))
         .await
         .unwrap();
     let mut reader = MjpegReader::new(response);
     crate::support::eventually(|| h264.stats().viewers == 2).await;
 
-    // 300 units of 200 kB (60 MB, far more than the stalled socket holds) at about 100 a
-    // second, a keyframe every tenth, from an encoder thread of our own.
-    let producer = std::thread::spawn({
-        let h264 = h264.clone();
-        move || {
-            let mut slowest = Duration::ZERO;
-            for n in 0..300u32 {
-                let mut unit = vec![0u8; 200_000];
-                unit[..4].copy_from_slice(&n.to_be_bytes());
-                let started = Instant::now();
-                h264.add_unit(unit, chrono::Utc::now(), n % 10 == 0);
-                slowest = slowest.max(started.elapsed());
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            slowest
-        }
-    });
+    // Far more than the stalled socket holds.
+    let producer = produce_big_units(&h264);
     let mut received = Vec::new();
     while received.last() != Some(&299) {
         let part = reader
@@ -294,29 +301,15 @@ async fn a_stalled_h264_viewer_does_not_delay_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_h264_viewer_skips_to_the_next_keyframe_and_never_gets_a_delta_frame_out_of_order() {
-    let camera = MjpegStream::new().with_h264(H264Options::default());
-    let h264 = camera.h264().unwrap();
-    let path = "/camera/mjpeg_stream";
-    let address = spawn_server(Router::new().merge(stream::routes(path, camera.clone()))).await;
-    let response = reqwest::get(format!("http://{address}{path}/h264/units"))
+    let (h264, address) = serve_h264().await;
+    let response = reqwest::get(format!("http://{address}{UNITS_PATH}"))
         .await
         .unwrap();
     let mut reader = MjpegReader::new(response);
     crate::support::eventually(|| h264.stats().viewers == 1).await;
 
-    // 20 MB a second (units of 200 kB at about 100 a second, a keyframe every tenth), read at
-    // a twentieth of that.
-    let producer = std::thread::spawn({
-        let h264 = h264.clone();
-        move || {
-            for n in 0..300u32 {
-                let mut unit = vec![0u8; 200_000];
-                unit[..4].copy_from_slice(&n.to_be_bytes());
-                h264.add_unit(unit, chrono::Utc::now(), n % 10 == 0);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    });
+    // 20 MB a second, read at a twentieth of that.
+    let producer = produce_big_units(&h264);
     let mut received: Vec<(u64, bool)> = Vec::new();
     while received.last().map(|(index, _)| *index) != Some(299) {
         let part = reader
