@@ -18,6 +18,7 @@ use crate::openapi::RouteDoc;
 const INDEX: &str = include_str!("../../static/index.html");
 const APP: &str = include_str!("../../static/app.js");
 const STYLE: &str = include_str!("../../static/style.css");
+const H264_PLAYER: &str = include_str!("../../static/h264-player.js");
 
 /// Adds the UI's files and the extra served folders to `routes`, and returns its page, which
 /// the caller mounts at `<prefix>/` (with the slash, so that relative URLs work; the page is
@@ -37,10 +38,16 @@ pub(crate) fn serve(
             let statics = layout::static_files();
             let script = format!("{statics}/app.js");
             let style = format!("{statics}/style.css");
+            let player = format!("{statics}/h264-player.js");
             routes.route(
                 &script,
                 get(app_js),
                 [file(&script, "ui_script", "text/javascript")],
+            );
+            routes.route(
+                &player,
+                get(h264_player_js),
+                [file(&player, "ui_h264_player", "text/javascript")],
             );
             routes.route(
                 &style,
@@ -84,6 +91,10 @@ async fn index_html() -> impl IntoResponse {
 
 async fn app_js() -> impl IntoResponse {
     asset(APP, "text/javascript; charset=utf-8")
+}
+
+async fn h264_player_js() -> impl IntoResponse {
+    asset(H264_PLAYER, "text/javascript; charset=utf-8")
 }
 
 async fn style_css() -> impl IntoResponse {

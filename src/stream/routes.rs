@@ -17,8 +17,17 @@ use super::{MjpegStream, MjpegStreamResponse, ViewerOptions};
 use crate::Problem;
 use crate::layout;
 
-/// The viewer page; `{{name}}` is replaced by the stream's name.
+/// The viewer page; `{{name}}` is replaced by the stream's name, `{{h264}}` by the H.264 part.
 const VIEWER_PAGE: &str = include_str!("../../static/stream-viewer.html");
+
+/// The viewer page's H.264 part (a format switch, a canvas and the player), for a stream that
+/// offers H.264; `{{player}}` is replaced by the player.
+#[cfg(feature = "h264")]
+const VIEWER_H264: &str = include_str!("../../static/stream-viewer-h264.html");
+
+/// The H.264 player (WebCodecs) the web UI also uses.
+#[cfg(feature = "h264")]
+const H264_PLAYER: &str = include_str!("../../static/h264-player.js");
 
 /// The routes of one stream at `path`, for any axum [`Router`]; needs nothing else of the
 /// framework.
@@ -27,7 +36,7 @@ const VIEWER_PAGE: &str = include_str!("../../static/stream-viewer.html");
 /// |---|---|
 /// | `GET <path>` | the live stream, [`MjpegStreamResponse`]; query `fps=` caps this viewer's frame rate |
 /// | `GET <path>/snapshot` | the newest frame, `image/jpeg`, with `X-Timestamp` and `X-Frame-Index`; 503 problem JSON before the first frame |
-/// | `GET <path>/viewer` | a small HTML page showing the stream |
+/// | `GET <path>/viewer` | a small HTML page showing the stream (and, for a stream offering H.264 in a browser with WebCodecs, a switch to it) |
 ///
 /// With feature `h264`, a stream made [`with_h264`](MjpegStream::with_h264) also has:
 ///
@@ -94,7 +103,19 @@ impl<S: Clone + Send + Sync + 'static> StreamRoutes<S> {
             "a stream path starts with `/` and does not end with one, got {path:?}"
         );
         let name = path.rsplit('/').next().unwrap_or_default();
-        let page = Html(VIEWER_PAGE.replace("{{name}}", &escape_html(name)));
+        #[cfg(feature = "h264")]
+        let h264_part = if stream.h264().is_some() {
+            VIEWER_H264.replace("{{player}}", H264_PLAYER)
+        } else {
+            String::new()
+        };
+        #[cfg(not(feature = "h264"))]
+        let h264_part = String::new();
+        let page = Html(
+            VIEWER_PAGE
+                .replace("{{h264}}", &h264_part)
+                .replace("{{name}}", &escape_html(name)),
+        );
         #[cfg(feature = "h264")]
         let h264 = stream.h264().map(|h264| {
             let annex_b = h264.clone();

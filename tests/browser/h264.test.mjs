@@ -49,7 +49,7 @@ await check("the browser has WebCodecs, and the camera's stream offers the H.264
   assert(await page.evaluate(() => "VideoDecoder" in window), "no VideoDecoder in this Chromium");
   const visible = await page.isVisible('[data-thing="camera"] .stream-format');
   assert(visible, "the MJPEG/H.264 switch is shown");
-  assert(await page.isVisible('[data-thing="camera"] img.stream-image'), "MJPEG by default, in an <img>");
+  await eventually(() => page.isVisible('[data-thing="camera"] img.stream-image'), "MJPEG by default, in an <img>");
   assert((await metric("labthings_h264_viewers")) === 0, "no H.264 viewer while the page shows MJPEG");
 });
 
@@ -124,6 +124,22 @@ await check("back to MJPEG: the H.264 viewer leaves, and nothing more is encoded
   await new Promise((resolve) => setTimeout(resolve, 1000));
   assert((await metric("labthings_h264_units_total")) === units, "encoding stopped");
   assert(await page.isVisible('[data-thing="camera"] img.stream-image'), "the <img> is back");
+});
+
+await check("the stream's own viewer page switches to H.264 too; a stream without it has no switch", async () => {
+  const viewer = await browser.newPage();
+  viewer.on("pageerror", (error) => problems.push(`viewer page error: ${error.message}`));
+  await viewer.goto(`${base}/camera/mjpeg_stream/viewer`);
+  await viewer.selectOption("#format", "h264");
+  const decoded = await eventually(async () => {
+    const count = await viewer.evaluate(() => document.getElementById("video").player?.log.length ?? 0);
+    return count >= 30 ? count : null;
+  }, "30 frames decoded on the viewer page", 15000);
+  assert(await viewer.isHidden("#image"), "the <img> is hidden");
+  console.log(`        viewer page decoded ${decoded} frames`);
+  await viewer.goto(`${base}/camera/lores_mjpeg_stream/viewer`);
+  assert((await viewer.$("#format")) === null, "no switch where the stream offers no H.264");
+  await viewer.close();
 });
 
 await check("no console errors, page errors or failed requests", async () => {

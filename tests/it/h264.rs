@@ -337,3 +337,34 @@ async fn a_slow_h264_viewer_skips_to_the_next_keyframe_and_never_gets_a_delta_fr
     );
     assert!(h264.stats().skipped > 0);
 }
+
+#[tokio::test]
+async fn the_viewer_page_offers_the_h264_switch_only_for_a_stream_with_h264() {
+    let (_, address) = serve_h264().await;
+    let page = reqwest::get(format!("http://{address}/camera/mjpeg_stream/viewer"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"<select id="format">"#), "{page}");
+    assert!(
+        page.contains("class H264Player"),
+        "the player is in the page"
+    );
+    assert!(page.contains(r#"new URL("../mjpeg_stream/h264/units""#));
+    let plain = MjpegStream::new();
+    let routes = stream::routes("/camera/plain", plain);
+    let address = spawn_server(Router::new().merge(routes)).await;
+    let page = reqwest::get(format!("http://{address}/camera/plain/viewer"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains(r#"id="format""#) && !page.contains("H264Player"),
+        "{page}"
+    );
+    assert!(!page.contains("{{"), "every placeholder is filled: {page}");
+}
