@@ -52,6 +52,7 @@ pub(super) fn run(feed: &H264Feed, stopped: &AtomicBool) {
     let mut encoder: Option<(Encoder, (u16, u16))> = None;
     let mut last_keyframe: Option<Instant> = None;
     let mut i420 = Vec::new();
+    let mut warned_small = false;
     loop {
         let frame = {
             let mut slot = feed
@@ -75,7 +76,10 @@ pub(super) fn run(feed: &H264Feed, stopped: &AtomicBool) {
         };
         let (width, height) = to_i420(&frame, &mut i420);
         if width < 16 || height < 16 {
-            tracing::warn!(target: "labthings::stream", width, height, "a frame too small for H.264 (16x16 at least) was not encoded");
+            if !warned_small {
+                tracing::warn!(target: "labthings::stream", width, height, "frames too small for H.264 (16x16 at least) are not encoded");
+                warned_small = true;
+            }
             continue;
         }
         if encoder
