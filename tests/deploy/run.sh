@@ -134,6 +134,13 @@ NODE_EXTRA_CA_CERTS=$CERT node tests/interop/node/node_wot.mjs "$PROXY" 2>&1 |
 ffmpeg -hide_banner -loglevel error -xerror -ca_file "$CERT" -tls_verify 1 \
   -i "$PROXY/camera/mjpeg_stream" -frames:v 30 -f null - &&
   echo "ok      ffmpeg decodes 30 frames through nginx"
+# And the H.264 form (Annex B), through nginx and from the microscope's own HTTPS.
+for base in "$PROXY" "$SECURE"; do
+  ffmpeg -hide_banner -loglevel error -xerror -ca_file "$CERT" -tls_verify 1 \
+    -f h264 -i "$base/camera/mjpeg_stream/h264" -frames:v 30 -f null - ||
+    { echo "FAILED  ffmpeg on the H.264 form at $base" >&2; exit 1; }
+done
+echo "ok      ffmpeg decodes 30 H.264 frames through nginx and over the microscope's own HTTPS"
 # The web UI through the proxy, and 10 live streams on one page (HTTP/2, then HTTP/1.1).
 mkdir -p target/browser
 node tests/browser/deploy.test.mjs "$PROXY" "$SECURE" "$BACKEND" target/browser
