@@ -36,6 +36,10 @@ const EVENTS: &str = "events";
 /// The segment of observation over Server-Sent Events: of every observable property, under
 /// the Thing; of one property, under the property.
 const OBSERVE: &str = "observe";
+
+/// `/{thing}/stop_all`: the action every Thing with actions gets, which stops every unfinished
+/// invocation of its other actions.
+pub(crate) const STOP_ALL: &str = "stop_all";
 /// The segment of the invocation routes.
 const INVOCATIONS: &str = "action_invocations";
 /// The segment of the blob routes.
@@ -73,7 +77,7 @@ pub(crate) const RESERVED_THING_NAMES: [&str; 9] = [
 /// The macros refuse the same names at compile time (`macros/src/names.rs`, which cannot
 /// import this crate); the test `the_macros_reserve_the_same_affordance_names` keeps the two
 /// lists in step, and the server refuses them at build time too (for descriptors made by hand).
-pub(crate) const RESERVED_AFFORDANCE_NAMES: [&str; 3] = [WEBSOCKET, EVENTS, OBSERVE];
+pub(crate) const RESERVED_AFFORDANCE_NAMES: [&str; 4] = [WEBSOCKET, EVENTS, OBSERVE, STOP_ALL];
 
 /// `/{thing}/`: a Thing's Thing Description.
 pub(crate) fn thing(thing: &str) -> String {

@@ -131,14 +131,43 @@ function renderThing(name, td) {
   observe(td, views, url);
 
   const actions = section.querySelector(".actions");
-  for (const [action, affordance] of Object.entries(td.actions ?? {})) {
+  // `stop_all` (every Thing with actions has it) is the header's Stop button, not a form.
+  const { stop_all: stopAll, ...own } = td.actions ?? {};
+  if (stopAll) section.querySelector(".thing-header").append(renderStopAll(name, stopAll, url));
+  for (const [action, affordance] of Object.entries(own)) {
     actions.append(renderAction(name, action, affordance, url));
   }
-  if (Object.keys(td.actions ?? {}).length === 0) {
+  if (Object.keys(own).length === 0) {
     actions.append(element("p", { className: "hint" }, "No actions."));
   }
   renderEvents(section.querySelector(".events"), td, url);
   return section;
+}
+
+/** The header's "Stop everything" button: stops every running or waiting action of the Thing. */
+function renderStopAll(thing, affordance, url) {
+  const button = element("button", { type: "button", className: "stop-all", title: affordance.description ?? "" },
+    "Stop everything");
+  const result = element("span", { className: "stop-all-result", role: "status" });
+  // The one-call form (its `response` says it answers with the output).
+  const run = (affordance.forms ?? []).find((f) => [].concat(f.op ?? []).includes("invokeaction") && f.response);
+  const href = run?.href ?? `${formHref(affordance, "invokeaction")}/run`;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const response = await api(url(href), { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      if (!response.ok) throw new Error(await problemDetail(response));
+      const { cancelled, not_cancellable: running } = await response.json();
+      result.textContent = cancelled.length === 0 && running.length === 0 ? "Nothing was running."
+        : `Stopped ${cancelled.length} action${cancelled.length === 1 ? "" : "s"}`
+          + (running.length ? `; ${running.length} cannot be stopped and run to their end.` : ".");
+    } catch (error) {
+      result.textContent = `Could not stop ${thing}: ${error.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return element("span", { className: "stop-all-box" }, button, result);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ use crate::ctxt::Errors;
 /// Names the server routes itself under each Thing, which no affordance may take. The same
 /// list is the library's `layout::RESERVED_AFFORDANCE_NAMES`; its test
 /// `the_macros_reserve_the_same_affordance_names` keeps the two in step.
-const RESERVED: &[&str] = &["ws", "events", "observe"];
+const RESERVED: &[&str] = &["ws", "events", "observe", "stop_all"];
 
 /// What kind of item a name belongs to, for the messages.
 #[derive(Clone, Copy)]

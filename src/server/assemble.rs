@@ -48,6 +48,10 @@ fn assemble<T: Thing>(
     let mut descriptor = T::descriptor();
     descriptor.properties.extend(thing.instance_properties());
     check_names(&name, &descriptor)?;
+    if !descriptor.actions.is_empty() {
+        let stop_all = super::stop_all::descriptor(&name, &context.invocations);
+        descriptor.actions.push(stop_all);
+    }
     let settings = settings::settings_file(&name, &thing, &descriptor, settings_folder)?;
     // What clients observing over Server-Sent Events may resume from.
     let (events, changes) = (

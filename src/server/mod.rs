@@ -45,6 +45,7 @@ mod problems;
 mod route_table;
 mod settings;
 mod sse;
+mod stop_all;
 mod strict;
 mod terminal_log;
 #[cfg(test)]

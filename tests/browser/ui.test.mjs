@@ -184,6 +184,18 @@ await check("a running action can be cancelled", async () => {
   await action.locator('.status[data-status="cancelled"]').waitFor();
 });
 
+await check("the header's Stop everything button stops a Thing's running action", async () => {
+  const action = page.locator('[data-thing="stage"] [data-action="home"]');
+  assert(await page.locator('[data-thing="stage"] [data-action="stop_all"]').count() === 0,
+    "stop_all is the header's button, not a form");
+  await action.locator("button[type=submit]").click();
+  await action.locator('.status[data-status="running"]').waitFor();
+  await page.locator('[data-thing="stage"] button.stop-all').click();
+  await action.locator('.status[data-status="cancelled"]').waitFor();
+  const said = await page.textContent('[data-thing="stage"] .stop-all-result');
+  assert(said === "Stopped 1 action.", `the button says: ${said}`);
+});
+
 await check("a browser following the TD's websocket form observes a property", async () => {
   // As a WoT consumer in a page would: the form's href, and its subprotocol if it names one
   // (Chromium refuses a socket whose handshake does not agree to a subprotocol it asked for).

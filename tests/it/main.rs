@@ -28,6 +28,7 @@ mod hardening;
 mod limits;
 mod macros;
 mod scpi_link;
+mod stop_all;
 mod stream_http;
 mod structure;
 mod things;

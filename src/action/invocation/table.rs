@@ -292,6 +292,23 @@ impl Invocations {
         }
     }
 
+    /// Asks every unfinished invocation of `thing` to stop, but those of the action `except`
+    /// (the one asking); returns the ids asked, and those running that cannot be stopped.
+    pub(crate) fn cancel_thing(&self, thing: &str, except: &str) -> (Vec<String>, Vec<String>) {
+        let (mut cancelled, mut refused) = (Vec::new(), Vec::new());
+        for invocation in self.lock_list().iter() {
+            if invocation.thing != thing || invocation.action == except {
+                continue;
+            }
+            match invocation.cancel() {
+                Cancel::Requested => cancelled.push(invocation.id.clone()),
+                Cancel::NotCancellable => refused.push(invocation.id.clone()),
+                Cancel::Finished(_) => {}
+            }
+        }
+        (cancelled, refused)
+    }
+
     fn lock_list(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Invocation>>> {
         self.list
             .lock()
