@@ -220,8 +220,10 @@ async fn a_client_that_does_not_read_never_blocks_writes_and_then_gets_the_newes
     assert_eq!(next(&mut slow).await["data"]["text"], "");
 
     // 1,000 values of 64 kB (64 MB) while the client reads nothing: far more than the socket
-    // buffers on both sides hold (about 10 MB), so the server cannot send them all. Every write
-    // still returns at once.
+    // buffers on both sides hold (about 10 MB), so the server cannot send them all. A write
+    // that waited for this client would wait for ever (it reads only once all are written), so
+    // finishing at all is the proof; the bound is generous, for a loaded 2-core machine (5.6 s
+    // was seen there with a build running beside the tests; unloaded it is well under 1 s).
     let started = std::time::Instant::now();
     let padding = "x".repeat(64 * 1024);
     for n in 0..1000 {
@@ -229,7 +231,7 @@ async fn a_client_that_does_not_read_never_blocks_writes_and_then_gets_the_newes
     }
     chatty.text.publish("final".to_owned()).unwrap();
     let writes = started.elapsed();
-    assert!(writes < Duration::from_secs(5), "writes took {writes:?}");
+    assert!(writes < Duration::from_secs(60), "writes took {writes:?}");
 
     // Then the client reads: it ends on the newest value, having skipped stale ones.
     let mut received = 0;
