@@ -15,7 +15,8 @@ python_venv "$VENV" tests/contract/requirements.txt
 WORK=$(mktemp -d)
 # Validates the served document, then runs schemathesis against it; extra arguments go to
 # schemathesis. The endless streams cannot be fetched whole: live MJPEG (operations
-# `*_mjpeg_stream`) and Server-Sent Events (`*_subscribe_*`, `*_observe_*`); everything else is
+# `*_mjpeg_stream`), its H.264 forms (`*_h264`, `*_h264_units`) and Server-Sent Events
+# (`*_subscribe_*`, `*_observe_*`); everything else is
 # in. (One exclusion option: schemathesis 4 excludes only what matches all the options given.)
 # The one-call action routes (`*_run_*`) wait for the action to finish, and the stage's moves
 # queue on one lock (a `home` takes 2 s): fuzzed by the hundred they would queue for many
@@ -32,7 +33,7 @@ contract() {
   "$VENV/bin/schemathesis" run "$URL/openapi.json" \
     --url "$URL" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --exclude-operation-id-regex "${CONTRACT_EXCLUDE:-(_mjpeg_stream\$|_subscribe_|_observe_|_run_|_record_)}" \
+    --exclude-operation-id-regex "${CONTRACT_EXCLUDE:-(_mjpeg_stream\$|_h264\$|_h264_units\$|_subscribe_|_observe_|_run_|_record_)}" \
     --request-timeout 65 \
     --generation-database none \
     --seed "${CONTRACT_SEED:-1}" \
