@@ -319,4 +319,78 @@ mod tests {
         assert!(first.keyframe);
         assert_eq!(first.index, encoded, "the first frame after joining");
     }
+
+    /// Encodes `count` noisy 320x240 frames with `options`, one at a time, `pause` apart;
+    /// returns the bytes and the keyframes of the units made.
+    async fn encode(
+        options: crate::stream::H264Options,
+        count: u32,
+        pause: Duration,
+        noisy: bool,
+    ) -> (usize, usize) {
+        use futures_util::StreamExt as _;
+        let main = crate::stream::MjpegStream::new().with_h264(options);
+        let pipeline = crate::stream::FramePipeline::builder(&main).build();
+        let mut viewer = main.h264().unwrap().units();
+        let mut state = 0u32;
+        let (mut bytes, mut keyframes) = (0, 0);
+        for _ in 0..count {
+            // Sensor noise (for the bit rate), or a gradient sliding a pixel a frame (no scene
+            // change, which would make the encoder start a keyframe of its own).
+            let shift = state;
+            let noise: Vec<u8> = (0..320 * 240u32)
+                .map(|i| {
+                    if noisy {
+                        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        (state >> 24) as u8
+                    } else {
+                        ((i % 320 + shift) % 256) as u8
+                    }
+                })
+                .collect();
+            if !noisy {
+                state += 1;
+            }
+            pipeline.push(RawFrame::new(PixelFormat::Gray8, 320, 240, noise).unwrap());
+            // The rate control may skip a frame (no unit) to hold a low bit rate.
+            if let Ok(unit) = tokio::time::timeout(Duration::from_millis(500), viewer.next()).await
+            {
+                let unit = unit.expect("the stream goes on");
+                bytes += unit.data.len();
+                keyframes += usize::from(unit.keyframe);
+            }
+            tokio::time::sleep(pause).await;
+        }
+        (bytes, keyframes)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bit_rate_and_the_keyframe_interval_are_the_options_given() {
+        use crate::stream::H264Options;
+        let (low, _) = encode(
+            H264Options::default().with_bitrate(100_000),
+            20,
+            Duration::ZERO,
+            true,
+        )
+        .await;
+        let (high, _) = encode(
+            H264Options::default().with_bitrate(5_000_000),
+            20,
+            Duration::ZERO,
+            true,
+        )
+        .await;
+        assert!(
+            high > 3 * low,
+            "5 Mbit/s gave {high} bytes, 100 kbit/s {low}"
+        );
+        // A keyframe at least every 100 ms over 600 ms and more; with the default (1 s), only
+        // the first, of 10 frames encoded back to back.
+        let short = H264Options::default().with_keyframe_interval(Duration::from_millis(100));
+        let (_, often) = encode(short, 20, Duration::from_millis(30), false).await;
+        assert!(often >= 4, "{often} keyframes in 20 frames 30 ms apart");
+        let (_, seldom) = encode(H264Options::default(), 10, Duration::ZERO, false).await;
+        assert!(seldom <= 2, "{seldom} keyframes in 10 frames back to back");
+    }
 }

@@ -76,24 +76,18 @@ fn serve_one<T: Send + Sync + 'static>(
         viewer.1,
         [viewer_doc(thing_name, name, &viewer.0)],
     );
-    let handle_has_h264 = h264.is_some();
-    if let Some([annex_b, units]) = h264 {
-        routes.route(
-            &annex_b.0,
-            annex_b.1,
-            [h264_doc(thing_name, name, &annex_b.0, false)],
-        );
-        routes.route(
-            &units.0,
-            units.1,
-            [h264_doc(thing_name, name, &units.0, true)],
-        );
-    }
-    // The MJPEG first, as before: clients that take the first `alternate` link keep it.
+    // The MJPEG first: clients that take the first `alternate` link keep it.
     td.links.extend(links(&path));
-    if handle_has_h264 {
+    #[cfg(feature = "h264")]
+    if let Some([annex_b, units]) = h264 {
+        for (route, timed) in [(annex_b, false), (units, true)] {
+            let doc = h264_doc(thing_name, name, &route.0, timed);
+            routes.route(&route.0, route.1, [doc]);
+        }
         td.links.extend(h264_links(&path));
     }
+    #[cfg(not(feature = "h264"))]
+    let _ = h264;
     context.metrics.add_stream(thing_name, name, handle.clone());
     handle
 }
@@ -147,6 +141,7 @@ fn viewer_doc(thing: &str, name: &str, path: &str) -> RouteDoc {
 }
 
 /// The two H.264 forms of a stream: raw Annex B, and timed units.
+#[cfg(feature = "h264")]
 fn h264_doc(thing: &str, name: &str, path: &str, units: bool) -> RouteDoc {
     let (suffix, summary, description, content_type, body) = if units {
         (
@@ -157,7 +152,7 @@ fn h264_doc(thing: &str, name: &str, path: &str, units: bool) -> RouteDoc {
              `Content-Type: video/h264`, `Content-Length`, `X-Timestamp` (capture time, RFC 3339), \
              `X-Frame-Index` and `X-Keyframe` (`true` or `false`). The first part is a keyframe; a \
              viewer that falls behind skips to the next keyframe.",
-            STREAM_H264_UNITS,
+            crate::stream::H264_UNITS_CONTENT_TYPE,
             "multipart/mixed, one H.264 access unit per part",
         )
     } else {
@@ -167,7 +162,7 @@ fn h264_doc(thing: &str, name: &str, path: &str, units: bool) -> RouteDoc {
             "The H.264 form of the stream as a raw Annex B byte stream, from a keyframe on \
              (`ffmpeg -f h264 -i URL`). Encoded only while someone watches it; a viewer that \
              falls behind skips to the next keyframe.",
-            STREAM_H264,
+            crate::stream::H264_CONTENT_TYPE,
             "An H.264 Annex B byte stream",
         )
     };
@@ -186,27 +181,19 @@ fn h264_doc(thing: &str, name: &str, path: &str, units: bool) -> RouteDoc {
     )
 }
 
-#[cfg(feature = "h264")]
-const STREAM_H264: &str = crate::stream::H264_CONTENT_TYPE;
-#[cfg(feature = "h264")]
-const STREAM_H264_UNITS: &str = crate::stream::H264_UNITS_CONTENT_TYPE;
-#[cfg(not(feature = "h264"))]
-const STREAM_H264: &str = "video/h264";
-#[cfg(not(feature = "h264"))]
-const STREAM_H264_UNITS: &str = "multipart/mixed; boundary=frame";
-
 /// The TD links of a stream's H.264 forms, beside its MJPEG (`alternate`: the same images in
 /// another format).
+#[cfg(feature = "h264")]
 fn h264_links(path: &str) -> [Link; 2] {
     [
         Link {
-            href: layout::relative(&format!("{path}/h264")).to_owned(),
-            media_type: STREAM_H264.to_owned(),
+            href: layout::relative(&layout::h264(path)).to_owned(),
+            media_type: crate::stream::H264_CONTENT_TYPE.to_owned(),
             rel: "alternate".to_owned(),
         },
         Link {
-            href: layout::relative(&format!("{path}/h264/units")).to_owned(),
-            media_type: STREAM_H264_UNITS.to_owned(),
+            href: layout::relative(&layout::h264_units(path)).to_owned(),
+            media_type: crate::stream::H264_UNITS_CONTENT_TYPE.to_owned(),
             rel: "alternate".to_owned(),
         },
     ]
