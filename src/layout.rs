@@ -161,6 +161,11 @@ pub(crate) fn h264_units(stream: &str) -> String {
     format!("{stream}/h264/units")
 }
 
+/// `{property}/history`: the history of the property at `property`.
+pub(crate) fn history(property: &str) -> String {
+    format!("{property}/history")
+}
+
 /// `{stream}/viewer`: the viewer page of the stream at `stream`.
 pub(crate) fn viewer(stream: &str) -> String {
     format!("{stream}/viewer")

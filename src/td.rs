@@ -71,8 +71,12 @@ pub struct Link {
     /// The media type of what it points to.
     #[serde(rename = "type")]
     pub media_type: String,
-    /// The relation: `alternate` for a live stream, `preview` for its snapshot.
+    /// The relation: `alternate` for a live stream, `preview` for its snapshot, `history`
+    /// for a property's history.
     pub rel: String,
+    /// What the link is about, when not the Thing itself: the property whose history it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<String>,
 }
 
 impl ThingDescription {
@@ -194,6 +198,7 @@ impl ThingDescription {
             .iter()
             .map(|link| Link {
                 href: absolute(&link.href),
+                anchor: link.anchor.as_deref().map(absolute),
                 ..link.clone()
             })
             .collect();

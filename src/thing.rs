@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::event::binding::DynEvent;
-use crate::property::{Constraints, DynProperty};
+use crate::property::{Constraints, DynProperty, HistoryOptions};
 use crate::stream::MjpegStream;
 
 /// The error a Thing's start hook may return; any error type converts into it.
@@ -100,6 +100,9 @@ pub struct PropertyDescriptor<T> {
     pub unit: Option<&'static str>,
     /// Validation rules.
     pub constraints: Constraints,
+    /// How much of its past the server keeps and serves (`#[property(history = "10 min")]`);
+    /// `None` keeps none. The configuration's `history` option overrides it.
+    pub history: Option<HistoryOptions>,
     /// The JSON Schema of the value type (JSON Schema 2020-12, subschemas inlined).
     pub schema: fn() -> Value,
     /// Reaches the property in a Thing.
@@ -182,6 +185,7 @@ impl<T: 'static> PropertyDescriptor<T> {
             setting: false,
             unit: None,
             constraints: Constraints::default(),
+            history: None,
             schema,
             access,
         }

@@ -129,6 +129,7 @@ function renderThing(name, td) {
   }
   if (views.size === 0) properties.append(element("p", { className: "hint" }, "No properties."));
   observe(td, views, url);
+  renderTrends(section.querySelector(".trends"), name, td, url, views);
 
   const actions = section.querySelector(".actions");
   // `stop_all` (every Thing with actions has it) is the header's Stop button, not a form.
@@ -575,6 +576,8 @@ function renderProperty(thing, name, affordance, url) {
       editor.set(value);
       edited = false;
     }
+    // For the trend plot, which then fetches the samples with their server timestamps.
+    node.dispatchEvent(new CustomEvent("value"));
   };
   return { node, show, href, observable: affordance.observable === true };
 }
@@ -624,6 +627,163 @@ function observe(td, views, url) {
     socket.addEventListener("close", () => setTimeout(connect, 2000));
   };
   connect();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trends: numeric properties with a history, plotted against the server's time (uPlot)
+
+/** The ranges a trend plot can show, in seconds (`0`: everything kept). */
+const TREND_RANGES = [["1 min", 60], ["10 min", 600], ["1 h", 3600], ["All kept", 0]];
+/** How often a trend asks for new samples while its properties change, at most (ms). */
+const TREND_REFRESH_MS = 1000;
+
+/** An RFC 3339 UTC time with microseconds, as seconds since 1970 (what uPlot's time axis
+ *  takes), keeping the microseconds that `Date` would drop. */
+function serverSeconds(stamp) {
+  const [whole, fraction = ""] = stamp.replace(/Z$/, "").split(".");
+  return Date.parse(`${whole}Z`) / 1000 + Number(`0.${fraction || "0"}`);
+}
+
+let uPlotLoaded = null;
+/** Loads the vendored uPlot once, only for pages that draw a trend. */
+function loadUPlot() {
+  uPlotLoaded ??= new Promise((resolve, reject) => {
+    document.head.append(element("link", { rel: "stylesheet", href: "static/uplot.min.css" }));
+    const script = element("script", { src: "static/uplot.min.js" });
+    script.addEventListener("load", () => resolve(window.uPlot));
+    script.addEventListener("error", () => reject(new Error("the plotting library did not load")));
+    document.head.append(script);
+  });
+  return uPlotLoaded;
+}
+
+/**
+ * One plot per Thing for its numeric properties that keep a history (the TD's `history`
+ * links): first what the server kept, then each change as it comes (a change seen over
+ * Server-Sent Events asks for the samples since the last one, so every point has the server's
+ * timestamp). A box per property chooses what is drawn; properties with different units get
+ * their own axis.
+ */
+function renderTrends(container, thing, td, url, views) {
+  const trends = [];
+  for (const link of td.links ?? []) {
+    if (link.rel !== "history" || !link.anchor) continue;
+    const anchor = url(link.anchor);
+    const entry = Object.entries(td.properties ?? {}).find(([name, affordance]) =>
+      url(formHref(affordance, "readproperty") ?? `${thing}/${name}`) === anchor);
+    if (!entry) continue;
+    const [name, affordance] = entry;
+    const type = nonNull(affordance).type;
+    if (type !== "number" && type !== "integer") continue;
+    trends.push({ name, affordance, href: url(link.href), times: [], values: [], view: views.get(name) });
+  }
+  if (trends.length === 0) return;
+  container.hidden = false;
+  const figure = element("div", { className: "trend-plot", role: "img",
+    "aria-label": `Trend of ${trends.map((t) => t.name).join(", ")}` });
+  const status = element("span", { className: "hint trend-status", role: "status" });
+  const range = element("select", { className: "trend-range", "aria-label": "Time shown" },
+    ...TREND_RANGES.map(([label, seconds]) => element("option", { value: seconds, selected: seconds === 600 }, label)));
+  const boxes = trends.map((trend) => {
+    const box = element("input", { type: "checkbox", checked: true, "data-trend": trend.name });
+    const csv = element("a", { href: withToken(`${trend.href}?format=csv`), className: "download",
+      download: `${thing}_${trend.name}_history.csv` }, "CSV");
+    return element("label", { className: "trend-choice" }, box, ` ${trend.affordance.title ?? trend.name}`,
+      trend.affordance.unit ? ` (${trend.affordance.unit})` : "", " · ", csv);
+  });
+  container.append(element("div", { className: "row trend-controls" }, ...boxes, range, status), figure);
+
+  let chart = null;
+  const shown = () => trends.filter((_, i) => boxes[i].querySelector("input").checked);
+  const draw = async () => {
+    const uPlot = await loadUPlot();
+    const chosen = shown();
+    const units = [...new Set(chosen.map((t) => t.affordance.unit ?? t.name))];
+    const data = chosen.length
+      ? uPlot.join(chosen.map((t) => [t.times, t.values]))
+      : [[]];
+    const seconds = Number(range.value);
+    const last = Math.max(...chosen.map((t) => t.times.at(-1) ?? 0));
+    const xRange = seconds && last ? [last - seconds, last] : null;
+    chart?.destroy();
+    const palette = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00"];
+    chart = new uPlot({
+      width: Math.max(320, figure.clientWidth || container.clientWidth || 640),
+      height: 240,
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true, ...(xRange ? { range: () => xRange } : {}) } },
+      series: [
+        { label: "time (server)" },
+        ...chosen.map((t, i) => ({
+          label: t.affordance.title ?? t.name,
+          scale: t.affordance.unit ?? t.name,
+          stroke: palette[trends.indexOf(t) % palette.length],
+          width: 1.5,
+          spanGaps: true,
+          // Where the cursor is; away from the plot, the newest value.
+          value: (_, v) => {
+            const shown = v ?? t.values.at(-1);
+            return shown == null ? "–" : `${formatNumber(shown, t.affordance)}${t.affordance.unit ? ` ${t.affordance.unit}` : ""}`;
+          },
+        })),
+      ],
+      axes: [
+        {},
+        ...units.slice(0, 2).map((unit, i) => ({
+          scale: unit, label: unit, side: i === 0 ? 3 : 1,
+          grid: { show: i === 0 },
+          values: (_, ticks) => ticks.map((v) => formatNumber(v)),
+        })),
+      ],
+    }, data, figure);
+    figure.dataset.points = String(chosen.reduce((n, t) => n + t.values.length, 0));
+    figure.dataset.newest = String(last);
+    const newest = chosen.map((t) => t.values.at(-1)).filter((v) => v !== undefined);
+    status.textContent = chosen.length
+      ? `${figure.dataset.points} samples · newest ${chosen.map((t) => `${t.name} ${formatNumber(t.values.at(-1), t.affordance)}`).join(", ")}`
+      : "Nothing chosen";
+    return newest;
+  };
+
+  const fetchNew = async (trend) => {
+    const since = trend.lastStamp ? `?since=${encodeURIComponent(trend.lastStamp)}` : "";
+    const response = await api(`${trend.href}${since}`);
+    if (!response.ok) throw new Error(await problemDetail(response));
+    const body = await response.json();
+    for (const sample of body.samples) {
+      const t = serverSeconds(sample.timestamp);
+      if (typeof sample.value !== "number") continue;
+      // A sample that took a newer value in place (coalescing) comes again with a later time.
+      if (trend.times.length && t <= trend.times.at(-1)) continue;
+      trend.times.push(t);
+      trend.values.push(sample.value);
+    }
+    if (body.samples.length) trend.lastStamp = body.samples.at(-1).timestamp;
+    // Keep what the server keeps, no more.
+    const excess = trend.values.length - (body.max_samples ?? trend.values.length);
+    if (excess > 0) { trend.times.splice(0, excess); trend.values.splice(0, excess); }
+  };
+
+  let pending = null;
+  const refresh = () => {
+    pending ??= setTimeout(async () => {
+      try {
+        await Promise.all(trends.map(fetchNew));
+        await draw();
+      } catch (error) {
+        status.textContent = `Trend not updated: ${error.message}`;
+      } finally {
+        pending = null;
+      }
+    }, TREND_REFRESH_MS);
+  };
+  for (const trend of trends) trend.view?.node.addEventListener("value", refresh);
+  for (const box of boxes) box.addEventListener("change", () => draw());
+  range.addEventListener("change", () => draw());
+  new ResizeObserver(() => chart?.setSize({ width: Math.max(320, figure.clientWidth), height: 240 })).observe(figure);
+  Promise.all(trends.map(fetchNew)).then(draw).catch((error) => {
+    status.textContent = `No trend: ${error.message}`;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

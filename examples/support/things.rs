@@ -35,6 +35,12 @@ pub struct Camera {
     /// viewer costs. Off, a camera nobody watches does no work at all.
     #[setting(min = 0.0, max = 5.0, unit = "s")]
     pub history_seconds: Property<f64>,
+    /// Sensor temperature.
+    ///
+    /// It warms with exposure and gain, and drifts. Its last ten minutes are kept (`sensor_temperature/history`, also as CSV) and drawn as
+    /// a trend plot by the web UI.
+    #[property(read_only, unit = "°C", history = "10 min")]
+    pub sensor_temperature: Property<f64>,
     /// The live image, full resolution. Recordable (`record_mjpeg_stream`), with up to 150
     /// frames held for a recording's `pre_seconds` while `history_seconds` arms it. Also
     /// offered as H.264 (`mjpeg_stream/h264`), for remote viewing.
@@ -50,6 +56,57 @@ pub struct Camera {
     /// Where the stage is, if the camera looks through one: a handle to the stage's property.
     stage_position: Option<Property<[i64; 3]>>,
     worker: Mutex<Option<SimulatedCamera>>,
+    thermal: Mutex<Option<Thermal>>,
+}
+
+/// The room the simulated camera stands in, in °C.
+const AMBIENT_C: f64 = 22.0;
+
+/// The simulated sensor's temperature, updated ten times a second on its own thread until
+/// dropped.
+struct Thermal {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Thermal {
+    fn start(temperature: Property<f64>, exposure_ms: Property<f64>, gain: Property<f64>) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sim-thermal".into())
+            .spawn(move || {
+                let mut t = temperature.get();
+                let mut step = 0u64;
+                while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    step += 1;
+                    // Warms towards a level set by exposure and gain, with a slow wander and
+                    // a little noise (deterministic: the same run gives the same curve).
+                    let target = AMBIENT_C
+                        + 0.01 * exposure_ms.get() * gain.get()
+                        + 0.8 * (step as f64 / 300.0).sin();
+                    let noise =
+                        ((step.wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0 - 0.5) * 0.02;
+                    t += (target - t) * 0.02 + noise;
+                    let _ = temperature.publish((t * 1000.0).round() / 1000.0);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+            .expect("a thread for the simulated temperature");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Thermal {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Camera {
@@ -63,6 +120,8 @@ impl Camera {
             exposure_ms: Property::new(10.0),
             gain: Property::new(1.0),
             frames_captured: Property::new(0),
+            sensor_temperature: Property::new(AMBIENT_C),
+            thermal: Mutex::new(None),
             mjpeg_stream,
             lores_mjpeg_stream: MjpegStream::new(),
             captured: Event::new(),
@@ -92,6 +151,11 @@ impl Camera {
             source,
         );
         *self.worker.lock().unwrap() = Some(camera);
+        *self.thermal.lock().unwrap() = Some(Thermal::start(
+            self.sensor_temperature.clone(),
+            self.exposure_ms.clone(),
+            self.gain.clone(),
+        ));
         // The history setting arms the stream's pre-trigger history, now (from the settings
         // file) and whenever it changes.
         let stream = self.mjpeg_stream.clone();
@@ -109,7 +173,8 @@ impl Camera {
     async fn close(&self) {
         // Dropping the camera stops and joins its thread; do that off the async runtime.
         let camera = self.worker.lock().unwrap().take();
-        let _ = tokio::task::spawn_blocking(move || drop(camera)).await;
+        let thermal = self.thermal.lock().unwrap().take();
+        let _ = tokio::task::spawn_blocking(move || drop((camera, thermal))).await;
     }
 }
 

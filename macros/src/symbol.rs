@@ -28,6 +28,8 @@ pub const MAX_LENGTH: Key = Key("max_length");
 pub const PATTERN: Key = Key("pattern");
 pub const UNIT: Key = Key("unit");
 pub const DEFAULT: Key = Key("default");
+pub const HISTORY: Key = Key("history");
+pub const HISTORY_INTERVAL: Key = Key("history_interval");
 
 // `#[stream(...)]`
 pub const RINGBUFFER: Key = Key("ringbuffer");
@@ -55,6 +57,8 @@ pub const PROPERTY_KEYS: &[Key] = &[
     MAX_LENGTH,
     PATTERN,
     UNIT,
+    HISTORY,
+    HISTORY_INTERVAL,
 ];
 /// The keys of `#[stream(...)]`.
 pub const STREAM_KEYS: &[Key] = &[RINGBUFFER, RECORD, RENAME];

@@ -21,6 +21,8 @@ pub struct Binding {
     /// Where every new value is recorded for observers that may resume (Server-Sent Events),
     /// with the property's name there.
     pub(crate) changes: Option<(Arc<crate::event::EventLog>, Arc<str>)>,
+    /// The property's history, if it keeps one.
+    pub(crate) history: Option<Arc<super::history::History>>,
 }
 
 /// Saves the settings a property belongs to.
@@ -43,12 +45,19 @@ pub trait Bind {
 impl<T: PropertyValue> Bind for Property<T> {
     fn load_json(&self, value: Value) -> Result<(), PropertyError> {
         self.check(&value)?;
-        let value = self.parse_json(value)?;
-        self.inner.value.send_replace(value);
+        let parsed = self.parse_json(value.clone())?;
+        self.inner.value.send_replace(parsed);
+        self.record(&value);
         Ok(())
     }
 
     fn bind(&self, binding: Binding) -> Result<(), AlreadyBound> {
-        self.inner.binding.set(binding).map_err(|_| AlreadyBound)
+        let history = binding.history.clone();
+        self.inner.binding.set(binding).map_err(|_| AlreadyBound)?;
+        // A history starts with the value the property has when it is served.
+        if let (Some(history), Ok(value)) = (history, super::to_json(&self.get())) {
+            history.push(&value);
+        }
+        Ok(())
     }
 }

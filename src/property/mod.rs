@@ -2,6 +2,7 @@
 
 pub(crate) mod binding;
 mod constraints;
+pub(crate) mod history;
 pub(crate) mod settings;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 pub use constraints::{ConstraintViolation, Constraints};
+pub use history::{DEFAULT_HISTORY_SAMPLES, HistoryOptions, HistorySample};
 
 /// What a property's value type needs: serde both ways, a JSON Schema, and `Clone`.
 ///
@@ -210,10 +212,25 @@ impl<T: PropertyValue> Property<T> {
         Ok(())
     }
 
-    /// Records a new value in the Thing's log of property changes, for SSE observers.
+    /// The samples of the property's history, oldest first: `None` if it keeps none
+    /// (`#[property(history = ..)]` or the configuration's `history` turn it on) or is not yet
+    /// served.
+    pub fn history(&self) -> Option<Vec<HistorySample>> {
+        let history = self.inner.binding.get()?.history.as_ref()?;
+        Some(history.since(None))
+    }
+
+    /// Records a new value in the Thing's log of property changes, for SSE observers, and in
+    /// the property's history.
     fn record(&self, json: &Value) {
-        if let Some((log, name)) = self.inner.binding.get().and_then(|b| b.changes.as_ref()) {
+        let Some(binding) = self.inner.binding.get() else {
+            return;
+        };
+        if let Some((log, name)) = &binding.changes {
             log.push(name, json.to_string());
+        }
+        if let Some(history) = &binding.history {
+            history.push(json);
         }
     }
 
@@ -379,6 +396,7 @@ mod tests {
             unit: None,
             persist: None,
             changes: None,
+            history: None,
         };
         assert!(property.bind(binding).is_ok());
     }
@@ -395,6 +413,7 @@ mod tests {
             unit: Some("ms"),
             persist: None,
             changes: None,
+            history: None,
         };
         assert!(property.bind(binding).is_ok());
         let wrong = property.write_json(Value::from("hot")).await.unwrap_err();
@@ -478,6 +497,7 @@ mod tests {
             unit: None,
             persist: None,
             changes: None,
+            history: None,
         };
         assert!(property.bind(again).is_err());
     }

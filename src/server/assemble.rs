@@ -1,6 +1,7 @@
 //! Assembling one Thing: check its affordance names, bind its properties and settings, and
 //! serve each affordance (routes, OpenAPI operations, TD entries) through its kind's module.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use super::{settings, ws};
 use crate::event::EventLog;
 use crate::layout;
 use crate::property::binding::{Binding, Persist};
+use crate::property::history::History;
 use crate::property::settings::SettingsFile;
 use crate::stream::MjpegStream;
 use crate::td::ThingDescription;
@@ -62,7 +64,8 @@ fn assemble<T: Thing>(
     context
         .metrics
         .add_log(&name, "properties", changes.clone());
-    bind_properties(
+    apply_history_option(&name, &mut descriptor, context)?;
+    let histories = bind_properties(
         &name,
         thing.as_ref(),
         &descriptor,
@@ -79,6 +82,7 @@ fn assemble<T: Thing>(
         context,
         events,
         changes,
+        histories,
         routes: RouteTable::default(),
         td: ThingDescription::new(&descriptor),
         streams: Vec::new(),
@@ -153,16 +157,53 @@ fn check_names<T: Send + Sync + 'static>(
     Ok(())
 }
 
-/// Gives each property its name, constraints, for settings the settings file, and for
-/// observable ones the log their changes go to.
+/// The configuration's `history` for this Thing replaces its properties' attributes; a
+/// property it names must exist.
+fn apply_history_option<T>(
+    thing: &str,
+    descriptor: &mut ThingDescriptor<T>,
+    context: &Context,
+) -> Result<(), ServerError> {
+    let Some(configured) = context.history.get(thing) else {
+        return Ok(());
+    };
+    for (name, options) in configured {
+        let Some(property) = descriptor.properties.iter_mut().find(|p| p.name == *name) else {
+            let known: Vec<String> = descriptor
+                .properties
+                .iter()
+                .map(|p| p.name.to_owned())
+                .collect();
+            let hint = super::strict::nearest(name, &known)
+                .map(|nearest| format!("; did you mean `{nearest}`?"))
+                .unwrap_or_default();
+            return Err(ServerError::History(format!(
+                "Thing {thing:?} has no property {name:?}{hint}"
+            )));
+        };
+        property.history = Some(*options);
+    }
+    Ok(())
+}
+
+/// Gives each property its name, constraints, for settings the settings file, for
+/// observable ones the log their changes go to, and its history if it keeps one (returned by
+/// property name, for the history routes).
 fn bind_properties<T>(
     name: &str,
     thing: &T,
     descriptor: &ThingDescriptor<T>,
     settings: Option<&Arc<SettingsFile>>,
     changes: &Arc<EventLog>,
-) -> Result<(), ServerError> {
+) -> Result<HashMap<&'static str, Arc<History>>, ServerError> {
+    let mut histories = HashMap::new();
     for property in &descriptor.properties {
+        let history = property
+            .history
+            .map(|options| Arc::new(History::new(options)));
+        if let Some(history) = &history {
+            histories.insert(property.name, history.clone());
+        }
         let binding = Binding {
             name: property.name.to_owned(),
             constraints: property.constraints.clone(),
@@ -173,6 +214,7 @@ fn bind_properties<T>(
             changes: property
                 .observable
                 .then(|| (changes.clone(), Arc::from(property.name))),
+            history,
         };
         if (property.access)(thing).bind(binding).is_err() {
             return Err(ServerError::AlreadyAdded {
@@ -180,5 +222,5 @@ fn bind_properties<T>(
             });
         }
     }
-    Ok(())
+    Ok(histories)
 }

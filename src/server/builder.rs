@@ -238,6 +238,22 @@ impl ThingServerBuilder {
         self
     }
 
+    /// Keeps a history of `property` of the Thing named `thing` (served at
+    /// `/{thing}/{property}/history`), overriding its `history` attribute.
+    pub fn history(
+        mut self,
+        thing: impl Into<String>,
+        property: impl Into<String>,
+        options: crate::property::HistoryOptions,
+    ) -> Self {
+        self.options
+            .history
+            .entry(thing.into())
+            .or_default()
+            .insert(property.into(), options);
+        self
+    }
+
     /// The `id` of Things' TDs by Thing name (URIs), instead of the `urn:uuid:`s made once
     /// and kept in the settings folder.
     pub fn thing_ids<I, N, S>(mut self, ids: I) -> Self
@@ -447,12 +463,19 @@ impl ThingServerBuilder {
             base,
             shutdown,
             event_history: self.options.event_history.max(1),
+            history: self.options.history.clone(),
             recordings: super::affordance::Recordings::new(
                 max_recordings,
                 self.options.max_recordings_per_stream.max(1),
             ),
         };
         let names: Vec<String> = self.things.iter().map(|t| t.name.clone()).collect();
+        if let Some(name) = self.options.history.keys().find(|n| !names.contains(n)) {
+            return Err(ServerError::History(format!(
+                "`history` names {name:?}, which is not one of this server's Things ({})",
+                names.join(", ")
+            )));
+        }
         let identity = super::identity::Identity::resolve(
             &names,
             self.options.id.as_deref(),

@@ -106,6 +106,9 @@ pub enum ServerError {
     /// self-signed certificate that cannot be kept, or a binary built without the `tls` feature.
     #[error("HTTPS: {0}")]
     Tls(String),
+    /// The `history` option names a Thing or a property the server does not have.
+    #[error("history: {0}")]
+    History(String),
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

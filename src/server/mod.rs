@@ -27,6 +27,7 @@ mod discovery;
 mod error;
 mod folder;
 mod forwarded;
+mod history;
 mod hosts;
 #[cfg(feature = "tls")]
 mod https;

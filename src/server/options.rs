@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::auth::Auth;
+use crate::property::HistoryOptions;
 use crate::serve::ConnectionOptions;
 
 /// Where settings are kept unless a server is told otherwise: `settings` in the working
@@ -88,6 +89,10 @@ pub struct ServerOptions {
     /// default 2.
     #[schemars(range(min = 1))]
     pub max_recordings_per_stream: usize,
+    /// Property histories, by Thing and property name, overriding the `history` attribute:
+    /// `{"stage": {"temperature": {"max_age": 600, "min_interval": 1}}}` (seconds; each key
+    /// optional, see [`HistoryOptions`]). Default: what each property's attribute says.
+    pub history: BTreeMap<String, BTreeMap<String, HistoryOptions>>,
     /// How many events, and how many property changes, each Thing keeps for Server-Sent
     /// Events subscribers that reconnect with `Last-Event-ID`. At least 1; default 256.
     #[schemars(range(min = 1))]
@@ -156,6 +161,7 @@ impl Default for ServerOptions {
             invocation_output_budget: 64 << 20,
             max_recordings: 4,
             max_recordings_per_stream: 2,
+            history: BTreeMap::new(),
             event_history: 256,
             sse_heartbeat: super::sse::DEFAULT_HEARTBEAT,
             cancellation_grace: Duration::from_secs(2),

@@ -19,6 +19,10 @@ const INDEX: &str = include_str!("../../static/index.html");
 const APP: &str = include_str!("../../static/app.js");
 const STYLE: &str = include_str!("../../static/style.css");
 const H264_PLAYER: &str = include_str!("../../static/h264-player.js");
+/// uPlot 1.6.32 (MIT, `static/uplot.LICENSE`), as published on npm: the trend plots. Loaded by
+/// the page only when a Thing has a property with a history.
+const UPLOT: &str = include_str!("../../static/uplot.min.js");
+const UPLOT_STYLE: &str = include_str!("../../static/uplot.min.css");
 
 /// Adds the UI's files and the extra served folders to `routes`, and returns its page, which
 /// the caller mounts at `<prefix>/` (with the slash, so that relative URLs work; the page is
@@ -53,6 +57,18 @@ pub(crate) fn serve(
                 &style,
                 get(style_css),
                 [file(&style, "ui_style", "text/css")],
+            );
+            let plot = format!("{statics}/uplot.min.js");
+            let plot_style = format!("{statics}/uplot.min.css");
+            routes.route(
+                &plot,
+                get(|| async { asset(UPLOT, "text/javascript; charset=utf-8") }),
+                [file(&plot, "ui_plot_script", "text/javascript")],
+            );
+            routes.route(
+                &plot_style,
+                get(|| async { asset(UPLOT_STYLE, "text/css; charset=utf-8") }),
+                [file(&plot_style, "ui_plot_style", "text/css")],
             );
             Some(get(index_html))
         }

@@ -473,7 +473,13 @@ async fn thing_client_reads_and_writes_properties_with_the_servers_problems() {
     assert_eq!(camera.title(), "Simulated camera");
     assert_eq!(
         camera.properties(),
-        ["exposure_ms", "gain", "frames_captured", "history_seconds"]
+        [
+            "exposure_ms",
+            "gain",
+            "frames_captured",
+            "history_seconds",
+            "sensor_temperature"
+        ]
     );
     assert_eq!(camera.streams(), ["mjpeg_stream", "lores_mjpeg_stream"]);
 

@@ -25,6 +25,7 @@ mod examples;
 mod faults;
 mod h264;
 mod hardening;
+mod history;
 mod limits;
 mod macros;
 mod scpi_link;

@@ -61,6 +61,17 @@ pub struct PropertyOptions {
     pub pattern: Option<(String, Span)>,
     /// The unit of the value (`"ms"`, `"°C"`), for the TD's `unit`.
     pub unit: Option<String>,
+    /// `history = 1000` or `history = "10 min"`.
+    pub history: Option<HistoryLength>,
+    /// `history_interval = "100 ms"`: changes closer than this are merged, in nanoseconds.
+    pub history_interval: Option<(u64, Span)>,
+}
+
+/// How long a property's history is: a number of samples, or a duration in nanoseconds.
+#[derive(Clone, Copy)]
+pub enum HistoryLength {
+    Samples(u64),
+    Nanos(u64),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::ast::{Access, LengthKey, MemberKind, NumericKey, Persistence, Thing};
+use super::ast::{Access, LengthKey, MemberKind, NumericKey, Persistence, PropertyOptions, Thing};
 use crate::ctxt::Errors;
 use crate::names::{self, Named};
 
@@ -17,6 +17,7 @@ pub fn check(thing: &Thing<'_>, errors: &mut Errors) {
                 ranges_are_consistent(&options.numeric, errors);
                 lengths_are_consistent(&options.lengths, errors);
                 pattern_compiles(options.pattern.as_ref(), errors);
+                interval_needs_a_history(options, errors);
             }
             MemberKind::Stream { ringbuffer, .. } => ringbuffer_holds_a_frame(*ringbuffer, errors),
             MemberKind::Event => {}
@@ -53,6 +54,16 @@ fn attribute_fits_the_type(ty: &syn::Type, errors: &mut Errors) {
         _ => return,
     };
     errors.push(syn::Error::new_spanned(ty, hint));
+}
+
+/// `history_interval` says how a history is coalesced, so it needs a `history`.
+fn interval_needs_a_history(options: &PropertyOptions, errors: &mut Errors) {
+    if let (None, Some((_, span))) = (options.history, options.history_interval) {
+        errors.push(syn::Error::new(
+            span,
+            "`history_interval` needs a `history` (`history = \"10 min\"` or `history = 1000`)",
+        ));
+    }
 }
 
 /// A setting is a value users choose, so it must be writable.

@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::DeriveInput;
 use syn::spanned::Spanned;
 
-use super::ast::{Access, Member, MemberKind, Persistence, PropertyOptions, Thing};
+use super::ast::{Access, HistoryLength, Member, MemberKind, Persistence, PropertyOptions, Thing};
 use crate::expand::option_str;
 
 /// A minimal impl, emitted beside the errors so the rest of the user's code keeps compiling and
@@ -145,6 +145,7 @@ fn member(member: &Member<'_>) -> TokenStream {
             let observable = options.observable;
             let unit = option_str(options.unit.as_deref());
             let constraints = constraints(options);
+            let history = history(options);
             let type_checks = type_checks(ty, options);
             let access = quote_spanned! {ty.span()=>
                 |thing: &Self| ::labthings::__private::property::<#ty>(&thing.#field)
@@ -164,6 +165,7 @@ fn member(member: &Member<'_>) -> TokenStream {
                     property.observable = #observable;
                     property.unit = #unit;
                     #constraints
+                    #history
                     property
                 });
             }
@@ -184,6 +186,26 @@ fn constraints(options: &PropertyOptions) -> TokenStream {
         quote!(property.constraints.pattern = ::core::option::Option::Some(#pattern);)
     });
     quote!(#(#numeric)* #(#lengths)* #pattern)
+}
+
+/// `property.history = ...` from `history` and `history_interval`.
+fn history(options: &PropertyOptions) -> TokenStream {
+    let Some(length) = options.history else {
+        return TokenStream::new();
+    };
+    let base = match length {
+        HistoryLength::Samples(count) => {
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
+            quote!(::labthings::property::HistoryOptions::samples(#count))
+        }
+        HistoryLength::Nanos(nanos) => quote!(::labthings::property::HistoryOptions::duration(
+            ::core::time::Duration::from_nanos(#nanos)
+        )),
+    };
+    let interval = options
+        .history_interval
+        .map(|(nanos, _)| quote!(.with_min_interval(::core::time::Duration::from_nanos(#nanos))));
+    quote!(property.history = ::core::option::Option::Some(#base #interval);)
 }
 
 /// Compile-time checks that constraints fit the value type, pointing at the constraint.

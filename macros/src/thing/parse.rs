@@ -7,7 +7,8 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Fields, LitStr};
 
 use super::ast::{
-    Access, LengthKey, Member, MemberKind, NumericKey, Persistence, PropertyOptions, Thing,
+    Access, HistoryLength, LengthKey, Member, MemberKind, NumericKey, Persistence, PropertyOptions,
+    Thing,
 };
 use crate::ctxt::Errors;
 use crate::names::docs;
@@ -168,6 +169,8 @@ fn parse_property(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> 
         lengths: Vec::new(),
         pattern: None,
         unit: None,
+        history: None,
+        history_interval: None,
     };
     if !matches!(attr.meta, syn::Meta::Path(_)) {
         attr.parse_nested_meta(|meta| {
@@ -199,6 +202,17 @@ fn parse_property(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> 
                     return Err(syn::Error::new(lit.span(), "a unit cannot be empty"));
                 }
                 options.unit = Some(lit.value());
+            } else if meta.path == symbol::HISTORY {
+                options.history = Some(history_length(&meta)?);
+            } else if meta.path == symbol::HISTORY_INTERVAL {
+                let lit = string(&meta)?;
+                let interval = humantime::parse_duration(&lit.value()).map_err(|error| {
+                    syn::Error::new(
+                        lit.span(),
+                        format!("expected a duration such as \"100 ms\" or \"1 s\" ({error})"),
+                    )
+                })?;
+                options.history_interval = Some((nanos(interval), lit.span()));
             } else if meta.path == symbol::READ_ONLY {
                 options.access = Access::ReadOnly(meta.path.span());
             } else if meta.path == symbol::OBSERVABLE {
@@ -232,6 +246,42 @@ fn naming_key(meta: &ParseNestedMeta<'_>, member: &mut Member<'_>) -> syn::Resul
         return Ok(false);
     }
     Ok(true)
+}
+
+/// `history = 1000` (samples) or `history = "10 min"` (a duration, as humantime reads it; the
+/// library reads the configuration's the same way).
+fn history_length(meta: &ParseNestedMeta<'_>) -> syn::Result<HistoryLength> {
+    let lit: syn::Lit = meta.value()?.parse()?;
+    match &lit {
+        syn::Lit::Int(int) => match int.base10_parse::<u64>()? {
+            0 => Err(syn::Error::new(
+                int.span(),
+                "a history keeps at least one sample",
+            )),
+            count => Ok(HistoryLength::Samples(count)),
+        },
+        syn::Lit::Str(text) => match humantime::parse_duration(&text.value()) {
+            Ok(duration) if !duration.is_zero() => Ok(HistoryLength::Nanos(nanos(duration))),
+            Ok(_) => Err(syn::Error::new(
+                text.span(),
+                "a history cannot be zero long",
+            )),
+            Err(error) => Err(syn::Error::new(
+                text.span(),
+                format!(
+                    "expected a duration such as \"10 min\" or \"30 s\", or a number of samples ({error})"
+                ),
+            )),
+        },
+        other => Err(syn::Error::new(
+            other.span(),
+            "expected a number of samples (`history = 1000`) or a duration (`history = \"10 min\"`)",
+        )),
+    }
+}
+
+fn nanos(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn string(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {

@@ -46,6 +46,11 @@ pub(crate) struct Context {
     pub(crate) sse: SseScope,
     /// How many events (and property changes) each Thing keeps for clients that resume.
     pub(crate) event_history: usize,
+    /// The `history` option: property histories by Thing and property name.
+    pub(crate) history: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, crate::property::HistoryOptions>,
+    >,
     /// The caps on running recordings.
     pub(crate) recordings: Recordings,
 }
@@ -61,6 +66,9 @@ pub(crate) struct Serving<'a, T> {
     pub(crate) events: Arc<EventLog>,
     /// Its properties' changes, likewise.
     pub(crate) changes: Arc<EventLog>,
+    /// The histories of the properties that keep one, by name.
+    pub(crate) histories:
+        std::collections::HashMap<&'static str, Arc<crate::property::history::History>>,
     /// Its routes so far, with their documentation.
     pub(crate) routes: RouteTable,
     /// Its Thing Description so far.

@@ -43,6 +43,15 @@ impl Affordance for Properties {
                 &mut at.routes,
                 &mut at.td,
             );
+            if let Some(history) = at.histories.get(property.name) {
+                crate::server::history::serve(
+                    at.name,
+                    property,
+                    history.clone(),
+                    &mut at.routes,
+                    &mut at.td.links,
+                );
+            }
         }
         serve_all(
             at.name,

@@ -190,11 +190,13 @@ fn h264_links(path: &str) -> [Link; 2] {
             href: layout::relative(&layout::h264(path)).to_owned(),
             media_type: crate::stream::H264_CONTENT_TYPE.to_owned(),
             rel: "alternate".to_owned(),
+            anchor: None,
         },
         Link {
             href: layout::relative(&layout::h264_units(path)).to_owned(),
             media_type: crate::stream::H264_UNITS_CONTENT_TYPE.to_owned(),
             rel: "alternate".to_owned(),
+            anchor: None,
         },
     ]
 }
@@ -207,11 +209,13 @@ fn links(path: &str) -> [Link; 2] {
             href: layout::relative(path).to_owned(),
             media_type: STREAM_CONTENT_TYPE.to_owned(),
             rel: "alternate".to_owned(),
+            anchor: None,
         },
         Link {
             href: layout::relative(&layout::snapshot(path)).to_owned(),
             media_type: "image/jpeg".to_owned(),
             rel: "preview".to_owned(),
+            anchor: None,
         },
     ]
 }
