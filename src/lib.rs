@@ -43,6 +43,8 @@ mod bound;
 pub mod client;
 #[cfg(feature = "server")]
 pub mod event;
+#[cfg(feature = "server")]
+pub mod health;
 mod layout;
 #[cfg(any(feature = "server", feature = "client"))]
 mod observation;

@@ -121,6 +121,67 @@ pub fn property<P: PropertyField>(field: &P) -> &dyn DynProperty {
     field
 }
 
+/// What a `#[health]` field must be: a [`Health`](crate::health::Health).
+#[diagnostic::on_unimplemented(
+    message = "a `#[health]` field is a `labthings::health::Health`, not `{Self}`",
+    label = "not a `Health`"
+)]
+pub trait HealthField {
+    /// The field as the Thing's health.
+    fn health(&self) -> &crate::health::Health;
+}
+
+impl HealthField for crate::health::Health {
+    fn health(&self) -> &crate::health::Health {
+        self
+    }
+}
+
+/// Used by the derive: a `Health`'s `state` property.
+pub fn health_state(field: &crate::health::Health) -> &dyn DynProperty {
+    field.state_property()
+}
+
+/// Used by the derive: a `Health`'s `fault` event.
+pub fn health_fault(field: &crate::health::Health) -> &dyn DynEvent {
+    field.fault_event()
+}
+
+/// Used by the derive for `#[health]`: the `state` property and the `fault` event (the
+/// server adds the `clear_fault` action).
+pub fn add_health<T: 'static>(
+    descriptor: &mut ThingDescriptor<T>,
+    health: for<'a> fn(&'a T) -> &'a crate::health::Health,
+    state: for<'a> fn(&'a T) -> &'a dyn DynProperty,
+    fault: for<'a> fn(&'a T) -> &'a dyn DynEvent,
+) {
+    let mut property = PropertyDescriptor::new(
+        crate::health::STATE,
+        crate::schema::json_schema_of::<crate::health::Status>,
+        state,
+    );
+    property.title = Some("State");
+    property.description = Some(
+        "Whether the instrument is `ok`, `busy`, `faulted` or `disconnected`, why, and since \
+         when. A fault stays until `clear_fault`; actions that refuse to run on a faulted \
+         instrument answer 409 meanwhile.",
+    );
+    property.read_only = true;
+    descriptor.properties.push(property);
+    let mut event = EventDescriptor::new(
+        crate::health::FAULT,
+        crate::schema::json_schema_of::<crate::health::Fault>,
+        fault,
+    );
+    event.title = Some("Fault");
+    event.description = Some(
+        "The instrument went faulted (or had a further fault while faulted): what went wrong, \
+         and which watched worker or heartbeat, if one.",
+    );
+    descriptor.events.push(event);
+    descriptor.health = Some(health);
+}
+
 /// Used by the derive: checks at compile time that a field is a stream.
 pub fn stream<S: StreamField>(field: &S) -> &MjpegStream {
     field.stream()

@@ -65,6 +65,8 @@ pub struct ThingDescriptor<T> {
     pub actions: Vec<crate::action::ActionDescriptor<T>>,
     /// Events, in declaration order.
     pub events: Vec<EventDescriptor<T>>,
+    /// Reaches the Thing's [`Health`](crate::health::Health), if it has one (`#[health]`).
+    pub health: Option<for<'a> fn(&'a T) -> &'a crate::health::Health>,
 }
 
 impl<T> ThingDescriptor<T> {
@@ -77,6 +79,7 @@ impl<T> ThingDescriptor<T> {
             streams: Vec::new(),
             actions: Vec::new(),
             events: Vec::new(),
+            health: None,
         }
     }
 }

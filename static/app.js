@@ -130,6 +130,7 @@ function renderThing(name, td) {
   if (views.size === 0) properties.append(element("p", { className: "hint" }, "No properties."));
   observe(td, views, url);
   renderTrends(section.querySelector(".trends"), name, td, url, views);
+  renderHealth(section.querySelector(".thing-header"), name, td, url, views);
 
   const actions = section.querySelector(".actions");
   // `stop_all` (every Thing with actions has it) is the header's Stop button, not a form.
@@ -143,6 +144,52 @@ function renderThing(name, td) {
   }
   renderEvents(section.querySelector(".events"), td, url);
   return section;
+}
+
+/** Whether a property is a `#[health]` state: an object whose `state` is one of these. */
+function isHealthState(affordance) {
+  const states = (affordance?.properties?.state?.oneOf ?? []).map((one) => one.const)
+    .concat(affordance?.properties?.state?.enum ?? []);
+  return ["ok", "busy", "faulted", "disconnected"].every((state) => states.includes(state));
+}
+
+/**
+ * The header's health badge for a Thing with `#[health]`: its state, why and since when, kept
+ * live by the `state` property's observation; while faulted, a button that clears the fault.
+ */
+function renderHealth(header, thing, td, url, views) {
+  const view = views.get("state");
+  if (!view || !isHealthState(td.properties.state)) return;
+  const badge = element("span", { className: "health", role: "status", "data-health": "" });
+  const clear = element("button", { type: "button", className: "clear-fault", hidden: true }, "Clear fault");
+  const clearAction = td.actions?.clear_fault;
+  const run = (clearAction?.forms ?? []).find((f) => [].concat(f.op ?? []).includes("invokeaction") && f.response);
+  const href = run?.href ?? `${formHref(clearAction ?? {}, "invokeaction") ?? `${thing}/clear_fault`}/run`;
+  clear.addEventListener("click", async () => {
+    clear.disabled = true;
+    try {
+      const response = await api(url(href), { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      if (!response.ok) throw new Error(await problemDetail(response));
+      show((await response.json()));
+    } catch (error) {
+      badge.title = `Could not clear the fault: ${error.message}`;
+    } finally {
+      clear.disabled = false;
+    }
+  });
+  const show = (status) => {
+    if (!status || typeof status.state !== "string") return;
+    badge.dataset.health = status.state;
+    badge.className = `health health-${status.state}`;
+    const since = status.since ? new Date(status.since) : null;
+    const label = { ok: "OK", busy: "Busy", faulted: "Faulted", disconnected: "Disconnected" }[status.state] ?? status.state;
+    badge.textContent = status.reason ? `${label}: ${status.reason}` : label;
+    badge.title = since ? `since ${since.toLocaleString()} (server time)` : "";
+    clear.hidden = status.state !== "faulted";
+  };
+  view.node.addEventListener("value", (event) => show(event.detail));
+  // Beside the title, before the Stop button.
+  header.querySelector(".td-link").after(badge, clear);
 }
 
 /** The header's "Stop everything" button: stops every running or waiting action of the Thing. */
@@ -577,7 +624,7 @@ function renderProperty(thing, name, affordance, url) {
       edited = false;
     }
     // For the trend plot, which then fetches the samples with their server timestamps.
-    node.dispatchEvent(new CustomEvent("value"));
+    node.dispatchEvent(new CustomEvent("value", { detail: value }));
   };
   return { node, show, href, observable: affordance.observable === true };
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use std::time::Duration;
 
+use labthings::health::Health;
 use labthings::stream::MjpegStream;
 use labthings::{ActionContext, Blob, Cancelled, Event, Property, Thing, thing_actions};
 
@@ -41,6 +42,10 @@ pub struct Camera {
     /// a trend plot by the web UI.
     #[property(read_only, unit = "°C", history = "10 min")]
     pub sensor_temperature: Property<f64>,
+    /// Whether the camera is OK: it faults when the sensor passes 45 °C (long exposures at
+    /// high gain), and when its temperature thread panics or hangs.
+    #[health]
+    pub health: Health,
     /// The live image, full resolution. Recordable (`record_mjpeg_stream`), with up to 150
     /// frames held for a recording's `pre_seconds` while `history_seconds` arms it. Also
     /// offered as H.264 (`mjpeg_stream/h264`), for remote viewing.
@@ -61,24 +66,32 @@ pub struct Camera {
 
 /// The room the simulated camera stands in, in °C.
 const AMBIENT_C: f64 = 22.0;
+/// Above this the simulated sensor faults the camera.
+const SENSOR_LIMIT_C: f64 = 45.0;
 
-/// The simulated sensor's temperature, updated ten times a second on its own thread until
-/// dropped.
+/// The simulated sensor's temperature, updated ten times a second on a thread the camera's
+/// health watches (a panic or a silence of 2 s faults it), until dropped.
 struct Thermal {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Thermal {
-    fn start(temperature: Property<f64>, exposure_ms: Property<f64>, gain: Property<f64>) -> Self {
+    fn start(
+        health: &Health,
+        temperature: Property<f64>,
+        exposure_ms: Property<f64>,
+        gain: Property<f64>,
+    ) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("sim-thermal".into())
-            .spawn(move || {
+        let interlock = health.clone();
+        let thread = health
+            .spawn_with_heartbeat("sim-thermal", Duration::from_secs(2), move |beat| {
                 let mut t = temperature.get();
                 let mut step = 0u64;
                 while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    beat.beat();
                     step += 1;
                     // Warms towards a level set by exposure and gain, with a slow wander and
                     // a little noise (deterministic: the same run gives the same curve).
@@ -89,6 +102,12 @@ impl Thermal {
                         ((step.wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0 - 0.5) * 0.02;
                     t += (target - t) * 0.02 + noise;
                     let _ = temperature.publish((t * 1000.0).round() / 1000.0);
+                    if t > SENSOR_LIMIT_C && !interlock.is_faulted() {
+                        interlock.fault(format!(
+                            "the sensor is at {t:.1} °C, over its {SENSOR_LIMIT_C} °C limit: \
+                             lower the exposure or the gain, let it cool, then clear the fault"
+                        ));
+                    }
                     std::thread::sleep(Duration::from_millis(100));
                 }
             })
@@ -121,6 +140,7 @@ impl Camera {
             gain: Property::new(1.0),
             frames_captured: Property::new(0),
             sensor_temperature: Property::new(AMBIENT_C),
+            health: Health::new(),
             thermal: Mutex::new(None),
             mjpeg_stream,
             lores_mjpeg_stream: MjpegStream::new(),
@@ -152,6 +172,7 @@ impl Camera {
         );
         *self.worker.lock().unwrap() = Some(camera);
         *self.thermal.lock().unwrap() = Some(Thermal::start(
+            &self.health,
             self.sensor_temperature.clone(),
             self.exposure_ms.clone(),
             self.gain.clone(),
@@ -185,6 +206,7 @@ impl Camera {
     /// Waits for the next frame, so the picture is taken after the call. Every Thing's
     /// properties at that moment (stage position, exposure, gain, ...) are stored in the JPEG's
     /// comment, as `labthings-snapshot {json}`, and shown in the output's `metadata`.
+    #[action(refuse_while_faulted)]
     async fn capture(&self, context: ActionContext) -> Result<Blob, String> {
         let frame = tokio::time::timeout(Duration::from_secs(5), self.mjpeg_stream.grab_frame())
             .await
@@ -226,6 +248,7 @@ impl Camera {
     ///
     /// As a scientific camera's sensor gives it: fetch it as `.npy` (NumPy) or TIFF from the
     /// output's link, or read `shape` and `dtype` there.
+    #[action(refuse_while_faulted)]
     async fn capture_array(&self) -> Result<labthings::NdArray, String> {
         let (width, height, grey) = self.next_grey_frame().await?;
         // The simulated sensor's 8-bit levels, spread over the 16-bit range.

@@ -25,7 +25,7 @@ use proc_macro::TokenStream;
 ///
 /// See the `labthings` crate documentation for the attributes (`#[thing(...)]`,
 /// `#[property(...)]`, `#[setting(...)]`, `#[stream(...)]`, `#[event(...)]`).
-#[proc_macro_derive(Thing, attributes(thing, property, setting, stream, event))]
+#[proc_macro_derive(Thing, attributes(thing, property, setting, stream, event, health))]
 pub fn derive_thing(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     thing::derive(&input).into()

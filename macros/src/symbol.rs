@@ -37,6 +37,7 @@ pub const RECORD: Key = Key("record");
 
 // `#[action(...)]`
 pub const SKIP: Key = Key("skip");
+pub const REFUSE_WHILE_FAULTED: Key = Key("refuse_while_faulted");
 pub const LOCK: Key = Key("lock");
 
 /// The keys of `#[thing(...)]`.
@@ -65,7 +66,7 @@ pub const STREAM_KEYS: &[Key] = &[RINGBUFFER, RECORD, RENAME];
 /// The keys of `#[event(...)]`.
 pub const EVENT_KEYS: &[Key] = &[RENAME, TITLE, DESCRIPTION];
 /// The keys of `#[action(...)]`.
-pub const ACTION_KEYS: &[Key] = &[SKIP, RENAME, LOCK];
+pub const ACTION_KEYS: &[Key] = &[SKIP, RENAME, LOCK, REFUSE_WHILE_FAULTED];
 /// The attributes an action's argument may carry (`#[min = 0.0] rate: f64`).
 pub const ARGUMENT_KEYS: &[Key] = &[
     UNIT,
@@ -85,6 +86,7 @@ pub const PROPERTY: &str = "property";
 pub const SETTING: &str = "setting";
 pub const STREAM: &str = "stream";
 pub const EVENT: &str = "event";
+pub const HEALTH: &str = "health";
 /// The method attribute of `#[thing_actions]`.
 pub const ACTION: &str = "action";
 

@@ -61,6 +61,10 @@ pub struct ActionDescriptor<T> {
     pub blocking: bool,
     /// Checks the input and prepares a run.
     pub prepare: ActionPrepare<T>,
+    /// Refused with `409 Conflict` while the Thing's [`Health`](crate::health::Health) is
+    /// faulted (`#[action(refuse_while_faulted)]`): a move, an exposure, anything that should
+    /// not run on an instrument in trouble.
+    pub refuse_while_faulted: bool,
     /// A stream's recording action: its runs count against the server's recording caps.
     pub(crate) recording: bool,
 }
@@ -148,6 +152,7 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
             cancellable: true,
             blocking: false,
             prepare,
+            refuse_while_faulted: false,
             recording: false,
         }
     }
@@ -186,6 +191,14 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
     #[must_use]
     pub fn with_named_lock(mut self, name: &'static str) -> Self {
         self.lock = Some(name);
+        self
+    }
+
+    /// Refuses this action with `409 Conflict` while the Thing is faulted
+    /// (`#[action(refuse_while_faulted)]`); the Thing needs a `#[health]`.
+    #[must_use]
+    pub fn with_refuse_while_faulted(mut self, refuse: bool) -> Self {
+        self.refuse_while_faulted = refuse;
         self
     }
 }

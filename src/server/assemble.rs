@@ -54,6 +54,7 @@ fn assemble<T: Thing>(
         let stop_all = super::stop_all::descriptor(&name, &context.invocations);
         descriptor.actions.push(stop_all);
     }
+    check_health(&name, thing.as_ref(), &mut descriptor)?;
     let settings = settings::settings_file(&name, &thing, &descriptor, settings_folder)?;
     // What clients observing over Server-Sent Events may resume from.
     let (events, changes) = (
@@ -152,6 +153,35 @@ fn check_names<T: Send + Sync + 'static>(
                 thing: thing.to_owned(),
                 affordance: (*name).to_owned(),
             });
+        }
+    }
+    Ok(())
+}
+
+/// A Thing with `#[health]` gets `clear_fault`; an action that refuses while faulted needs a
+/// health to ask.
+fn check_health<T: Thing>(
+    name: &str,
+    thing: &T,
+    descriptor: &mut ThingDescriptor<T>,
+) -> Result<(), ServerError> {
+    match descriptor.health {
+        Some(health) => {
+            health(thing).set_thing(name);
+            descriptor
+                .actions
+                .push(super::clear_fault::descriptor(health));
+        }
+        None => {
+            if let Some(action) = descriptor.actions.iter().find(|a| a.refuse_while_faulted) {
+                return Err(ServerError::InvalidAffordanceName {
+                    thing: name.to_owned(),
+                    affordance: action.name.to_owned(),
+                    reason: "it refuses to run while the Thing is faulted \
+                             (`refuse_while_faulted`), but the Thing has no `#[health]` to say so"
+                        .to_owned(),
+                });
+            }
         }
     }
     Ok(())

@@ -18,6 +18,7 @@ mod assemble;
 pub(crate) mod auth;
 mod base;
 mod builder;
+mod clear_fault;
 #[cfg(feature = "cli")]
 mod cli;
 mod config;

@@ -16,8 +16,9 @@ mkdir -p target/browser
 node tests/browser/ui.test.mjs "$URL" target/browser/ui.png
 # The H.264 player (WebCodecs) on the same microscope.
 node tests/browser/h264.test.mjs "$URL" target/browser/h264.png
-# The trend plot of a property's history (vendored uPlot), live.
-node tests/browser/trends.test.mjs "$URL" target/browser/trends.png
+# An instrument left running: the trend plot of a property's history (vendored uPlot), live;
+# the health badge through a fault and its clearing.
+node tests/browser/health-trends.test.mjs "$URL" target/browser/trends.png target/browser/fault.png
 stop_microscope
 
 # The same UI, and the API browser, with access tokens on.

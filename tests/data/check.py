@@ -4,7 +4,8 @@ Usage: check.py URL DATA_FOLDER
 
 - capture_array: numpy loads the .npy and tifffile reads the TIFF, equal to each other, 16-bit;
 - capture: Pillow reads the instrument's state from the JPEG's comment, equal to the output's;
-- a recording: ffprobe and OpenCV read the AVI, with as many frames as its CSV index lists.
+- a recording: ffprobe and OpenCV read the AVI, with as many frames as its CSV index lists;
+- a property's history: pandas and numpy read its CSV download, equal to its JSON.
 """
 
 import io
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy
+import pandas
 import tifffile
 from PIL import Image
 
@@ -109,8 +111,29 @@ def recording():
     print(f"        ffprobe and OpenCV read {frames} frames, as the index lists")
 
 
+def history():
+    # The simulated sensor temperature changes ten times a second: wait for a few samples.
+    time.sleep(1.5)
+    body, headers = request("/camera/sensor_temperature/history?format=csv")
+    assert headers["content-type"] == "text/csv; charset=utf-8", headers
+    assert "sensor_temperature_history.csv" in headers["content-disposition"], headers
+    frame = pandas.read_csv(io.BytesIO(body), parse_dates=["timestamp"])
+    assert list(frame.columns) == ["timestamp", "sensor_temperature [°C]"], frame.columns
+    assert len(frame) >= 5, frame
+    assert str(frame["timestamp"].dt.tz) == "UTC", frame.dtypes
+    assert frame["timestamp"].is_monotonic_increasing and frame["timestamp"].is_unique
+    assert frame["sensor_temperature [°C]"].dtype == numpy.float64, frame.dtypes
+    values = numpy.loadtxt(io.BytesIO(body), delimiter=",", skiprows=1, usecols=1, encoding="utf-8")
+    assert numpy.array_equal(values, frame["sensor_temperature [°C]"].to_numpy())
+    # The JSON form has the same samples (read after, so perhaps a few more).
+    samples = json.loads(request("/camera/sensor_temperature/history")[0])["samples"]
+    assert [s["value"] for s in samples[:len(values)]] == values.tolist()
+    print(f"        pandas and numpy read {len(frame)} samples, equal to the JSON")
+
+
 check("numpy loads the .npy and tifffile the TIFF of a 16-bit array, equal", arrays)
 check("Pillow reads the instrument's state from a capture's JPEG comment", snapshot)
 check("ffprobe and OpenCV read a recording, frame for frame with its index", recording)
+check("pandas and numpy read a property's history as CSV", history)
 print(f"data: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

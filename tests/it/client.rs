@@ -478,7 +478,8 @@ async fn thing_client_reads_and_writes_properties_with_the_servers_problems() {
             "gain",
             "frames_captured",
             "history_seconds",
-            "sensor_temperature"
+            "sensor_temperature",
+            "state"
         ]
     );
     assert_eq!(camera.streams(), ["mjpeg_stream", "lores_mjpeg_stream"]);

@@ -67,20 +67,20 @@ async fn serve(history: usize) -> (SocketAddr, Arc<Sensor>, tokio::sync::oneshot
 
 /// One Server-Sent Events message.
 #[derive(Debug, Clone, PartialEq)]
-struct Message {
-    id: Option<String>,
-    event: Option<String>,
-    data: Value,
+pub(crate) struct Message {
+    pub(crate) id: Option<String>,
+    pub(crate) event: Option<String>,
+    pub(crate) data: Value,
 }
 
 /// Reads `text/event-stream` message by message (comments and heartbeats skipped).
-struct SseReader {
+pub(crate) struct SseReader {
     response: reqwest::Response,
     buffer: BytesMut,
 }
 
 impl SseReader {
-    async fn open(address: SocketAddr, path: &str, last_event_id: Option<&str>) -> Self {
+    pub(crate) async fn open(address: SocketAddr, path: &str, last_event_id: Option<&str>) -> Self {
         let mut request = reqwest::Client::new().get(format!("http://{address}{path}"));
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
@@ -95,7 +95,7 @@ impl SseReader {
     }
 
     /// The next message, within 5 s.
-    async fn next(&mut self) -> Message {
+    pub(crate) async fn next(&mut self) -> Message {
         tokio::time::timeout(Duration::from_secs(5), self.read())
             .await
             .expect("a message within 5 s")

@@ -25,6 +25,7 @@ mod examples;
 mod faults;
 mod h264;
 mod hardening;
+mod health;
 mod history;
 mod limits;
 mod macros;

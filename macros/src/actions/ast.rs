@@ -14,6 +14,8 @@ pub struct Action<'a> {
     pub execution: Execution,
     /// `#[action(lock)]`: the action's own lock; `#[action(lock = "name")]`: a named one.
     pub lock: Lock,
+    /// `#[action(refuse_while_faulted)]`: refused with 409 while the Thing's health is faulted.
+    pub refuse_while_faulted: bool,
     /// The arguments that make up the input, in order.
     pub inputs: Vec<Input<'a>>,
     /// Every argument in order, inputs and the context.
@@ -78,6 +80,8 @@ pub struct Options {
     pub skip: bool,
     pub rename: Option<(String, Span)>,
     pub lock: Lock,
+    /// `#[action(refuse_while_faulted)]`.
+    pub refuse_while_faulted: bool,
     /// The attributes of each argument that has some, by argument name.
     pub arguments: Vec<(String, ArgumentAttrs)>,
 }

@@ -188,6 +188,9 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
         Lock::Own => quote!(.with_lock(true)),
         Lock::Named(name) => quote!(.with_named_lock(#name)),
     };
+    let refuse = action
+        .refuse_while_faulted
+        .then(|| quote!(.with_refuse_while_faulted(true)));
     quote! {
         {
             #[allow(non_camel_case_types)]
@@ -201,7 +204,8 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
                 ::labthings::__private::ActionDescriptor::<Self>::#run
                     .with_docs(#title, #description)
                     .with_cancellable(#cancellable)
-                    #lock,
+                    #lock
+                    #refuse,
             );
         }
     }

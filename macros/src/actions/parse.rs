@@ -63,6 +63,8 @@ fn options(method: &mut ImplItemFn, errors: &mut Errors) -> Options {
                 } else {
                     Lock::Own
                 };
+            } else if meta.path == symbol::REFUSE_WHILE_FAULTED {
+                options.refuse_while_faulted = true;
             } else if meta.path == symbol::RENAME {
                 let lit: syn::LitStr = meta.value()?.parse()?;
                 options.rename = Some((lit.value(), lit.span()));
@@ -159,6 +161,7 @@ fn action<'a>(method: &'a ImplItemFn, options: Options, errors: &mut Errors) -> 
             Execution::Blocking
         },
         lock: options.lock.clone(),
+        refuse_while_faulted: options.refuse_while_faulted,
         inputs,
         arguments,
         returns,

@@ -36,6 +36,8 @@ pub enum MemberKind {
         record: bool,
     },
     Event,
+    /// `#[health]`: the Thing's `Health`, which adds `state`, `fault` and `clear_fault`.
+    Health,
 }
 
 /// Whether a property is a plain property or a setting.

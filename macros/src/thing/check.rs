@@ -8,7 +8,12 @@ use crate::names::{self, Named};
 
 pub fn check(thing: &Thing<'_>, errors: &mut Errors) {
     unique_names(thing, errors);
+    health_once_and_its_names_free(thing, errors);
     for member in &thing.members {
+        if matches!(member.kind, MemberKind::Health) {
+            // Not an affordance itself: it adds `state`, `fault` and `clear_fault`.
+            continue;
+        }
         let _ = names::check_affordance_name(&member.name, member.name_span, Named::Field, errors);
         match &member.kind {
             MemberKind::Property(options) => {
@@ -20,7 +25,45 @@ pub fn check(thing: &Thing<'_>, errors: &mut Errors) {
                 interval_needs_a_history(options, errors);
             }
             MemberKind::Stream { ringbuffer, .. } => ringbuffer_holds_a_frame(*ringbuffer, errors),
-            MemberKind::Event => {}
+            MemberKind::Event | MemberKind::Health => {}
+        }
+    }
+}
+
+/// The names `#[health]` adds.
+const HEALTH_NAMES: [&str; 3] = ["state", "fault", "clear_fault"];
+
+/// One `#[health]` per Thing, and no affordance of its own under the names it adds.
+fn health_once_and_its_names_free(thing: &Thing<'_>, errors: &mut Errors) {
+    let healths: Vec<_> = thing
+        .members
+        .iter()
+        .filter(|m| matches!(m.kind, MemberKind::Health))
+        .collect();
+    if let Some(second) = healths.get(1) {
+        errors.push(syn::Error::new(
+            second.name_span,
+            format!(
+                "a Thing has one `#[health]`; `{}` already is",
+                healths[0].field
+            ),
+        ));
+    }
+    if healths.is_empty() {
+        return;
+    }
+    for member in &thing.members {
+        if !matches!(member.kind, MemberKind::Health)
+            && HEALTH_NAMES.contains(&member.name.as_str())
+        {
+            errors.push(syn::Error::new(
+                member.name_span,
+                format!(
+                    "`{}` is one of the names `#[health]` adds to this Thing (`{}`); rename this one",
+                    member.name,
+                    HEALTH_NAMES.join("`, `")
+                ),
+            ));
         }
     }
 }

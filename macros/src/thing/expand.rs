@@ -103,6 +103,18 @@ fn member(member: &Member<'_>) -> TokenStream {
     let name = &member.name;
     let description = option_str(member.description.as_deref());
     match &member.kind {
+        MemberKind::Health => {
+            // The same trait bound each time, so that a field of the wrong type is one error.
+            let field_health = quote_spanned! {ty.span()=>
+                <#ty as ::labthings::__private::HealthField>::health(&thing.#field)
+            };
+            let health = quote!(|thing: &Self| #field_health);
+            let state = quote!(|thing: &Self| ::labthings::__private::health_state(#field_health));
+            let fault = quote!(|thing: &Self| ::labthings::__private::health_fault(#field_health));
+            quote! {
+                ::labthings::__private::add_health::<Self>(&mut descriptor, #health, #state, #fault);
+            }
+        }
         MemberKind::Event => {
             let title = option_str(member.title.as_deref());
             let access = quote_spanned! {ty.span()=>

@@ -77,6 +77,7 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
                     symbol::SETTING,
                     symbol::STREAM,
                     symbol::EVENT,
+                    symbol::HEALTH,
                 ]
                 .iter()
                 .any(|k| a.path().is_ident(k))
@@ -85,8 +86,8 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
         if marked.len() > 1 {
             errors.push(syn::Error::new(
                 marked[1].span(),
-                "a field is one of `#[property]`, `#[setting]`, `#[stream]` or `#[event]`, not \
-                 several",
+                "a field is one of `#[property]`, `#[setting]`, `#[stream]`, `#[event]` or \
+                 `#[health]`, not several",
             ));
         }
         let Some(attr) = marked.first() else { continue };
@@ -107,6 +108,8 @@ pub fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<Thing<'a
             parse_stream(attr, &mut member)
         } else if attr.path().is_ident(symbol::EVENT) {
             parse_event(attr, &mut member)
+        } else if attr.path().is_ident(symbol::HEALTH) {
+            parse_health(attr, &mut member)
         } else {
             parse_property(attr, &mut member)
         };
@@ -152,6 +155,19 @@ fn parse_event(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
         })?;
     }
     member.kind = MemberKind::Event;
+    Ok(())
+}
+
+/// `#[health]` takes no keys: what it adds has fixed names.
+fn parse_health(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        return Err(syn::Error::new(
+            attr.meta.span(),
+            "`#[health]` takes no keys: it adds the property `state`, the event `fault` and the \
+             action `clear_fault`",
+        ));
+    }
+    member.kind = MemberKind::Health;
     Ok(())
 }
 

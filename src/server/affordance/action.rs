@@ -13,20 +13,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 
-use super::{Affordance, Context, Serving};
+use super::{Affordance, Serving};
 use crate::Problem;
 use crate::action::{
     ActionDescriptor, ActionOutput, ActionPrepare, ActionRun, ActionStarter, Invocation,
     Invocations, RunOptions,
 };
+use crate::health::Health;
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
 use crate::problem::PROBLEM_JSON;
 use crate::server::base::Base;
 use crate::server::error::ServerError;
-use crate::server::route_table::RouteTable;
 use crate::server::{invocations, problems};
-use crate::td::ThingDescription;
 use crate::thing::ThingDescriptor;
 
 /// The longest `?wait=` a client may ask for.
@@ -42,16 +41,9 @@ impl Affordance for Actions {
 
     fn serve<T: Send + Sync + 'static>(at: &mut Serving<'_, T>) -> Result<(), ServerError> {
         let mut locks = Locks::new();
-        for action in &at.descriptor.actions {
-            serve_one(
-                at.name,
-                at.thing,
-                action,
-                &mut locks,
-                at.context,
-                &mut at.routes,
-                &mut at.td,
-            );
+        let descriptor = at.descriptor;
+        for action in &descriptor.actions {
+            serve_one(at, action, &mut locks);
         }
         Ok(())
     }
@@ -59,14 +51,17 @@ impl Affordance for Actions {
 
 /// Serves one action: its routes, their documentation and its TD affordance.
 fn serve_one<T: Send + Sync + 'static>(
-    thing_name: &str,
-    thing: &Arc<T>,
+    at: &mut Serving<'_, T>,
     action: &ActionDescriptor<T>,
     locks: &mut Locks,
-    context: &Context,
-    routes: &mut RouteTable,
-    td: &mut ThingDescription,
 ) {
+    let (thing_name, thing, context) = (at.name, at.thing, at.context);
+    // The Thing's health, for an action that refuses to run while it is faulted.
+    let health: Option<Health> = at
+        .descriptor
+        .health
+        .filter(|_| action.refuse_while_faulted)
+        .map(|health| health(thing).clone());
     let path = layout::affordance(thing_name, action.name);
     let state = Arc::new(ActionRoute {
         thing: thing.clone(),
@@ -83,19 +78,21 @@ fn serve_one<T: Send + Sync + 'static>(
         limit: action
             .recording
             .then(|| context.recordings.for_one_stream(thing_name, action.name)),
+        health,
     });
-    routes.route(
+    at.routes.route(
         &path,
         post(invoke::<T>).get(list::<T>).with_state(state.clone()),
         docs(thing_name, action, &path),
     );
     let run_path = layout::run(&path);
-    routes.route(
+    at.routes.route(
         &run_path,
         post(run::<T>).with_state(state),
         [run_doc(thing_name, action, &run_path)],
     );
-    td.actions
+    at.td
+        .actions
         .insert(action.name.to_owned(), affordance(action, &path));
 }
 
@@ -117,6 +114,8 @@ struct ActionRoute<T> {
     base: Base,
     /// The caps this action's runs count against (a recording's).
     limit: Option<RunLimit>,
+    /// The Thing's health, for an action refused while it is faulted.
+    health: Option<Health>,
 }
 
 /// The caps on running recordings (`max_recordings`, `max_recordings_per_stream`).
@@ -283,6 +282,25 @@ fn start<T: Send + Sync + 'static>(
 ) -> Result<(Arc<Invocation>, Option<Duration>), Box<Response>> {
     let wait =
         requested_wait(query, headers).map_err(|problem| Box::new(problem.into_response()))?;
+    if let Some(health) = &route.health {
+        let status = health.status();
+        if status.state == crate::health::State::Faulted {
+            let reason = status.reason.unwrap_or_default();
+            let thing = &route.thing_name;
+            return Err(Box::new(
+                Problem::new(StatusCode::CONFLICT)
+                    .with_title("Instrument faulted")
+                    .with_detail(format!(
+                        "`{thing}` is faulted ({reason}), and `{}` does not run on a faulted \
+                         instrument. Deal with the cause, then clear the fault \
+                         (`POST {thing}/{}`).",
+                        route.name,
+                        crate::health::CLEAR_FAULT
+                    ))
+                    .into_response(),
+            ));
+        }
+    }
     // No body and `null` both mean "no arguments", recorded as `{}` so that the invocation's
     // `input` always fits the action's input schema.
     let input = if body.iter().all(u8::is_ascii_whitespace) {
@@ -430,6 +448,9 @@ fn docs<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> Vec<RouteDo
             invocation.clone(),
         ),
     );
+    if action.refuse_while_faulted {
+        responses.insert("409".to_owned(), openapi::problem(FAULTED));
+    }
     vec![
         RouteDoc::post(
             path.to_owned(),
@@ -460,6 +481,9 @@ fn docs<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> Vec<RouteDo
     ]
 }
 
+/// The 409 of an action refused while its Thing is faulted.
+const FAULTED: &str = "The Thing is faulted and this action does not run on a faulted instrument: the problem names the fault; `clear_fault` ends it";
+
 /// The OpenAPI operation of `.../run`: the action's output in one call.
 fn run_doc<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> RouteDoc {
     let output = (action.output_schema)();
@@ -484,9 +508,18 @@ fn run_doc<T>(thing: &str, action: &ActionDescriptor<T>, path: &str) -> RouteDoc
             openapi::component(&openapi::action_invocation_name(thing, action.name)),
         ),
     );
+    let ended = "The action ended in error or was cancelled: the invocation's problem (its `Location` is the invocation)";
     responses.insert(
         "409".to_owned(),
-        openapi::problem("The action ended in error or was cancelled: the invocation's problem (its `Location` is the invocation)"),
+        openapi::problem(&if action.refuse_while_faulted {
+            format!(
+                "{ended}; or {}{}",
+                &FAULTED[..1].to_lowercase(),
+                &FAULTED[1..]
+            )
+        } else {
+            ended.to_owned()
+        }),
     );
     RouteDoc::post(
         path.to_owned(),

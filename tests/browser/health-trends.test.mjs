@@ -1,11 +1,13 @@
-// The web UI's trend plot (issue 30) in headless Chromium, against the microscope example: the
-// camera's sensor temperature keeps a history, drawn by the vendored uPlot and updated live.
-// Usage: node trends.test.mjs http://127.0.0.1:PORT SCREENSHOT.png
+// An instrument left running (issue 30), in headless Chromium against the microscope example:
+// the camera's sensor temperature keeps a history, drawn by the vendored uPlot and updated
+// live; the camera's health badge goes faulted when the sensor overheats, refuses a capture,
+// and clears.
+// Usage: node health-trends.test.mjs http://127.0.0.1:PORT TREND.png FAULT.png
 // Prints one line per check and "N passed, N failed"; exits 1 on failure.
 import { chromium } from "playwright-core";
 import { assert, check, eventually, finish } from "../support/checks.mjs";
 
-const [base, screenshot] = [process.argv[2].replace(/\/$/, ""), process.argv[3]];
+const [base, screenshot, faultShot] = [process.argv[2].replace(/\/$/, ""), process.argv[3], process.argv[4]];
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -58,5 +60,36 @@ await check("the range and the CSV link", async () => {
   assert(problems.length === 0, problems.join("; "));
 });
 
+const badge = '[data-thing="camera"] .thing-header .health';
+const put = (path, value) => fetch(`${base}/camera/${path}`, {
+  method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(value) });
+await check("the camera's health badge says OK, and faulted when the sensor overheats", async () => {
+  await eventually(async () => (await page.getAttribute(badge, "data-health")) === "ok", "OK at first");
+  assert(!(await page.isVisible('[data-thing="camera"] .clear-fault')), "no Clear button while OK");
+  // Long exposures at full gain warm the simulated sensor past its 45 °C limit in about a second.
+  assert((await put("exposure_ms", 1000)).status === 204, "exposure set");
+  assert((await put("gain", 16)).status === 204, "gain set");
+  await eventually(async () => (await page.getAttribute(badge, "data-health")) === "faulted", "faulted", 20000);
+  const text = await page.textContent(badge);
+  assert(text.startsWith("Faulted: the sensor is at") && text.includes("45 °C limit"), text);
+  const refused = await fetch(`${base}/camera/capture`, { method: "POST" });
+  assert(refused.status === 409, `a capture is refused while faulted: ${refused.status}`);
+  await page.locator('[data-thing="camera"] .thing-header').screenshot({ path: faultShot });
+});
+
+await check("cooled and cleared from the badge's button, the camera is OK again", async () => {
+  assert((await put("exposure_ms", 10)).status === 204 && (await put("gain", 1)).status === 204, "back to normal");
+  await eventually(async () => {
+    const t = await (await fetch(`${base}/camera/sensor_temperature`)).json();
+    return t < 40;
+  }, "the sensor cools below 40 °C", 30000);
+  await page.click('[data-thing="camera"] .clear-fault');
+  await eventually(async () => (await page.getAttribute(badge, "data-health")) === "ok", "OK after clearing");
+  assert(!(await page.isVisible('[data-thing="camera"] .clear-fault')), "the Clear button goes");
+  const capture = await fetch(`${base}/camera/capture`, { method: "POST" });
+  assert(capture.status === 201, `a capture runs again: ${capture.status}`);
+  assert(problems.length === 0, problems.join("; "));
+});
+
 await browser.close();
-finish("trends");
+finish("health and trends");
