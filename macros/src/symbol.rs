@@ -30,6 +30,7 @@ pub const UNIT: Key = Key("unit");
 pub const DEFAULT: Key = Key("default");
 pub const HISTORY: Key = Key("history");
 pub const HISTORY_INTERVAL: Key = Key("history_interval");
+pub const HISTORY_LOG: Key = Key("history_log");
 
 // `#[stream(...)]`
 pub const RINGBUFFER: Key = Key("ringbuffer");
@@ -60,6 +61,7 @@ pub const PROPERTY_KEYS: &[Key] = &[
     UNIT,
     HISTORY,
     HISTORY_INTERVAL,
+    HISTORY_LOG,
 ];
 /// The keys of `#[stream(...)]`.
 pub const STREAM_KEYS: &[Key] = &[RINGBUFFER, RECORD, RENAME];

@@ -16,6 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::history_log::csv_field;
+
 /// How many samples a history keeps unless told otherwise.
 pub const DEFAULT_HISTORY_SAMPLES: usize = 10_000;
 
@@ -70,6 +72,10 @@ pub struct HistoryOptions {
     )]
     #[schemars(with = "Option<f64>", range(min = 0))]
     pub min_interval: Option<Duration>,
+    /// Also append every sample to `<data folder>/history/<thing>/<property>.csv`, rotated at
+    /// 16 MiB with four old files kept. Default off.
+    #[serde(default)]
+    pub log: bool,
 }
 
 fn default_samples() -> usize {
@@ -83,6 +89,7 @@ impl HistoryOptions {
             max_samples: count.max(1),
             max_age: None,
             min_interval: None,
+            log: false,
         }
     }
 
@@ -92,12 +99,20 @@ impl HistoryOptions {
             max_samples: DEFAULT_HISTORY_SAMPLES,
             max_age: Some(age),
             min_interval: None,
+            log: false,
         }
     }
 
     /// At most `count` samples.
     pub fn with_max_samples(mut self, count: usize) -> Self {
         self.max_samples = count.max(1);
+        self
+    }
+
+    /// Also appends every sample to a CSV file in the data folder
+    /// (`#[property(history = .., history_log)]`).
+    pub fn with_log(mut self, log: bool) -> Self {
+        self.log = log;
         self
     }
 
@@ -159,6 +174,8 @@ pub(crate) struct History {
     interval: chrono::TimeDelta,
     max_age: Option<chrono::TimeDelta>,
     samples: Mutex<VecDeque<HistorySample>>,
+    /// Where finished samples are appended on disk, if `log` is on.
+    log: Option<super::history_log::HistoryLog>,
 }
 
 impl History {
@@ -171,7 +188,21 @@ impl History {
             interval: delta(options.interval()),
             max_age: options.max_age.map(delta),
             samples: Mutex::new(VecDeque::with_capacity(options.max_samples.min(1024))),
+            log: None,
         }
+    }
+
+    /// Appends finished samples to `log` too.
+    pub(crate) fn with_log(mut self, log: super::history_log::HistoryLog) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// How the disk log is doing, if there is one.
+    pub(crate) fn log_status(&self) -> Option<super::history_log::LogStatus> {
+        self.log
+            .as_ref()
+            .map(super::history_log::HistoryLog::status)
     }
 
     /// Stores `value` now.
@@ -199,6 +230,10 @@ impl History {
             last.timestamp = timestamp;
             last.value = value.clone();
         } else {
+            // The sample before is final now: it goes to the disk log.
+            if let (Some(log), Some(last)) = (&self.log, samples.back()) {
+                log.send(last.timestamp, last.value.clone());
+            }
             if samples.len() == self.options.max_samples {
                 samples.pop_front();
             }
@@ -324,15 +359,6 @@ fn at_path(value: &Value, path: &str) -> Option<String> {
         Value::String(text) => Some(text.clone()),
         Value::Bool(_) | Value::Number(_) => Some(value.to_string()),
         Value::Array(_) | Value::Object(_) => Some(value.to_string()),
-    }
-}
-
-/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
     }
 }
 

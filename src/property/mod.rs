@@ -3,6 +3,7 @@
 pub(crate) mod binding;
 mod constraints;
 pub(crate) mod history;
+pub(crate) mod history_log;
 pub(crate) mod settings;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 
 pub use constraints::{ConstraintViolation, Constraints};
 pub use history::{DEFAULT_HISTORY_SAMPLES, HistoryOptions, HistorySample};
+pub use history_log::{KEPT_FILES, LogStatus, ROTATE_BYTES};
 
 /// What a property's value type needs: serde both ways, a JSON Schema, and `Clone`.
 ///

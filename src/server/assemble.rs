@@ -12,12 +12,14 @@ use super::route_table::RouteTable;
 use super::{settings, ws};
 use crate::event::EventLog;
 use crate::layout;
+use crate::property::HistoryOptions;
 use crate::property::binding::{Binding, Persist};
 use crate::property::history::History;
+use crate::property::history_log::HistoryLog;
 use crate::property::settings::SettingsFile;
 use crate::stream::MjpegStream;
 use crate::td::ThingDescription;
-use crate::thing::{Thing, ThingDescriptor};
+use crate::thing::{PropertyDescriptor, Thing, ThingDescriptor};
 
 /// One Thing, assembled.
 pub(crate) struct Assembled {
@@ -72,6 +74,7 @@ fn assemble<T: Thing>(
         &descriptor,
         settings.as_ref(),
         &changes,
+        context.data_folder.as_deref(),
     )?;
     if let Some(file) = &settings {
         settings::load_settings(&name, &thing, &descriptor, file)?;
@@ -158,6 +161,34 @@ fn check_names<T: Send + Sync + 'static>(
     Ok(())
 }
 
+/// A property's history, with its disk log if asked for.
+fn history<T>(
+    thing: &str,
+    property: &PropertyDescriptor<T>,
+    options: HistoryOptions,
+    data_folder: Option<&Path>,
+) -> Result<History, ServerError> {
+    let history = History::new(options);
+    if !options.log {
+        return Ok(history);
+    }
+    let name = property.name;
+    let Some(folder) = data_folder else {
+        return Err(ServerError::History(format!(
+            "the history of {thing}.{name} is to be logged to disk, but the server has no data \
+             folder (`data_folder`)"
+        )));
+    };
+    let header = match property.unit {
+        Some(unit) => format!("{name} [{unit}]"),
+        None => name.to_owned(),
+    };
+    let log = HistoryLog::open(folder, thing, name, header).map_err(|error| {
+        ServerError::History(format!("the history log of {thing}.{name}: {error}"))
+    })?;
+    Ok(history.with_log(log))
+}
+
 /// A Thing with `#[health]` gets `clear_fault`; an action that refuses while faulted needs a
 /// health to ask.
 fn check_health<T: Thing>(
@@ -225,12 +256,15 @@ fn bind_properties<T>(
     descriptor: &ThingDescriptor<T>,
     settings: Option<&Arc<SettingsFile>>,
     changes: &Arc<EventLog>,
+    data_folder: Option<&Path>,
 ) -> Result<HashMap<&'static str, Arc<History>>, ServerError> {
     let mut histories = HashMap::new();
     for property in &descriptor.properties {
         let history = property
             .history
-            .map(|options| Arc::new(History::new(options)));
+            .map(|options| history(name, property, options, data_folder))
+            .transpose()?
+            .map(Arc::new);
         if let Some(history) = &history {
             histories.insert(property.name, history.clone());
         }

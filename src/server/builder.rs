@@ -464,6 +464,7 @@ impl ThingServerBuilder {
             shutdown,
             event_history: self.options.event_history.max(1),
             history: self.options.history.clone(),
+            data_folder: self.options.data_folder.clone(),
             recordings: super::affordance::Recordings::new(
                 max_recordings,
                 self.options.max_recordings_per_stream.max(1),

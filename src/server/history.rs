@@ -17,7 +17,7 @@ use crate::Problem;
 use crate::layout;
 use crate::openapi::{self, RouteDoc};
 use crate::property::history::{self, History};
-use crate::property::{HistoryOptions, HistorySample};
+use crate::property::{HistoryOptions, HistorySample, LogStatus};
 use crate::server::route_table::RouteTable;
 use crate::td::Link;
 use crate::thing::PropertyDescriptor;
@@ -39,6 +39,10 @@ struct HistoryBody<'a> {
     max_age: Option<f64>,
     /// Changes closer than this (seconds) are merged into one sample with the newest value.
     min_interval: f64,
+    /// The disk log (`history_log`): its file in the data folder, what it wrote and dropped,
+    /// and its last error; absent when the history is not logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<LogStatus>,
     /// The samples, oldest first: only those after `since` when it is given.
     samples: Vec<HistorySample>,
 }
@@ -119,6 +123,7 @@ async fn read(
         max_samples: options.max_samples,
         max_age: options.max_age.map(|age| age.as_secs_f64()),
         min_interval: options.interval().as_secs_f64(),
+        log: route.history.log_status(),
         samples,
     })
     .into_response()

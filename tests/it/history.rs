@@ -344,3 +344,60 @@ async fn the_configuration_sets_a_history_and_names_what_it_does_not_know() {
     .to_string();
     assert!(error.contains("did you mean `max_age`"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_log_survives_a_sigkill_with_every_written_line_whole() {
+    let folder = tempfile::tempdir().unwrap();
+    let data = folder.path().join("data");
+    let mut config: Value = serde_json::from_str(crate::example_things::MICROSCOPE_CONFIG).unwrap();
+    config["data_folder"] = Value::from(data.to_str().unwrap());
+    config["history"] = serde_json::json!({
+        "camera": {"sensor_temperature": {"max_age": 600, "log": true}}
+    });
+    let path = folder.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let mut process = crate::support::MicroscopeProcess::start(&path).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", process.address);
+
+    // The temperature changes ten times a second; the log is written once a second.
+    let log = data.join("history/camera/sensor_temperature.csv");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        if lines > 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the log grows ({lines} lines)");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let body = json_of(http.get(format!("{base}/camera/sensor_temperature/history"))).await;
+    assert_eq!(body["log"]["path"], "history/camera/sensor_temperature.csv");
+    assert_eq!(body["log"]["error"], Value::Null);
+    assert_eq!(body["log"]["dropped"], 0);
+
+    // Killed at once, as by a power cut of the process (no shutdown, no flush).
+    process.child.start_kill().unwrap();
+    process.child.wait().await.unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.ends_with("\r\n"), "the file ends at a line's end");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("timestamp,sensor_temperature [°C]"));
+    let mut previous: Option<DateTime<Utc>> = None;
+    let mut count = 0;
+    for line in lines {
+        let (stamp, value) = line.split_once(',').expect("two fields");
+        let stamp: DateTime<Utc> = stamp.parse().expect("an RFC 3339 timestamp");
+        let value: f64 = value.parse().expect("a number");
+        assert!((0.0..100.0).contains(&value), "{line}");
+        assert!(previous.is_none_or(|p| p < stamp), "increasing: {line}");
+        previous = Some(stamp);
+        count += 1;
+    }
+    assert!(count >= 20, "{count} samples were flushed before the kill");
+    // The JSON history said what was written; the file has at least that many lines.
+    assert!(count as u64 >= body["log"]["written"].as_u64().unwrap());
+}

@@ -67,6 +67,8 @@ pub struct PropertyOptions {
     pub history: Option<HistoryLength>,
     /// `history_interval = "100 ms"`: changes closer than this are merged, in nanoseconds.
     pub history_interval: Option<(u64, Span)>,
+    /// `history_log`: the history is appended to disk too.
+    pub history_log: Option<Span>,
 }
 
 /// How long a property's history is: a number of samples, or a duration in nanoseconds.

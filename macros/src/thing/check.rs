@@ -107,6 +107,12 @@ fn interval_needs_a_history(options: &PropertyOptions, errors: &mut Errors) {
             "`history_interval` needs a `history` (`history = \"10 min\"` or `history = 1000`)",
         ));
     }
+    if let (None, Some(span)) = (options.history, options.history_log) {
+        errors.push(syn::Error::new(
+            span,
+            "`history_log` needs a `history` (`history = \"10 min\"` or `history = 1000`)",
+        ));
+    }
 }
 
 /// A setting is a value users choose, so it must be writable.

@@ -217,7 +217,8 @@ fn history(options: &PropertyOptions) -> TokenStream {
     let interval = options
         .history_interval
         .map(|(nanos, _)| quote!(.with_min_interval(::core::time::Duration::from_nanos(#nanos))));
-    quote!(property.history = ::core::option::Option::Some(#base #interval);)
+    let log = options.history_log.map(|_| quote!(.with_log(true)));
+    quote!(property.history = ::core::option::Option::Some(#base #interval #log);)
 }
 
 /// Compile-time checks that constraints fit the value type, pointing at the constraint.

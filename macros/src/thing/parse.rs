@@ -187,6 +187,7 @@ fn parse_property(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> 
         unit: None,
         history: None,
         history_interval: None,
+        history_log: None,
     };
     if !matches!(attr.meta, syn::Meta::Path(_)) {
         attr.parse_nested_meta(|meta| {
@@ -220,6 +221,8 @@ fn parse_property(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> 
                 options.unit = Some(lit.value());
             } else if meta.path == symbol::HISTORY {
                 options.history = Some(history_length(&meta)?);
+            } else if meta.path == symbol::HISTORY_LOG {
+                options.history_log = Some(meta.path.span());
             } else if meta.path == symbol::HISTORY_INTERVAL {
                 let lit = string(&meta)?;
                 let interval = humantime::parse_duration(&lit.value()).map_err(|error| {

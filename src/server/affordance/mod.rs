@@ -46,6 +46,8 @@ pub(crate) struct Context {
     pub(crate) sse: SseScope,
     /// How many events (and property changes) each Thing keeps for clients that resume.
     pub(crate) event_history: usize,
+    /// Where data is kept (history logs among it), if anywhere.
+    pub(crate) data_folder: Option<std::path::PathBuf>,
     /// The `history` option: property histories by Thing and property name.
     pub(crate) history: std::collections::BTreeMap<
         String,

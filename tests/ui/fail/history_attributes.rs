@@ -10,6 +10,8 @@ struct Logger {
     fraction: Property<f64>,
     #[property(history_interval = "1 s")]
     interval_alone: Property<f64>,
+    #[property(history_log)]
+    log_alone: Property<f64>,
 }
 
 fn main() {}
