@@ -115,10 +115,13 @@ pub(crate) enum ServerMessage {
         /// Which invocation, and its status.
         data: ActionStatusData,
     },
-    /// An observed event was emitted: `{"moved": [100, 0, 0]}`.
+    /// An observed event was emitted: `{"moved": [100, 0, 0]}`, with when.
     Event {
         /// The event, as the one key, and its data.
         data: Map<String, Value>,
+        /// When the server recorded it (RFC 3339, UTC); absent from servers that do not say.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timestamp: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// The client fell so far behind that events left the Thing's history before it read
     /// them.

@@ -134,6 +134,8 @@ pub struct EventDescriptor<T> {
     pub title: Option<&'static str>,
     /// The whole doc comment (TD `description`).
     pub description: Option<&'static str>,
+    /// The unit of the event's data (`"°C"`), the TD's `data.unit`: shown by the web UI.
+    pub unit: Option<&'static str>,
     /// The JSON Schema of the event's data.
     pub schema: fn() -> Value,
     /// Reaches the event in a Thing.
@@ -151,6 +153,7 @@ impl<T> EventDescriptor<T> {
             name,
             title: None,
             description: None,
+            unit: None,
             schema,
             access,
         }

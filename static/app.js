@@ -729,7 +729,7 @@ function renderTrends(container, thing, td, url, views) {
   const figure = element("div", { className: "trend-plot", role: "img",
     "aria-label": `Trend of ${trends.map((t) => t.name).join(", ")}` });
   const status = element("span", { className: "hint trend-status", role: "status" });
-  const range = element("select", { className: "trend-range", "aria-label": "Time shown" },
+  const range = element("select", { className: "trend-range" },
     ...TREND_RANGES.map(([label, seconds]) => element("option", { value: seconds, selected: seconds === 600 }, label)));
   const boxes = trends.map((trend) => {
     const box = element("input", { type: "checkbox", checked: true, "data-trend": trend.name });
@@ -738,7 +738,8 @@ function renderTrends(container, thing, td, url, views) {
     return element("label", { className: "trend-choice" }, box, ` ${trend.affordance.title ?? trend.name}`,
       trend.affordance.unit ? ` (${trend.affordance.unit})` : "", " · ", csv);
   });
-  container.append(element("div", { className: "row trend-controls" }, ...boxes, range, status), figure);
+  container.append(element("div", { className: "row trend-controls" }, ...boxes,
+    element("label", {}, "Show ", range), status), figure);
 
   let chart = null;
   const shown = () => trends.filter((_, i) => boxes[i].querySelector("input").checked);
@@ -755,7 +756,7 @@ function renderTrends(container, thing, td, url, views) {
     chart?.destroy();
     const palette = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00"];
     chart = new uPlot({
-      width: Math.max(320, figure.clientWidth || container.clientWidth || 640),
+      width: Math.max(240, container.clientWidth || 640),
       height: 240,
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true, ...(xRange ? { range: () => xRange } : {}) } },
@@ -827,7 +828,8 @@ function renderTrends(container, thing, td, url, views) {
   for (const trend of trends) trend.view?.node.addEventListener("value", refresh);
   for (const box of boxes) box.addEventListener("change", () => draw());
   range.addEventListener("change", () => draw());
-  new ResizeObserver(() => chart?.setSize({ width: Math.max(320, figure.clientWidth), height: 240 })).observe(figure);
+  // The plot follows its section's width (the figure clips, so it never pushes it wider).
+  new ResizeObserver(() => chart?.setSize({ width: Math.max(240, container.clientWidth), height: 240 })).observe(container);
   Promise.all(trends.map(fetchNew)).then(draw).catch((error) => {
     status.textContent = `No trend: ${error.message}`;
   });
@@ -838,6 +840,17 @@ function renderTrends(container, thing, td, url, views) {
 
 /** How many events each Thing's list keeps. */
 const EVENTS_SHOWN = 50;
+
+/** The server's time in a Server-Sent Events id (`<cursor> <RFC 3339 time>`), if there. */
+function serverTime(id) {
+  const time = new Date(String(id ?? "").split(" ")[1] ?? "");
+  return Number.isNaN(time.getTime()) ? null : time;
+}
+
+/** "14:03:07.123": the local time of day, to the millisecond. */
+function clockTime(time) {
+  return `${time.toLocaleTimeString([], { hour12: false })}.${String(time.getMilliseconds()).padStart(3, "0")}`;
+}
 
 /** Each event with its description, and a live list of the newest emissions. */
 function renderEvents(container, td, url) {
@@ -862,12 +875,21 @@ function renderEvents(container, td, url) {
     while (log.children.length > EVENTS_SHOWN) log.lastElementChild.remove();
   };
   const source = new EventSource(withToken(url(href)));
-  for (const [name] of events) {
+  for (const [name, affordance] of events) {
+    const schema = affordance.data ?? {};
     source.addEventListener(name, (event) => {
-      const time = new Date().toLocaleTimeString();
+      // The server's time is in the message's id, after the cursor; the browser's clock only
+      // for a server that does not send it.
+      const stamp = serverTime(event.lastEventId);
+      const shown = stamp ?? new Date();
+      let data;
+      try { data = JSON.parse(event.data); } catch { data = event.data; }
       add(element("li", { "data-event": name },
-        element("time", {}, time), " ", element("span", { className: "name" }, name), " ",
-        element("span", { className: "value" }, event.data)));
+        element("time", { dateTime: shown.toISOString(), title: stamp ? "server time" : "this browser's time" },
+          clockTime(shown)),
+        " ", element("span", { className: "name" }, name), " ",
+        element("span", { className: "value" }, formatValue(data, schema)),
+        schema.unit ? element("span", { className: "unit" }, ` ${schema.unit}`) : null));
     });
   }
   source.addEventListener("labthings:lost", (event) => {
@@ -944,13 +966,13 @@ function renderAction(thing, name, affordance, url) {
     }
     // Only an action whose TD offers `cancelaction` can be stopped once running.
     follow(await response.json(), invocation, formHref(affordance, "cancelaction") !== undefined,
-      () => form.requestSubmit(), name);
+      () => form.requestSubmit(), name, affordance.output);
   });
   return node;
 }
 
 /** Shows an invocation and polls it until it ends; with a Cancel button if it can stop. */
-async function follow(started, container, cancellable, again, name) {
+async function follow(started, container, cancellable, again, name, outputSchema) {
   const status = element("span", { className: "status", "data-status": started.status });
   const cancel = element("button", { type: "button" }, "Cancel");
   cancel.hidden = !cancellable;
@@ -996,8 +1018,9 @@ async function follow(started, container, cancellable, again, name) {
         }
       }
     } else {
-      output.append(element("span", { className: "hint" }, "Output: "),
-        valueView(value, {}, name));
+      const schema = outputSchema ?? {};
+      output.append(element("span", { className: "hint" }, "Output: "), valueView(value, schema, name),
+        schema.unit ? element("span", { className: "unit" }, ` ${schema.unit}`) : null);
     }
   } else if (current.error) {
     output.append(element("span", { className: "error" }, current.error.detail ?? current.status));

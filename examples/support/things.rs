@@ -343,7 +343,7 @@ pub struct Stage {
     #[property]
     pub position: Property<[i64; 3]>,
     /// A move finished: the new position.
-    #[event]
+    #[event(unit = "steps")]
     pub moved: Event<[i64; 3]>,
     /// A move was refused because it would leave the stage's travel.
     #[event]
@@ -412,7 +412,7 @@ impl Stage {
     /// Move by a number of steps on each axis, and return the new position.
     ///
     /// Moves of one stage never overlap: a second move waits for the first.
-    #[action(lock = "motion")]
+    #[action(lock = "motion", output_unit = "steps")]
     fn move_relative(
         &self,
         #[unit = "steps"] x: i64,
@@ -431,7 +431,7 @@ impl Stage {
     }
 
     /// Move to an absolute position, within the stage's travel of ±100000 steps per axis.
-    #[action(lock = "motion")]
+    #[action(lock = "motion", output_unit = "steps")]
     fn move_to(&self, x: i64, y: i64, z: i64) -> Result<[i64; 3], String> {
         let target = self.within_travel([Some(x), Some(y), Some(z)])?;
         std::thread::sleep(Duration::from_millis(20));

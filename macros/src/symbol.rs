@@ -39,6 +39,7 @@ pub const RECORD: Key = Key("record");
 // `#[action(...)]`
 pub const SKIP: Key = Key("skip");
 pub const REFUSE_WHILE_FAULTED: Key = Key("refuse_while_faulted");
+pub const OUTPUT_UNIT: Key = Key("output_unit");
 pub const LOCK: Key = Key("lock");
 
 /// The keys of `#[thing(...)]`.
@@ -66,9 +67,9 @@ pub const PROPERTY_KEYS: &[Key] = &[
 /// The keys of `#[stream(...)]`.
 pub const STREAM_KEYS: &[Key] = &[RINGBUFFER, RECORD, RENAME];
 /// The keys of `#[event(...)]`.
-pub const EVENT_KEYS: &[Key] = &[RENAME, TITLE, DESCRIPTION];
+pub const EVENT_KEYS: &[Key] = &[RENAME, TITLE, DESCRIPTION, UNIT];
 /// The keys of `#[action(...)]`.
-pub const ACTION_KEYS: &[Key] = &[SKIP, RENAME, LOCK, REFUSE_WHILE_FAULTED];
+pub const ACTION_KEYS: &[Key] = &[SKIP, RENAME, LOCK, REFUSE_WHILE_FAULTED, OUTPUT_UNIT];
 /// The attributes an action's argument may carry (`#[min = 0.0] rate: f64`).
 pub const ARGUMENT_KEYS: &[Key] = &[
     UNIT,

@@ -61,6 +61,9 @@ pub struct ActionDescriptor<T> {
     pub blocking: bool,
     /// Checks the input and prepares a run.
     pub prepare: ActionPrepare<T>,
+    /// The unit of the output (`#[action(output_unit = "mm")]`), the TD's `output.unit`: shown
+    /// by the web UI beside the output.
+    pub output_unit: Option<&'static str>,
     /// Refused with `409 Conflict` while the Thing's [`Health`](crate::health::Health) is
     /// faulted (`#[action(refuse_while_faulted)]`): a move, an exposure, anything that should
     /// not run on an instrument in trouble.
@@ -152,6 +155,7 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
             cancellable: true,
             blocking: false,
             prepare,
+            output_unit: None,
             refuse_while_faulted: false,
             recording: false,
         }
@@ -191,6 +195,13 @@ impl<T: Send + Sync + 'static> ActionDescriptor<T> {
     #[must_use]
     pub fn with_named_lock(mut self, name: &'static str) -> Self {
         self.lock = Some(name);
+        self
+    }
+
+    /// The unit of the output (`#[action(output_unit = "mm")]`).
+    #[must_use]
+    pub fn with_output_unit(mut self, unit: &'static str) -> Self {
+        self.output_unit = Some(unit);
         self
     }
 

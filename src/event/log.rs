@@ -22,6 +22,8 @@ pub(crate) struct EventRecord {
     pub(crate) name: Arc<str>,
     /// Its data, as JSON text.
     pub(crate) data: Arc<str>,
+    /// When it was recorded, by the server's clock.
+    pub(crate) time: chrono::DateTime<chrono::Utc>,
 }
 
 /// What a subscriber is given next.
@@ -81,6 +83,12 @@ impl EventLog {
                 seq,
                 name: name.clone(),
                 data: data.into(),
+                // To the microsecond, as every time the server sends.
+                time: chrono::DurationRound::duration_trunc(
+                    chrono::Utc::now(),
+                    chrono::TimeDelta::microseconds(1),
+                )
+                .unwrap_or_else(|_| chrono::Utc::now()),
             }));
             seq
         };

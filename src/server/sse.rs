@@ -5,10 +5,11 @@
 //! (one event, one property) sends `data:` (the JSON value) with no event type, which is what
 //! `EventSource.onmessage` and WoT consumers such as node-wot read; a stream of several sends
 //! the affordance's name as the event type. Every message has an `id` of the form
-//! `<server start>.<sequence>`:
+//! `<server start>.<sequence> <time>`, the time being when the server recorded the event or the
+//! change (RFC 3339, UTC), which a browser reads as `MessageEvent.lastEventId`:
 //!
 //! ```text
-//! id: 1764500000000.42
+//! id: 1764500000000.42 2026-12-06T14:00:00.123456Z
 //! data: [100,0,0]
 //! ```
 //!
@@ -94,6 +95,8 @@ struct Resume {
 /// sequence numbers it holds).
 fn resume(headers: &HeaderMap, boot: u64, (oldest, newest): (u64, u64)) -> Option<Resume> {
     let id = headers.get("last-event-id")?.to_str().ok()?.trim();
+    // The cursor is the first word; the time after it is for people and plots.
+    let id = id.split_whitespace().next().unwrap_or_default();
     let parsed = id
         .split_once('.')
         .and_then(|(run, seq)| Some((run.parse::<u64>().ok()?, seq.parse::<u64>().ok()?)));
@@ -109,6 +112,14 @@ fn resume(headers: &HeaderMap, boot: u64, (oldest, newest): (u64, u64)) -> Optio
             lost: Some(None),
         },
     })
+}
+
+/// A message's `id`: the cursor to resume from, and the server's time.
+fn message_id(boot: u64, seq: u64, time: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "{boot}.{seq} {}",
+        time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    )
 }
 
 /// The SSE response for `subscription`, resuming from the request's `Last-Event-ID`.
@@ -128,7 +139,7 @@ pub(crate) fn respond(
         }
         // A new subscriber: the current values (properties), then what comes next.
         None => {
-            let id = format!("{boot}.{newest}");
+            let id = message_id(boot, newest, chrono::Utc::now());
             let values = current.into_iter().map(|(property, value)| {
                 let message = SseMessage::default().id(id.clone()).data(value);
                 Ok(if typed {
@@ -146,7 +157,7 @@ pub(crate) fn respond(
         Ok::<_, Infallible>(match delivery {
             Delivery::Event(record) => {
                 let message = SseMessage::default()
-                    .id(format!("{boot}.{}", record.seq))
+                    .id(message_id(boot, record.seq, record.time))
                     .data(&*record.data);
                 if typed {
                     message.event(&*record.name)
@@ -234,6 +245,18 @@ mod tests {
                 after: 4,
                 lost: None
             })
+        );
+        // The id as sent, with the server's time after the cursor.
+        assert_eq!(
+            resume(&with_id("7.4 2026-12-06T14:00:00.123456Z"), 7, (1, 10)),
+            Some(Resume {
+                after: 4,
+                lost: None
+            })
+        );
+        assert_eq!(
+            message_id(7, 4, "2026-12-06T14:00:00.123456Z".parse().unwrap()),
+            "7.4 2026-12-06T14:00:00.123456Z"
         );
     }
 

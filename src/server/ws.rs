@@ -192,6 +192,7 @@ async fn connection(socket: WebSocket, observable: Arc<Observable>, root: String
                     let data: Value = serde_json::from_str(&record.data).unwrap_or(Value::Null);
                     vec![ServerMessage::Event {
                         data: Map::from_iter([(record.name.to_string(), data)]),
+                        timestamp: Some(record.time),
                     }]
                 }
                 Delivery::Event(_) => continue,

@@ -128,7 +128,7 @@ await check("moving the stage from the UI completes and moves the camera image",
   await action.locator("button[type=submit]").click();
   await action.locator('.status[data-status="completed"]').waitFor();
   const output = await action.locator(".output").textContent();
-  assert(output.includes("[120,40,0]"), `output: ${output}`);
+  assert(output.includes("[120,40,0]") && output.endsWith("steps"), `output, with its unit: ${output}`);
   assert(JSON.stringify(await server("/stage/position")) === "[120,40,0]", "stage did not move");
   await page.waitForTimeout(500);
   const after = await pixels();
@@ -138,8 +138,14 @@ await check("moving the stage from the UI completes and moves the camera image",
 await check("the stage's events appear live in its list", async () => {
   const log = page.locator('[data-thing="stage"] .event-log');
   await eventually(async () => (await log.locator('li[data-event="moved"]').count()) > 0, "no event shown");
-  const text = await log.locator('li[data-event="moved"]').first().textContent();
-  assert(text.includes("[120,40,0]"), `event: ${text}`);
+  const item = log.locator('li[data-event="moved"]').first();
+  const text = await item.textContent();
+  assert(text.includes("[120,40,0]") && text.endsWith("steps"), `event, with its unit: ${text}`);
+  // Stamped by the server (the time is in the message's id), to the millisecond.
+  assert(await item.locator("time").getAttribute("title") === "server time", "the server's time is shown");
+  const stamp = Date.parse(await item.locator("time").getAttribute("datetime"));
+  assert(Math.abs(stamp - Date.now()) < 60000, `a time of this run: ${new Date(stamp).toISOString()}`);
+  assert(/\d\d:\d\d:\d\d\.\d{3}/.test(text), `the time to the millisecond: ${text}`);
 });
 
 await check("an action with a blob output shows the image", async () => {

@@ -182,7 +182,12 @@ async fn an_event_emitted_from_a_thread_arrives_over_sse_and_the_websocket() {
         alarm.event, None,
         "one event's stream is untyped, as EventSource reads it"
     );
-    assert!(alarm.id.is_some());
+    // The id: the cursor, then the server's time of the event.
+    let id = alarm.id.clone().unwrap();
+    let (cursor, time) = id.split_once(' ').expect("a cursor and a time");
+    assert!(cursor.contains('.'), "{id}");
+    let time: chrono::DateTime<chrono::Utc> = time.parse().expect("an RFC 3339 time");
+    assert!((chrono::Utc::now() - time).num_seconds().abs() < 10, "{id}");
     let first = everything.next().await;
     assert_eq!(
         (first.event.as_deref(), &first.data),
@@ -191,8 +196,23 @@ async fn an_event_emitted_from_a_thread_arrives_over_sse_and_the_websocket() {
     let second = everything.next().await;
     assert_eq!(second.event.as_deref(), Some("alarm"));
     assert_eq!(second.id, alarm.id, "one id per event, whatever the stream");
+    // The websocket's message has the same time.
+    let mut message = crate::ws::next(&mut socket).await;
+    let stamp = message
+        .as_object_mut()
+        .unwrap()
+        .remove("timestamp")
+        .expect("the server's timestamp");
     assert_eq!(
-        crate::ws::next(&mut socket).await,
+        stamp
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        time
+    );
+    assert_eq!(
+        message,
         json!({"messageType": "event", "data": {"alarm": {"source": "door", "level": 3}}})
     );
     assert!(alarms.quiet().await, "the tick is not an alarm");

@@ -16,6 +16,8 @@ pub struct Action<'a> {
     pub lock: Lock,
     /// `#[action(refuse_while_faulted)]`: refused with 409 while the Thing's health is faulted.
     pub refuse_while_faulted: bool,
+    /// `#[action(output_unit = "mm")]`: the unit of the output.
+    pub output_unit: Option<String>,
     /// The arguments that make up the input, in order.
     pub inputs: Vec<Input<'a>>,
     /// Every argument in order, inputs and the context.
@@ -82,6 +84,8 @@ pub struct Options {
     pub lock: Lock,
     /// `#[action(refuse_while_faulted)]`.
     pub refuse_while_faulted: bool,
+    /// `#[action(output_unit = "mm")]`.
+    pub output_unit: Option<String>,
     /// The attributes of each argument that has some, by argument name.
     pub arguments: Vec<(String, ArgumentAttrs)>,
 }

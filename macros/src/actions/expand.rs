@@ -191,6 +191,10 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
     let refuse = action
         .refuse_while_faulted
         .then(|| quote!(.with_refuse_while_faulted(true)));
+    let output_unit = action
+        .output_unit
+        .as_deref()
+        .map(|unit| quote!(.with_output_unit(#unit)));
     quote! {
         {
             #[allow(non_camel_case_types)]
@@ -205,7 +209,8 @@ fn descriptor(action: &Action<'_>) -> TokenStream {
                     .with_docs(#title, #description)
                     .with_cancellable(#cancellable)
                     #lock
-                    #refuse,
+                    #refuse
+                    #output_unit,
             );
         }
     }

@@ -65,6 +65,12 @@ fn options(method: &mut ImplItemFn, errors: &mut Errors) -> Options {
                 };
             } else if meta.path == symbol::REFUSE_WHILE_FAULTED {
                 options.refuse_while_faulted = true;
+            } else if meta.path == symbol::OUTPUT_UNIT {
+                let lit: syn::LitStr = meta.value()?.parse()?;
+                if lit.value().trim().is_empty() {
+                    return Err(syn::Error::new(lit.span(), "a unit cannot be empty"));
+                }
+                options.output_unit = Some(lit.value());
             } else if meta.path == symbol::RENAME {
                 let lit: syn::LitStr = meta.value()?.parse()?;
                 options.rename = Some((lit.value(), lit.span()));
@@ -162,6 +168,7 @@ fn action<'a>(method: &'a ImplItemFn, options: Options, errors: &mut Errors) -> 
         },
         lock: options.lock.clone(),
         refuse_while_faulted: options.refuse_while_faulted,
+        output_unit: options.output_unit.clone(),
         inputs,
         arguments,
         returns,

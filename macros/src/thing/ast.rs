@@ -35,7 +35,10 @@ pub enum MemberKind {
         /// `#[stream(record)]`: the stream gets a `record_<name>` action.
         record: bool,
     },
-    Event,
+    Event {
+        /// `unit = "°C"`: the unit of the event's data.
+        unit: Option<String>,
+    },
     /// `#[health]`: the Thing's `Health`, which adds `state`, `fault` and `clear_fault`.
     Health,
 }

@@ -25,7 +25,7 @@ pub fn check(thing: &Thing<'_>, errors: &mut Errors) {
                 interval_needs_a_history(options, errors);
             }
             MemberKind::Stream { ringbuffer, .. } => ringbuffer_holds_a_frame(*ringbuffer, errors),
-            MemberKind::Event | MemberKind::Health => {}
+            MemberKind::Event { .. } | MemberKind::Health => {}
         }
     }
 }

@@ -115,8 +115,9 @@ fn member(member: &Member<'_>) -> TokenStream {
                 ::labthings::__private::add_health::<Self>(&mut descriptor, #health, #state, #fault);
             }
         }
-        MemberKind::Event => {
+        MemberKind::Event { unit } => {
             let title = option_str(member.title.as_deref());
+            let unit = option_str(unit.as_deref());
             let access = quote_spanned! {ty.span()=>
                 |thing: &Self| ::labthings::__private::event::<#ty>(&thing.#field)
             };
@@ -129,6 +130,7 @@ fn member(member: &Member<'_>) -> TokenStream {
                     );
                     event.title = #title;
                     event.description = #description;
+                    event.unit = #unit;
                     event
                 });
             }

@@ -146,15 +146,22 @@ fn parse_stream(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
 }
 
 fn parse_event(attr: &Attribute, member: &mut Member<'_>) -> syn::Result<()> {
+    let mut unit = None;
     if !matches!(attr.meta, syn::Meta::Path(_)) {
         attr.parse_nested_meta(|meta| {
-            if !naming_key(&meta, member)? {
+            if meta.path == symbol::UNIT {
+                let lit = string(&meta)?;
+                if lit.value().trim().is_empty() {
+                    return Err(syn::Error::new(lit.span(), "a unit cannot be empty"));
+                }
+                unit = Some(lit.value());
+            } else if !naming_key(&meta, member)? {
                 return Err(symbol::unknown(&meta, symbol::EVENT_KEYS));
             }
             Ok(())
         })?;
     }
-    member.kind = MemberKind::Event;
+    member.kind = MemberKind::Event { unit };
     Ok(())
 }
 

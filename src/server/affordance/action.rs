@@ -588,10 +588,11 @@ fn affordance<T>(action: &ActionDescriptor<T>, path: &str) -> Value {
         "input".to_owned(),
         crate::schema::to_td(&(action.input_schema)()),
     );
-    affordance.insert(
-        "output".to_owned(),
-        crate::schema::to_td(&(action.output_schema)()),
-    );
+    let mut output = crate::schema::to_td(&(action.output_schema)());
+    if let (Some(unit), Some(output)) = (action.output_unit, output.as_object_mut()) {
+        output.insert("unit".to_owned(), unit.into());
+    }
+    affordance.insert("output".to_owned(), output);
     affordance.insert("safe".to_owned(), false.into());
     affordance.insert("idempotent".to_owned(), false.into());
     affordance.insert("synchronous".to_owned(), false.into());

@@ -161,6 +161,9 @@ fn affordance<T>(event: &EventDescriptor<T>, path: &str) -> Value {
     if let Some(data) = data.as_object_mut() {
         // The type's own title (a Rust type name) is not the event's.
         data.remove("title");
+        if let Some(unit) = event.unit {
+            data.insert("unit".to_owned(), unit.into());
+        }
     }
     affordance.insert("data".to_owned(), data);
     affordance.insert(
