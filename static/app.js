@@ -481,6 +481,30 @@ function plot(values, name) {
       download(csv, `${name}.csv`, "Download CSV")));
 }
 
+/** Values (row by row, `width` to a row) as a grey heat map, darkest the lowest; for arrays
+ *  too large to spread into `Math.min`. */
+function heatmapOf(values, width, height, name) {
+  let [low, high] = [Infinity, -Infinity];
+  for (const value of values) { low = Math.min(low, value); high = Math.max(high, value); }
+  const canvas = element("canvas", { width, height, className: "heatmap", role: "img",
+    "aria-label": `${name}: ${width} × ${height} values from ${formatNumber(low)} to ${formatNumber(high)}` });
+  canvas.dataset.columns = width;
+  canvas.dataset.rows = height;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(width, height);
+  const span = high - low || 1;
+  for (let i = 0; i < values.length; i += 1) {
+    const level = Math.round((255 * (values[i] - low)) / span);
+    image.data[i * 4] = level;
+    image.data[i * 4 + 1] = level;
+    image.data[i * 4 + 2] = level;
+    image.data[i * 4 + 3] = 255;
+  }
+  context.putImageData(image, 0, 0);
+  return element("figure", { className: "chart" }, canvas,
+    element("figcaption", { className: "hint" }, `${width} × ${height} values, ${formatNumber(low)} to ${formatNumber(high)}`));
+}
+
 /** Rows of numbers (a small image) as a grey heat map, darkest the lowest, with a CSV. */
 function heatmap(rows, name) {
   const [height, width] = [rows.length, rows[0].length];
@@ -971,6 +995,47 @@ function renderAction(thing, name, affordance, url) {
   return node;
 }
 
+/** Reads a little-endian, C-order `.npy` (versions 1 to 3) of u8, u16, f32 or f64. */
+function parseNpy(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const view = new DataView(buffer);
+  const major = bytes[6];
+  const start = major === 1 ? 10 : 12;
+  const length = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const header = new TextDecoder().decode(bytes.subarray(start, start + length));
+  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+  const fortran = /'fortran_order':\s*True/.test(header);
+  const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? "")
+    .split(",").map((size) => size.trim()).filter(Boolean).map(Number);
+  const Type = { "|u1": Uint8Array, "<u2": Uint16Array, "<f4": Float32Array, "<f8": Float64Array }[descr];
+  if (!Type || fortran) return null;
+  const count = shape.reduce((product, size) => product * size, 1);
+  const offset = start + length;
+  return { shape, values: new Type(buffer.slice(offset, offset + count * Type.BYTES_PER_ELEMENT)) };
+}
+
+/** The largest arrays previewed: points of a 1-D plot, and each side of a heat map. */
+const PREVIEW_POINTS = 100000;
+const PREVIEW_SIDE = 1024;
+
+/** A preview of an array output, read from its `.npy`: a line plot of a 1-D array, a heat map
+ *  of a 2-D one; nothing for larger or other arrays. */
+async function previewArray(link, name) {
+  const [first, second] = link.shape;
+  const small = link.shape.length === 1 ? first <= PREVIEW_POINTS
+    : link.shape.length === 2 && first <= PREVIEW_SIDE && second <= PREVIEW_SIDE;
+  if (!small) return null;
+  const response = await api(link.href, { headers: { accept: "application/x-npy" } });
+  if (!response.ok) return null;
+  const array = parseNpy(await response.arrayBuffer());
+  if (!array) return null;
+  const preview = link.shape.length === 1
+    ? plot(Array.from(array.values), name)
+    : heatmapOf(array.values, array.shape[1], array.shape[0], name);
+  preview.classList.add("array-preview");
+  return preview;
+}
+
 /** Shows an invocation and polls it until it ends; with a Cancel button if it can stop. */
 async function follow(started, container, cancellable, again, name, outputSchema) {
   const status = element("span", { className: "status", "data-status": started.status });
@@ -1010,12 +1075,20 @@ async function follow(started, container, cancellable, again, name, outputSchema
         output.append(element("img", { src: withToken(value.href), alt: "Action output" }));
       }
       output.append(element("a", { href: withToken(value.href), download: "" }, `Download (${value.media_type})`));
-      // A numeric array: its shape and type, and the same array as a TIFF image.
+      // A numeric array: its shape and type (and names and unit), the same array as a TIFF
+      // image, and a preview: a plot of a 1-D array, a heat map of a 2-D one.
       if (Array.isArray(value.shape) && value.dtype) {
-        output.append(" ", element("span", { className: "hint" }, `${value.shape.join(" × ")} ${value.dtype}`));
+        const axes = Array.isArray(value.axes) ? ` (${value.axes.join(" × ")})` : "";
+        const unit = value.unit ? ` in ${value.unit}` : "";
+        output.append(" ", element("span", { className: "hint" }, `${value.shape.join(" × ")}${axes} ${value.dtype}${unit}`));
         if (value.shape.length >= 2) {
           output.append(" ", element("a", { href: withToken(`${value.href}.tiff`), download: "" }, "Download TIFF"));
         }
+        if (value.metadata && typeof value.metadata === "object") {
+          output.append(element("details", { className: "array-metadata" }, element("summary", {}, "Metadata"),
+            element("pre", { className: "value" }, formatValue(value.metadata))));
+        }
+        previewArray(value, name).then((view) => { if (view) output.append(view); }).catch(() => {});
       }
     } else {
       const schema = outputSchema ?? {};

@@ -253,7 +253,17 @@ impl Camera {
         let (width, height, grey) = self.next_grey_frame().await?;
         // The simulated sensor's 8-bit levels, spread over the 16-bit range.
         let values: Vec<u16> = grey.iter().map(|&level| u16::from(level) * 257).collect();
-        labthings::NdArray::new([height, width], values).map_err(|error| error.to_string())
+        // What the numbers mean travels with them: in the output, and in the TIFF.
+        labthings::NdArray::new([height, width], values)
+            .and_then(|array| array.with_axes(["y", "x"]))
+            .map(|array| {
+                array
+                    .with_unit("counts")
+                    .with_metadata("exposure_ms", self.exposure_ms.get())
+                    .with_metadata("gain", self.gain.get())
+                    .with_metadata("sensor_temperature_c", self.sensor_temperature.get())
+            })
+            .map_err(|error| error.to_string())
     }
 
     /// A 32 × 24 grey-level thumbnail of the next frame: rows of brightness from 0 to 255.

@@ -94,6 +94,16 @@ pub enum ArrayError {
     /// Not 1, 2 or 3 dimensions.
     #[error("an array has 1, 2 or 3 dimensions, not {0}")]
     Dimensions(usize),
+    /// Names for the axes or the columns that do not match the shape.
+    #[error("{actual} {what} given for {expected}")]
+    Names {
+        /// `axis names` or `column names`.
+        what: &'static str,
+        /// How many the shape has.
+        expected: usize,
+        /// How many were given.
+        actual: usize,
+    },
     /// The shape does not hold the number of values given.
     #[error("shape {shape:?} holds {expected} values, but {actual} were given")]
     Length {
@@ -124,11 +134,47 @@ pub enum ArrayError {
 /// assert_eq!(image.shape(), &[2, 3]);
 /// assert_eq!(image.dtype(), "uint16");
 /// assert!(NdArray::new([2, 2], vec![1u8, 2, 3]).is_err());
+///
+/// // A table: three readings of time, voltage and current, with names, a unit and notes.
+/// let table = NdArray::new([3, 3], vec![0.0, 1.5, 0.1, 1.0, 1.6, 0.1, 2.0, 1.7, 0.2])
+///     .unwrap()
+///     .with_axes(["reading", "quantity"])
+///     .unwrap()
+///     .with_columns(["t (s)", "V (V)", "I (A)"])
+///     .unwrap()
+///     .with_metadata("sample", "A12")
+///     .with_metadata("temperature_c", 21.5);
+/// assert_eq!(table.columns(), Some(&["t (s)".to_owned(), "V (V)".into(), "I (A)".into()][..]));
+/// assert!(table.clone().with_axes(["only one"]).is_err());
 /// ```
+///
+/// Names, units and metadata go in the invocation's output (`axes`, `columns`, `unit`,
+/// `metadata`) and in the TIFF's `ImageDescription` as JSON (tifffile reads it as
+/// `TiffFile.shaped_metadata`). The `.npy` format has no room for them: numpy refuses a header
+/// with other keys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NdArray {
     shape: Vec<usize>,
     data: ArrayData,
+    labels: Labels,
+}
+
+/// What an array's numbers mean: names of its axes and of the last axis's entries, the unit of
+/// its values, and free metadata.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, schemars::JsonSchema)]
+pub(crate) struct Labels {
+    /// A name for each axis (`["y", "x"]`, `["reading", "quantity"]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) axes: Option<Vec<String>>,
+    /// A name for each entry of the last axis: the columns of a table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) columns: Option<Vec<String>>,
+    /// The unit of the values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) unit: Option<String>,
+    /// Anything else worth keeping with the numbers (the sample, the settings).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub(crate) metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 impl NdArray {
@@ -154,7 +200,118 @@ impl NdArray {
                 actual: data.len(),
             });
         }
-        Ok(Self { shape, data })
+        Ok(Self {
+            shape,
+            data,
+            labels: Labels::default(),
+        })
+    }
+
+    /// Names each axis (`["y", "x"]`).
+    ///
+    /// # Errors
+    ///
+    /// [`ArrayError::Names`] unless there is one name per dimension.
+    pub fn with_axes<I, S>(mut self, names: I) -> Result<Self, ArrayError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        if names.len() != self.shape.len() {
+            return Err(ArrayError::Names {
+                what: "axis names",
+                expected: self.shape.len(),
+                actual: names.len(),
+            });
+        }
+        self.labels.axes = Some(names);
+        Ok(self)
+    }
+
+    /// Names each entry of the last axis: the columns of a table (`["t (s)", "V (V)"]`).
+    ///
+    /// # Errors
+    ///
+    /// [`ArrayError::Names`] unless there is one name per entry of the last axis.
+    pub fn with_columns<I, S>(mut self, names: I) -> Result<Self, ArrayError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        let last = self.shape.last().copied().unwrap_or(0);
+        if names.len() != last {
+            return Err(ArrayError::Names {
+                what: "column names",
+                expected: last,
+                actual: names.len(),
+            });
+        }
+        self.labels.columns = Some(names);
+        Ok(self)
+    }
+
+    /// The unit of the values (`"counts"`, `"nm"`).
+    #[must_use]
+    pub fn with_unit(mut self, unit: impl Into<String>) -> Self {
+        self.labels.unit = Some(unit.into());
+        self
+    }
+
+    /// Keeps `value` under `key` with the array (the sample, an exposure, a note). A value that
+    /// is not JSON (a map with non-string keys) is kept as its error message.
+    #[must_use]
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value)
+            .unwrap_or_else(|error| serde_json::Value::String(error.to_string()));
+        self.labels.metadata.insert(key.into(), value);
+        self
+    }
+
+    /// The axes' names, if given.
+    pub fn axes(&self) -> Option<&[String]> {
+        self.labels.axes.as_deref()
+    }
+
+    /// The columns' names, if given.
+    pub fn columns(&self) -> Option<&[String]> {
+        self.labels.columns.as_deref()
+    }
+
+    /// The unit of the values, if given.
+    pub fn unit(&self) -> Option<&str> {
+        self.labels.unit.as_deref()
+    }
+
+    /// The metadata kept with the array.
+    pub fn metadata(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.labels.metadata
+    }
+
+    /// The TIFF's `ImageDescription`: the shape (which tifffile reads the pages by) and the
+    /// labels, as JSON in ASCII (TIFF's text is 7-bit: other characters are `\u` escapes).
+    #[cfg(feature = "tiff")]
+    fn tiff_description(&self) -> String {
+        let mut description = serde_json::json!({"shape": self.shape});
+        if let (Some(object), Ok(serde_json::Value::Object(labels))) = (
+            description.as_object_mut(),
+            serde_json::to_value(&self.labels),
+        ) {
+            object.extend(labels);
+        }
+        let mut ascii = String::new();
+        for c in description.to_string().chars() {
+            if c.is_ascii() {
+                ascii.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    ascii.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+        ascii
     }
 
     /// The size of each dimension.
@@ -226,21 +383,27 @@ impl NdArray {
                     u32::try_from(height).unwrap_or(u32::MAX),
                 );
                 let page = width * height;
+                let description = self.tiff_description();
+                // The description goes on the first page, where tifffile looks for it.
+                macro_rules! page {
+                    ($color:ty, $values:expr, $n:expr) => {{
+                        let mut image = encoder.new_image::<$color>(w, h)?;
+                        if $n == 0 {
+                            image.encoder().write_tag(
+                                tiff::tags::Tag::ImageDescription,
+                                description.as_str(),
+                            )?;
+                        }
+                        image.write_data($values)?;
+                    }};
+                }
                 for n in 0..pages {
                     let range = n * page..(n + 1) * page;
                     match &self.data {
-                        ArrayData::U8(v) => {
-                            encoder.write_image::<colortype::Gray8>(w, h, &v[range])?
-                        }
-                        ArrayData::U16(v) => {
-                            encoder.write_image::<colortype::Gray16>(w, h, &v[range])?
-                        }
-                        ArrayData::F32(v) => {
-                            encoder.write_image::<colortype::Gray32Float>(w, h, &v[range])?;
-                        }
-                        ArrayData::F64(v) => {
-                            encoder.write_image::<colortype::Gray64Float>(w, h, &v[range])?;
-                        }
+                        ArrayData::U8(v) => page!(colortype::Gray8, &v[range], n),
+                        ArrayData::U16(v) => page!(colortype::Gray16, &v[range], n),
+                        ArrayData::F32(v) => page!(colortype::Gray32Float, &v[range], n),
+                        ArrayData::F64(v) => page!(colortype::Gray64Float, &v[range], n),
                     }
                 }
             }
@@ -252,7 +415,7 @@ impl NdArray {
 
 /// How an [`NdArray`] output appears in its invocation: the blob link, with the array's
 /// `shape` and `dtype`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[schemars(
     rename = "NdArray",
     description = "A numeric array, fetched from `href` as .npy (or TIFF for images: `Accept: image/tiff`, or `href` + `.tiff`)."
@@ -270,6 +433,9 @@ pub(crate) struct ArrayLink {
     pub(crate) dtype: &'static str,
     /// A note for people reading the invocation.
     pub(crate) description: &'static str,
+    /// Axis and column names, the unit and metadata, when the action gave them.
+    #[serde(flatten)]
+    pub(crate) labels: Labels,
 }
 
 impl ArrayLink {
@@ -282,6 +448,7 @@ impl ArrayLink {
             dtype: array.dtype(),
             description: "A numeric array: fetch it from this link as .npy, or as TIFF \
                           (Accept: image/tiff, or the link with .tiff appended).",
+            labels: array.labels.clone(),
         }
     }
 }
@@ -353,5 +520,43 @@ mod tests {
             (0u16..12).map(|v| v * 5000).collect::<Vec<_>>()
         );
         assert!(NdArray::new([4], vec![1u8; 4]).unwrap().to_tiff().is_none());
+    }
+
+    #[cfg(feature = "tiff")]
+    #[test]
+    fn the_labels_are_the_first_pages_description_in_ascii_json() {
+        let image = NdArray::new([2, 2], vec![1.0f32, 2.0, 3.0, 4.0])
+            .unwrap()
+            .with_axes(["y", "x"])
+            .unwrap()
+            .with_unit("µm")
+            .with_metadata("sample", "A12");
+        let tiff = image.to_tiff().unwrap().unwrap();
+        let mut decoder = tiff::decoder::Decoder::new(std::io::Cursor::new(tiff)).unwrap();
+        let description = decoder
+            .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
+            .unwrap();
+        assert!(description.is_ascii(), "{description}");
+        let parsed: serde_json::Value = serde_json::from_str(&description).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"shape": [2, 2], "axes": ["y", "x"], "unit": "µm",
+                "metadata": {"sample": "A12"}})
+        );
+    }
+
+    #[test]
+    fn the_labels_go_in_the_output_link() {
+        let table = NdArray::new([2, 2], vec![1u8, 2, 3, 4])
+            .unwrap()
+            .with_columns(["a", "b"])
+            .unwrap()
+            .with_unit("V");
+        let link = serde_json::to_value(ArrayLink::new("x".into(), &table)).unwrap();
+        assert_eq!(link["columns"], serde_json::json!(["a", "b"]));
+        assert_eq!(link["unit"], "V");
+        assert!(link.get("axes").is_none() && link.get("metadata").is_none());
+        let error = table.with_columns(["one"]).unwrap_err();
+        assert_eq!(error.to_string(), "1 column names given for 2");
     }
 }

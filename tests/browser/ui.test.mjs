@@ -176,10 +176,23 @@ await check("a 16-bit array output shows its shape and offers .npy and TIFF", as
   await action.locator("button[type=submit]").click();
   await action.locator('.status[data-status="completed"]').waitFor();
   const text = await action.locator(".output").textContent();
-  assert(text.includes("480 × 640 uint16"), `output: ${text}`);
+  assert(text.includes("480 × 640 (y × x) uint16 in counts"), `output, with axes and unit: ${text}`);
+  assert(text.includes("exposure_ms"), `its metadata: ${text}`);
   const tiff = action.locator(".output a", { hasText: "Download TIFF" });
   const response = await page.request.get(await tiff.getAttribute("href"));
   assert(response.headers()["content-type"] === "image/tiff", "not a TIFF");
+  // A preview read from the .npy: a 640 × 480 heat map with the image's light and dark.
+  const map = action.locator(".output canvas.heatmap");
+  await map.waitFor({ timeout: 10000 });
+  assert(await map.getAttribute("data-columns") === "640" && await map.getAttribute("data-rows") === "480",
+    "the heat map has the array's size");
+  const spread = await map.evaluate((canvas) => {
+    const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+    let [low, high] = [255, 0];
+    for (let i = 0; i < data.length; i += 4) { low = Math.min(low, data[i]); high = Math.max(high, data[i]); }
+    return high - low;
+  });
+  assert(spread > 100, `the preview shows the image's contrast (${spread})`);
 });
 
 await check("a running action can be cancelled", async () => {

@@ -3,6 +3,7 @@
 Usage: check.py URL DATA_FOLDER
 
 - capture_array: numpy loads the .npy and tifffile reads the TIFF, equal to each other, 16-bit;
+  its axis names, unit and metadata are in the output and in the TIFF (tifffile);
 - capture: Pillow reads the instrument's state from the JPEG's comment, equal to the output's;
 - a recording: ffprobe and OpenCV read the AVI, with as many frames as its CSV index lists;
 - a property's history: pandas and numpy read its CSV download, equal to its JSON.
@@ -67,6 +68,14 @@ def arrays():
     assert array.shape == (480, 640) == tuple(output["shape"]), array.shape
     assert numpy.array_equal(array, image), "the TIFF and the .npy differ"
     assert array.max() > 255, "16-bit values"
+    # What the numbers mean: in the output (what a ThingClient reads) and in the TIFF.
+    assert output["axes"] == ["y", "x"] and output["unit"] == "counts", output
+    assert set(output["metadata"]) == {"exposure_ms", "gain", "sensor_temperature_c"}, output
+    with tifffile.TiffFile(io.BytesIO(tiff)) as tif:
+        kept = tif.shaped_metadata[0]
+    assert kept["axes"] == ["y", "x"] and kept["unit"] == "counts", kept
+    assert kept["metadata"] == output["metadata"], (kept, output["metadata"])
+    assert list(kept["shape"]) == [480, 640], kept
 
 
 def snapshot():
