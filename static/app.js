@@ -771,11 +771,14 @@ function renderTrends(container, thing, td, url, views) {
     const uPlot = await loadUPlot();
     const chosen = shown();
     const units = [...new Set(chosen.map((t) => t.affordance.unit ?? t.name))];
-    const data = chosen.length
-      ? uPlot.join(chosen.map((t) => [t.times, t.values]))
-      : [[]];
     const seconds = Number(range.value);
     const last = Math.max(...chosen.map((t) => t.times.at(-1) ?? 0));
+    // A value holds until it changes: a property that changed long ago (a setting) is drawn
+    // up to the newest time of the plot.
+    const series = chosen.map((t) => (t.times.length && t.times.at(-1) < last
+      ? [[...t.times, last], [...t.values, t.values.at(-1)]]
+      : [t.times, t.values]));
+    const data = chosen.length ? uPlot.join(series) : [[]];
     const xRange = seconds && last ? [last - seconds, last] : null;
     chart?.destroy();
     const palette = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00"];

@@ -21,7 +21,7 @@ pub struct Camera {
     /// Exposure time in milliseconds.
     ///
     /// Brighter images with longer exposures; 10 ms is the pattern as designed.
-    #[property(min = 0.1, max = 1000.0, unit = "ms")]
+    #[property(min = 0.1, max = 1000.0, unit = "ms", history = "10 min")]
     pub exposure_ms: Property<f64>,
     /// Analogue gain; kept across restarts.
     #[setting(min = 1.0, max = 16.0)]

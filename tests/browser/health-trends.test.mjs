@@ -23,18 +23,25 @@ const trend = '[data-thing="camera"] .trends';
 await check("the camera's sensor temperature is drawn as a trend, from its history", async () => {
   await page.waitForSelector(`${trend} .trend-plot canvas`, { timeout: 15000 });
   assert(await page.isVisible(trend), "the Trends section is shown");
+  // Two properties keep a history: one plot, one axis per unit.
   const choices = await page.$$eval(`${trend} [data-trend]`, (boxes) => boxes.map((b) => b.dataset.trend));
-  assert(JSON.stringify(choices) === '["sensor_temperature"]', `choices: ${choices}`);
+  assert(JSON.stringify(choices) === '["exposure_ms","sensor_temperature"]', `choices: ${choices}`);
   const legend = await page.textContent(`${trend} .u-legend`);
-  assert(legend.includes("°C"), `the legend shows the unit: ${legend}`);
-  // A plot with no line would be blank: some of its pixels are the series' colour.
+  assert(legend.includes("°C") && legend.includes("ms"), `the legend shows both units: ${legend}`);
+  const axes = await page.$$eval(`${trend} .u-axis`, (nodes) => nodes.length);
+  assert(axes === 3, `a time axis and one per unit: ${axes}`);
+  // A plot with no line would be blank or grey (axes, grid): some of its pixels are the
+  // series' colours.
   const coloured = await page.$eval(`${trend} .trend-plot canvas`, (canvas) => {
     const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
     let n = 0;
-    for (let i = 0; i < data.length; i += 4) if (data[i + 2] > 150 && data[i] < 60 && data[i + 3] > 0) n += 1;
+    for (let i = 0; i < data.length; i += 4) {
+      const [r, g, b, a] = data.subarray(i, i + 4);
+      if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 80) n += 1;
+    }
     return n;
   });
-  assert(coloured > 50, `the line is drawn (${coloured} pixels of its colour)`);
+  assert(coloured > 50, `the lines are drawn (${coloured} pixels of their colours)`);
 });
 
 await check("the plot updates live, with the server's timestamps", async () => {
@@ -48,10 +55,16 @@ await check("the plot updates live, with the server's timestamps", async () => {
   assert(Math.abs(Number(plotted) - serverNewest) < 5, `plotted ${plotted}, server ${serverNewest}`);
 });
 
+await check("a property can be left out of the plot", async () => {
+  await page.uncheck(`${trend} [data-trend="exposure_ms"]`);
+  await eventually(async () => !(await page.textContent(`${trend} .u-legend`)).includes("ms"), "exposure_ms left out");
+  assert((await page.textContent(`${trend} .u-legend`)).includes("°C"), "the temperature stays");
+});
+
 await check("the range and the CSV link", async () => {
   await page.selectOption(`${trend} .trend-range`, "60");
   await page.waitForSelector(`${trend} .trend-plot canvas`);
-  const href = await page.getAttribute(`${trend} a.download`, "href");
+  const href = await page.getAttribute(`${trend} [data-trend="sensor_temperature"] ~ a.download, ${trend} label:has([data-trend="sensor_temperature"]) a.download`, "href");
   const response = await fetch(new URL(href, `${base}/`));
   const text = await response.text();
   assert(text.startsWith("timestamp,sensor_temperature [°C]"), text.slice(0, 80));
