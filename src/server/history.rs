@@ -162,11 +162,9 @@ fn parse_query(query: Option<&str>) -> Result<(Option<DateTime<Utc>>, bool), Box
 
 /// The OpenAPI operation: the JSON form with the property's own value schema, and the CSV form.
 fn docs(thing: &str, property: &str, path: &str, value_schema: Value) -> RouteDoc {
-    let mut body =
-        serde_json::to_value(schemars::schema_for!(HistoryBody<'static>)).unwrap_or_default();
+    // Subschemas inlined: the document has no `$defs` for a `$ref` to point into.
+    let mut body = crate::schema::json_schema_of::<HistoryBody<'static>>();
     if let Some(object) = body.as_object_mut() {
-        object.remove("$schema");
-        object.remove("$defs");
         object.remove("title");
     }
     body["properties"]["samples"]["items"] = json!({

@@ -282,6 +282,10 @@ async fn the_history_is_in_the_td_and_the_openapi_document() {
         "number"
     );
     assert!(ok["text/csv"].is_object());
+    assert!(
+        !api.to_string().contains("#/$defs/"),
+        "every reference resolves within the document"
+    );
     assert!(api["paths"]["/logger/plain/history"].is_null());
     let _ = stop.send(());
     task.await.unwrap().unwrap();
