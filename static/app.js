@@ -507,24 +507,10 @@ function heatmapOf(values, width, height, name) {
 
 /** Rows of numbers (a small image) as a grey heat map, darkest the lowest, with a CSV. */
 function heatmap(rows, name) {
-  const [height, width] = [rows.length, rows[0].length];
-  const flat = rows.flat();
-  const [low, high] = [Math.min(...flat), Math.max(...flat)];
-  const canvas = element("canvas", { width, height, className: "heatmap", role: "img",
-    "aria-label": `${name}: ${width} × ${height} values from ${formatNumber(low)} to ${formatNumber(high)}` });
-  canvas.dataset.columns = width;
-  canvas.dataset.rows = height;
-  const context = canvas.getContext("2d");
-  const image = context.createImageData(width, height);
-  flat.forEach((value, i) => {
-    const level = Math.round((255 * (value - low)) / (high - low || 1));
-    image.data.set([level, level, level, 255], i * 4);
-  });
-  context.putImageData(image, 0, 0);
+  const figure = heatmapOf(rows.flat(), rows[0].length, rows.length, name);
   const csv = rows.map((row) => row.join(",")).join("\n");
-  return element("figure", { className: "chart" }, canvas,
-    element("figcaption", { className: "hint" }, `${width} × ${height} values · `,
-      download(csv, `${name}.csv`, "Download CSV")));
+  figure.querySelector("figcaption").append(" · ", download(csv, `${name}.csv`, "Download CSV"));
+  return figure;
 }
 
 // ---------------------------------------------------------------------------------------------

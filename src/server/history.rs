@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
@@ -133,13 +133,7 @@ async fn read(
 fn parse_query(query: Option<&str>) -> Result<(Option<DateTime<Utc>>, bool), Box<Problem>> {
     let (mut since, mut csv) = (None, false);
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let invalid = |reason: &str| {
-            Box::new(
-                Problem::new(StatusCode::BAD_REQUEST)
-                    .with_detail(format!("`{name}` {reason}, got `{value}`."))
-                    .with_invalid_param(name.as_ref(), reason),
-            )
-        };
+        let invalid = |must: &str| super::problems::invalid_query(&name, &value, must);
         match name.as_ref() {
             "since" => {
                 let time = DateTime::parse_from_rfc3339(&value).map_err(|_| {

@@ -159,13 +159,7 @@ pub(crate) fn list_page(
 fn page_query(query: Option<&str>) -> Result<(u64, usize), Box<Problem>> {
     let (mut after, mut limit) = (0, DEFAULT_PAGE);
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let invalid = |reason: &str| {
-            Box::new(
-                Problem::new(StatusCode::BAD_REQUEST)
-                    .with_detail(format!("`{name}` {reason}, got `{value}`."))
-                    .with_invalid_param(name.as_ref(), reason),
-            )
-        };
+        let invalid = |must: &str| super::problems::invalid_query(&name, &value, must);
         match name.as_ref() {
             "after" => {
                 after = value

@@ -86,6 +86,16 @@ pub(crate) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Box<P
     })
 }
 
+/// 400 for a query parameter `name` whose `value` is not what it `must` be (`"must be a
+/// whole number"`), naming the parameter.
+pub(crate) fn invalid_query(name: &str, value: &str, must: &str) -> Box<Problem> {
+    Box::new(
+        Problem::new(StatusCode::BAD_REQUEST)
+            .with_detail(format!("`{name}` {must}, got `{value}`."))
+            .with_invalid_param(name, must),
+    )
+}
+
 /// 404 for a path no route serves.
 pub(crate) fn not_found(path: &str) -> Response {
     Problem::new(StatusCode::NOT_FOUND)
