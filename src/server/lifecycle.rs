@@ -16,6 +16,10 @@ use crate::serve::{ConnectionOptions, serve};
 use crate::stream::MjpegStream;
 use crate::thing::{BoxError, Thing};
 
+/// How long a clean shutdown waits for the directory entries to be removed.
+#[cfg(feature = "directory")]
+const UNREGISTER_WITHIN: Duration = Duration::from_secs(8);
+
 /// A server of Things, built by [`ThingServer::builder`].
 ///
 /// # Examples
@@ -269,8 +273,10 @@ impl ThingServer {
         #[cfg(feature = "directory")]
         if let Some(registering) = registering {
             // Its entries are removed from the directory (bounded: a directory that does not
-            // answer does not hold up the shutdown).
-            let _ = tokio::time::timeout(Duration::from_secs(4), registering).await;
+            // answer does not hold up the shutdown). A round of registration in progress is
+            // finished first, and a loaded directory takes seconds per TD (domus-tdd-api turns
+            // each into RDF): 8 s, well within systemd's 90 s stop timeout.
+            let _ = tokio::time::timeout(UNREGISTER_WITHIN, registering).await;
         }
         // Websockets were handed off by the HTTP connections: give them time to close.
         if !self.metrics.websockets_closed(Duration::from_secs(2)).await {
