@@ -43,6 +43,8 @@ mod bound;
 pub mod client;
 #[cfg(feature = "server")]
 pub mod event;
+#[cfg(all(feature = "aravis", target_os = "linux"))]
+pub mod genicam;
 #[cfg(feature = "server")]
 pub mod health;
 mod layout;
@@ -74,7 +76,8 @@ pub mod v4l2;
 // V4L2 camera, and the unit tests of the server).
 #[cfg(any(
     all(feature = "server", test),
-    all(feature = "v4l2", target_os = "linux")
+    all(feature = "v4l2", target_os = "linux"),
+    all(feature = "aravis", target_os = "linux")
 ))]
 extern crate self as labthings;
 

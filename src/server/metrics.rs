@@ -384,6 +384,8 @@ impl Metrics {
                 );
             }
         }
+        #[cfg(all(feature = "aravis", target_os = "linux"))]
+        genicam_metrics(&mut out);
         family(
             &mut out,
             "labthings_invocation_output_bytes",
@@ -422,6 +424,37 @@ fn process_metrics(out: &mut String) {
             "Resident memory size in bytes.",
         );
         let _ = writeln!(out, "process_resident_memory_bytes {}", kib * 1024);
+    }
+}
+
+/// Each GenICam camera's frames received and incomplete buffers.
+#[cfg(all(feature = "aravis", target_os = "linux"))]
+fn genicam_metrics(out: &mut String) {
+    let cameras = crate::genicam::counters::all();
+    type Value = fn(&(String, u64, u64)) -> u64;
+    let families: [(&str, &str, Value); 2] = [
+        (
+            "labthings_genicam_frames_total",
+            "Complete frames each GenICam camera delivered.",
+            |c| c.1,
+        ),
+        (
+            "labthings_genicam_incomplete_frames_total",
+            "Buffers each GenICam camera delivered incomplete (lost packets, timeouts): never shown.",
+            |c| c.2,
+        ),
+    ];
+    for (name, help, value) in families {
+        family(out, name, "counter", help);
+        for camera in &cameras {
+            // A label value escapes backslashes, quotes and newlines.
+            let label = camera
+                .0
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = writeln!(out, "{name}{{camera=\"{label}\"}} {}", value(camera));
+        }
     }
 }
 

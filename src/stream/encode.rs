@@ -391,6 +391,13 @@ mod tests {
             RawFrame::new(PixelFormat::Rgb8, w, h, rgb.clone()).unwrap(),
             RawFrame::new(PixelFormat::Bgr8, w, h, bgr).unwrap(),
             RawFrame::new(PixelFormat::Yuyv, w, h, yuyv).unwrap(),
+            RawFrame::new(
+                PixelFormat::Bayer8(crate::stream::BayerPattern::Gbrg),
+                w,
+                h,
+                grey.clone(),
+            )
+            .unwrap(),
         ];
         for kind in encoders() {
             for quality in [85u8, 95] {

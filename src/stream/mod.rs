@@ -28,6 +28,8 @@
 //! ```
 
 #[cfg(feature = "pipeline")]
+mod bayer;
+#[cfg(feature = "pipeline")]
 mod encode;
 mod entry;
 #[cfg(feature = "h264")]
@@ -67,6 +69,8 @@ pub fn jpeg_with_comment(jpeg: &[u8], text: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+#[cfg(feature = "pipeline")]
+pub use bayer::{BayerPattern, MonoPacking};
 #[cfg(feature = "pipeline")]
 pub use encode::{JpegEncoder, pipelines_by_encoder};
 pub use entry::{

@@ -462,6 +462,22 @@ mod tests {
                 .unwrap(),
                 [127; 3],
             ),
+            // A flat colour through a Bayer mosaic (R G / G B): demosaiced back to it.
+            (
+                RawFrame::new(
+                    PixelFormat::Bayer8(crate::stream::BayerPattern::Rggb),
+                    w,
+                    h,
+                    (0..h)
+                        .flat_map(|y| {
+                            let row = if y % 2 == 0 { [250u8, 20] } else { [20, 30] };
+                            row.repeat(usize::from(w) / 2)
+                        })
+                        .collect::<Vec<u8>>(),
+                )
+                .unwrap(),
+                [250, 20, 30],
+            ),
         ];
         for (frame, colour) in cases {
             let stream = MjpegStream::new();

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::bayer::{BayerPattern, MonoPacking, demosaic_bilinear, demosaic_half};
 use super::encode::Pixels;
 
 /// How a raw frame's bytes are laid out.
@@ -21,6 +22,10 @@ pub enum PixelFormat {
     Bgr8,
     /// YUV 4:2:2, `Y0 U Y1 V` for each two pixels (USB webcams' raw format).
     Yuyv,
+    /// An 8-bit Bayer mosaic (one colour a pixel, as most colour machine-vision cameras
+    /// give it), demosaiced to RGB: bilinear for full-size streams, one pixel a 2x2 cell (the
+    /// fast path) for downscaled ones.
+    Bayer8(BayerPattern),
 }
 
 /// Which 16-bit values map to black and white in the 8-bit JPEG.
@@ -41,7 +46,7 @@ pub enum Gray16Window {
 impl PixelFormat {
     pub(crate) fn bytes_per_pixel_pair(self) -> usize {
         match self {
-            Self::Gray8 => 2,
+            Self::Gray8 | Self::Bayer8(_) => 2,
             Self::Gray16(_) | Self::Yuyv => 4,
             Self::Rgb8 | Self::Bgr8 => 6,
         }
@@ -148,6 +153,40 @@ impl RawFrame {
         Self::new(PixelFormat::Gray16(window), width, height, bytes)
     }
 
+    /// A 16-bit grey frame from 10- or 12-bit values packed as `packing` says (a GenICam
+    /// camera's `Mono12p`, `Mono12Packed`, ...), unpacked to one value a pixel and shown
+    /// through `window`, captured now.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError`] if `data` is too short for `width` x `height` values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use labthings::stream::{Gray16Window, MonoPacking, RawFrame};
+    ///
+    /// let full = Gray16Window::Range { low: 0, high: 4095 };
+    /// let frame = RawFrame::packed(MonoPacking::Mono12p, 2, 1, &[0xBC, 0x3A, 0x12], full).unwrap();
+    /// assert_eq!(frame.data(), [0xBC, 0x0A, 0x23, 0x01]); // 0xABC and 0x123, little-endian
+    /// ```
+    pub fn packed(
+        packing: MonoPacking,
+        width: u16,
+        height: u16,
+        data: &[u8],
+        window: Gray16Window,
+    ) -> Result<Self, FrameError> {
+        let pixels = usize::from(width) * usize::from(height);
+        let values = packing.unpack(pixels, data).ok_or(FrameError::Length {
+            width,
+            height,
+            expected: packing.packed_len(pixels),
+            actual: data.len(),
+        })?;
+        Self::gray16(width, height, &values, window)
+    }
+
     /// The pixels, as given.
     pub fn data(&self) -> &[u8] {
         &self.data
@@ -188,20 +227,32 @@ impl RawFrame {
                 PixelFormat::Bgr8 => Pixels::Bgr(Cow::Borrowed(data)),
                 PixelFormat::Gray16(window) => Pixels::Luma(Cow::Owned(self.levels(window))),
                 PixelFormat::Yuyv => Pixels::Yuyv(data),
+                PixelFormat::Bayer8(pattern) => Pixels::Rgb(Cow::Owned(demosaic_bilinear(
+                    pattern,
+                    usize::from(self.width),
+                    usize::from(self.height),
+                    data,
+                ))),
             };
             return (self.width, self.height, pixels);
         }
+        let (mut w, mut h, mut f) = (
+            usize::from(self.width),
+            usize::from(self.height),
+            usize::from(factor),
+        );
         let (pixels, channels): (Cow<'_, [u8]>, usize) = match self.format {
             PixelFormat::Gray8 => (Cow::Borrowed(data), 1),
             PixelFormat::Gray16(window) => (Cow::Owned(self.levels(window)), 1),
             PixelFormat::Rgb8 | PixelFormat::Bgr8 => (Cow::Borrowed(data), 3),
             PixelFormat::Yuyv => (Cow::Owned(super::encode::yuyv_to_ycbcr(data)), 3),
+            PixelFormat::Bayer8(pattern) => {
+                // The fast path halves the size; the rest of the factor averages as usual.
+                let (half_w, half_h, rgb) = demosaic_half(pattern, w, h, data);
+                (w, h, f) = (half_w, half_h, (f / 2).max(1));
+                (Cow::Owned(rgb), 3)
+            }
         };
-        let (w, h, f) = (
-            usize::from(self.width),
-            usize::from(self.height),
-            usize::from(factor),
-        );
         let (out_w, out_h) = ((w / f).max(1), (h / f).max(1));
         let mut small = vec![0u8; out_w * out_h * channels];
         let mut sums = vec![0u32; out_w * channels];
@@ -228,7 +279,7 @@ impl RawFrame {
         let small = Cow::Owned(small);
         let pixels = match self.format {
             PixelFormat::Gray8 | PixelFormat::Gray16(_) => Pixels::Luma(small),
-            PixelFormat::Rgb8 => Pixels::Rgb(small),
+            PixelFormat::Rgb8 | PixelFormat::Bayer8(_) => Pixels::Rgb(small),
             PixelFormat::Bgr8 => Pixels::Bgr(small),
             PixelFormat::Yuyv => Pixels::Ycbcr(small),
         };

@@ -303,6 +303,11 @@ fn write_problem(name: &str, error: &PropertyError) -> Response {
                 format!("{} ({})", violation.detail, violation.keyword),
             );
         }
+        // The instrument found the value unacceptable (a 422 from its setter): the value
+        // is what was wrong, so the property is named as the wrong parameter.
+        PropertyError::Rejected(rejected) if status == StatusCode::UNPROCESSABLE_ENTITY => {
+            problem = problem.with_invalid_param(name, rejected.to_string());
+        }
         _ => {}
     }
     problem.into_response()
