@@ -423,10 +423,17 @@ fn start(camera: &Camera, count: usize, loopback: bool) -> Result<Stream, aravis
         camera.gv_set_stream_options(aravis::GvStreamOption::PACKET_SOCKET_DISABLED);
     }
     let stream = camera.create_stream()?;
-    if let Some(gv) = stream.downcast_ref::<aravis::GvStream>() {
-        gv.set_socket_buffer(aravis::GvStreamSocketBuffer::Auto);
-    }
     let payload = camera.payload()? as usize;
+    if let Some(gv) = stream.downcast_ref::<aravis::GvStream>() {
+        // Room for a whole frame at least (Aravis's `auto` sizes the buffer to the payload,
+        // which the kernel's per-packet overhead overflows for small frames: half of a
+        // 64x48 region's frames came incomplete), and never less than 1 MiB (the kernel
+        // caps it at `net.core.rmem_max`).
+        gv.set_socket_buffer(aravis::GvStreamSocketBuffer::Fixed);
+        gv.set_socket_buffer_size(
+            i32::try_from(payload.saturating_mul(2).max(1 << 20)).unwrap_or(i32::MAX),
+        );
+    }
     for _ in 0..count {
         stream.push_buffer(Buffer::new_allocate(payload));
     }

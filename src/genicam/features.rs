@@ -278,7 +278,6 @@ pub(super) fn is_disconnection(error: &glib::Error) -> bool {
             aravis::DeviceError::NotConnected
                 | aravis::DeviceError::Timeout
                 | aravis::DeviceError::TransferError
-                | aravis::DeviceError::ProtocolError
         )
     )
 }
@@ -309,7 +308,69 @@ pub(super) fn refusal(info: &FeatureInfo, value: &Value, error: &glib::Error) ->
 
 #[cfg(test)]
 mod tests {
-    use super::snake_case;
+    use super::*;
+
+    #[test]
+    fn the_cameras_refusals_become_422_409_and_503() {
+        let info = FeatureInfo {
+            name: "OffsetX".into(),
+            property: "offset_x".into(),
+            title: None,
+            description: None,
+            unit: None,
+            kind: Kind::Integer {
+                min: 0,
+                max: 2048,
+                inc: 1,
+            },
+            read_only: false,
+            layout: true,
+        };
+        let value = Value::Integer(2000);
+        let status = |error: glib::Error| refusal(&info, &value, &error).status().as_u16();
+        let out_of_range = glib::Error::new(
+            aravis::GcError::OutOfRange,
+            "[OffsetX] Value '2000' greater than allowed maximum '1536'",
+        );
+        let message = refusal(&info, &value, &out_of_range).to_string();
+        assert!(
+            message.contains("OffsetX = 2000") && message.contains("1536"),
+            "{message}"
+        );
+        assert_eq!(status(out_of_range), 422);
+        assert_eq!(
+            status(glib::Error::new(aravis::GcError::EnumEntryNotFound, "no")),
+            422
+        );
+        // Locked while acquiring, read-only now, or anything else the camera refuses.
+        assert_eq!(
+            status(glib::Error::new(aravis::GcError::ReadOnly, "locked")),
+            409
+        );
+        assert_eq!(
+            status(glib::Error::new(
+                aravis::DeviceError::ProtocolError,
+                "access denied"
+            )),
+            409
+        );
+        assert_eq!(
+            status(glib::Error::new(
+                aravis::DeviceError::InvalidParameter,
+                "no"
+            )),
+            409
+        );
+        // The camera does not answer.
+        assert_eq!(
+            status(glib::Error::new(aravis::DeviceError::Timeout, "timeout")),
+            503
+        );
+        assert_eq!(
+            status(glib::Error::new(aravis::DeviceError::NotConnected, "gone")),
+            503
+        );
+    }
 
     #[test]
     fn genicam_names_become_snake_case() {

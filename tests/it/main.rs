@@ -23,6 +23,8 @@ mod documents;
 mod events;
 mod examples;
 mod faults;
+#[cfg(all(feature = "aravis", target_os = "linux"))]
+mod genicam;
 mod h264;
 mod hardening;
 mod health;
