@@ -129,8 +129,8 @@ impl Shared {
         if info.layout && self.acquiring.get() {
             // The acquisition thread sees the new generation and starts again with buffers
             // of the new size; it takes the camera's lock first, so it waits for this write.
-            let _ = camera.stop_acquisition();
             self.generation.fetch_add(1, Ordering::SeqCst);
+            let _ = camera.stop_acquisition();
         }
         let result = features::write(camera, info, value);
         if let Err(error) = &result
@@ -394,10 +394,12 @@ fn acquire_until_idle(shared: &Arc<Shared>) -> Result<(), String> {
                 }
                 None => {}
             }
-        } else {
+        } else if shared.generation.load(Ordering::SeqCst) == generation {
             shared.counters.incomplete.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(camera = %shared.source, status = ?buffer.status(), "incomplete buffer: not shown");
         }
+        // Else a buffer of the old layout, made while a layout feature changed: not the
+        // camera's fault, not counted; acquisition starts again with buffers of the new size.
         stream.push_buffer(buffer);
     };
     shared.publish_counters(frame_id);

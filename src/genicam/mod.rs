@@ -549,6 +549,15 @@ impl GenicamCamera {
                     property.constraints.minimum = Some(min);
                     property.constraints.maximum = Some(max);
                 }
+                Kind::Enumeration(ref entries) => {
+                    property.constraints.one_of = Some(
+                        entries
+                            .iter()
+                            .cloned()
+                            .map(serde_json::Value::from)
+                            .collect(),
+                    );
+                }
                 _ => {}
             }
             properties.push(property);
@@ -600,8 +609,8 @@ impl Drop for Wanted<'_> {
     }
 }
 
-/// The property for one feature: its current value, and a setter that checks an
-/// enumeration's entries and writes to the camera.
+/// The property for one feature: its current value, and a setter that writes to the camera
+/// (an enumeration's entries are checked before, as the property's `enum`).
 fn feature_property(
     slot: &Arc<OnceLock<Weak<Shared>>>,
     index: usize,
@@ -610,24 +619,9 @@ fn feature_property(
 ) -> FeatureValue {
     let write = {
         let slot = slot.clone();
-        let entries = match &info.kind {
-            Kind::Enumeration(entries) => Some(entries.clone()),
-            _ => None,
-        };
-        let name = info.name.clone();
         move |value: Value| {
             let slot = slot.clone();
-            let entries = entries.clone();
-            let name = name.clone();
             async move {
-                if let (Some(entries), Value::Text(text)) = (&entries, &value)
-                    && !entries.contains(text)
-                {
-                    return Err(SetError::invalid(format!(
-                        "{name} has no entry {text:?}; it has: {}",
-                        entries.join(", ")
-                    )));
-                }
                 let shared = slot
                     .get()
                     .and_then(Weak::upgrade)

@@ -28,6 +28,9 @@ pub struct Constraints {
     pub max_length: Option<u64>,
     /// A regular expression strings must match somewhere (`pattern`, as in JSON Schema).
     pub pattern: Option<&'static str>,
+    /// The only values allowed (JSON Schema `enum`), such as a camera's pixel formats read at
+    /// run time; the web UI offers them as a list. `null` is not checked by it.
+    pub one_of: Option<Vec<Value>>,
 }
 
 /// A value that broke a constraint: which one, and a sentence for the user.
@@ -43,7 +46,8 @@ pub struct ConstraintViolation {
 impl Constraints {
     /// The numeric and length constraints a JSON Schema object states (`minimum`, `maximum`,
     /// `exclusiveMinimum`, `exclusiveMaximum`, `multipleOf`, `minLength`, `maxLength`): how an
-    /// action's arguments are checked from its input schema. A `pattern` is not read.
+    /// action's arguments are checked from its input schema. A `pattern` and an `enum` are not
+    /// read (an argument's type checks its enumerations).
     pub(crate) fn from_schema(schema: &Value) -> Self {
         let number = |key: &str| schema.get(key).and_then(Value::as_f64);
         let length = |key: &str| schema.get(key).and_then(Value::as_u64);
@@ -56,6 +60,7 @@ impl Constraints {
             min_length: length("minLength"),
             max_length: length("maxLength"),
             pattern: None,
+            one_of: None,
         }
     }
 
@@ -75,6 +80,16 @@ impl Constraints {
         value: &Value,
         unit: Option<&str>,
     ) -> Result<(), ConstraintViolation> {
+        if let Some(allowed) = &self.one_of
+            && !value.is_null()
+            && !allowed.contains(value)
+        {
+            let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
+            return Err(ConstraintViolation {
+                keyword: "enum",
+                detail: format!("must be one of {}, got {value}", list.join(", ")),
+            });
+        }
         match value {
             Value::Number(number) => {
                 let Some(x) = number.as_f64() else {
@@ -176,6 +191,7 @@ impl Constraints {
         put("minLength", self.min_length.map(Value::from));
         put("maxLength", self.max_length.map(Value::from));
         put("pattern", self.pattern.map(Value::from));
+        put("enum", self.one_of.clone().map(Value::Array));
     }
 }
 
@@ -242,6 +258,25 @@ mod tests {
         };
         assert!(steps.check(&json!(0.3)).is_ok());
         assert_eq!(steps.check(&json!(0.35)).unwrap_err().keyword, "multipleOf");
+    }
+
+    #[test]
+    fn a_list_of_values_allows_those_alone_and_is_written_as_enum() {
+        let formats = Constraints {
+            one_of: Some(vec![json!("Mono8"), json!("Mono16")]),
+            ..Constraints::default()
+        };
+        assert!(formats.check(&json!("Mono16")).is_ok());
+        assert!(formats.check(&Value::Null).is_ok(), "null is not checked");
+        let refused = formats.check(&json!("Mono12")).unwrap_err();
+        assert_eq!(refused.keyword, "enum");
+        assert_eq!(
+            refused.detail,
+            r#"must be one of "Mono8", "Mono16", got "Mono12""#
+        );
+        let mut schema = Map::new();
+        formats.write_into(&mut schema);
+        assert_eq!(Value::Object(schema), json!({"enum": ["Mono8", "Mono16"]}));
     }
 
     #[test]
