@@ -22,12 +22,16 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// Serves one camera made from `options` (JSON, as a configuration file's `kwargs`).
 async fn serve(options: Value) -> (String, tokio::sync::oneshot::Sender<()>) {
+    serve_with(options, crate::support::builder()).await
+}
+
+async fn serve_with(
+    options: Value,
+    builder: labthings::server::ThingServerBuilder,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
     let options: GenicamOptions = serde_json::from_value(options).unwrap();
     let camera = GenicamCamera::open(options).expect("the camera opens");
-    let server = crate::support::builder()
-        .add_thing("camera", camera)
-        .build()
-        .unwrap();
+    let server = builder.add_thing("camera", camera).build().unwrap();
     let (address, stop, _task) = spawn_thing_server(server).await;
     (format!("http://{address}/camera"), stop)
 }
@@ -169,6 +173,45 @@ async fn genicam_each_pixel_format_streams_the_fake_cameras_pattern() {
             "{format} against {other}'s pattern: {wrong:.2}"
         );
     }
+}
+
+#[tokio::test]
+async fn genicam_snapshots_and_recordings_work_unchanged() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let builder = crate::support::builder().data_folder(data.path());
+    let (base, _stop) = serve_with(json!({"fake": true, "idle_seconds": 0.5}), builder).await;
+    let http = reqwest::Client::new();
+    let snapshot = http
+        .get(format!("{base}/mjpeg_stream/snapshot"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.headers()["content-type"], "image/jpeg");
+    let (width, height, rgb) = decode(&snapshot.bytes().await.unwrap());
+    assert_eq!((width, height), (512, 512));
+    assert!(
+        misfit("Mono8", width, height, &rgb).0 < 2.0,
+        "the fake camera's ramp"
+    );
+    let invocation = json_of(
+        http.post(format!("{base}/record_mjpeg_stream?wait=30"))
+            .json(&json!({"seconds": 1}))
+            .timeout(Duration::from_secs(40)),
+    )
+    .await;
+    assert_eq!(invocation["status"], "completed", "{invocation}");
+    let href = invocation["output"]["href"]
+        .as_str()
+        .expect("a link to the video");
+    let video = http.get(href).send().await.unwrap().bytes().await.unwrap();
+    assert!(
+        video.starts_with(b"RIFF") && &video[8..12] == b"AVI ",
+        "an AVI file"
+    );
+    // About a second at the fake camera's 25 fps: a JPEG a frame.
+    let frames = video.windows(4).filter(|w| *w == b"00dc").count();
+    assert!(frames >= 10, "{frames} frames recorded");
 }
 
 /// The `.npy` an invocation's output links to, as its header and its data.
