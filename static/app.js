@@ -799,11 +799,9 @@ function renderTrends(container, thing, td, url, views) {
     }, data, figure);
     figure.dataset.points = String(chosen.reduce((n, t) => n + t.values.length, 0));
     figure.dataset.newest = String(last);
-    const newest = chosen.map((t) => t.values.at(-1)).filter((v) => v !== undefined);
     status.textContent = chosen.length
       ? `${figure.dataset.points} samples · newest ${chosen.map((t) => `${t.name} ${formatNumber(t.values.at(-1), t.affordance)}`).join(", ")}`
       : "Nothing chosen";
-    return newest;
   };
 
   const fetchNew = async (trend) => {
