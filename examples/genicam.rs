@@ -16,19 +16,10 @@ use std::ffi::OsString;
 
 use labthings::genicam::GenicamCamera;
 
-/// Removes `--name VALUE` (or `--name=VALUE`) from `args`, returning the value.
-fn take(args: &mut Vec<OsString>, name: &str) -> Option<String> {
-    let prefix = format!("{name}=");
-    let position = args
-        .iter()
-        .position(|a| a == name || a.to_string_lossy().starts_with(&prefix))?;
-    let arg = args.remove(position).to_string_lossy().into_owned();
-    match arg.strip_prefix(&prefix) {
-        Some(value) => Some(value.to_owned()),
-        None if position < args.len() => Some(args.remove(position).to_string_lossy().into_owned()),
-        None => None,
-    }
-}
+#[path = "support/args.rs"]
+mod args;
+
+use args::take;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

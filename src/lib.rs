@@ -71,6 +71,8 @@ pub mod td;
 pub mod thing;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 pub mod v4l2;
+#[cfg(all(any(feature = "v4l2", feature = "aravis"), target_os = "linux"))]
+mod worker;
 
 // The derive's expansions name `::labthings`; this lets the crate derive its own Things (the
 // V4L2 camera, and the unit tests of the server).

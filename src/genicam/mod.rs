@@ -55,10 +55,8 @@ mod acquire;
 pub(crate) mod counters;
 mod features;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use aravis::prelude::*;
@@ -67,6 +65,7 @@ use serde::Deserialize;
 use crate::property::SetError;
 use crate::stream::MjpegStream;
 use crate::thing::PropertyDescriptor;
+use crate::worker::{Worker, free_name, taken_names};
 use crate::{Blob, NdArray, Property, Thing, thing_actions};
 use acquire::{Feature, Pixels, Shared};
 use features::{FeatureValue, Kind, Value};
@@ -314,7 +313,7 @@ pub struct GenicamCamera {
     #[stream(record, ringbuffer = 60)]
     pub mjpeg_stream: MjpegStream,
     shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    worker: Worker,
 }
 
 impl GenicamCamera {
@@ -423,7 +422,7 @@ impl GenicamCamera {
             auto_contrast: shared.auto_contrast.clone(),
             mjpeg_stream,
             shared,
-            worker: Mutex::new(None),
+            worker: Worker::new(),
         };
         *this.shared.camera() = Some(camera);
         Ok(this)
@@ -509,19 +508,11 @@ impl GenicamCamera {
 
     /// The camera's features, as properties (`instance_properties`).
     fn feature_properties(&self) -> Vec<PropertyDescriptor<Self>> {
-        let mut taken: HashSet<&str> = Self::descriptor()
-            .properties
-            .iter()
-            .map(|property| property.name)
-            .chain(["mjpeg_stream", "record_mjpeg_stream"])
-            .collect();
+        let mut taken = taken_names::<Self>(&["mjpeg_stream", "record_mjpeg_stream"]);
         let mut properties = Vec::new();
         for (index, feature) in self.shared.features.iter().enumerate() {
             let info = &feature.info;
-            let mut name = info.property.clone();
-            while taken.contains(name.as_str()) || crate::layout::invalid_segment(&name).is_some() {
-                name.push_str("_feature");
-            }
+            let name = free_name(&taken, &info.property, "_feature");
             let schema = match feature.value {
                 FeatureValue::Integer(_) => crate::schema::json_schema_of::<i64>,
                 FeatureValue::Float(_) => crate::schema::json_schema_of::<f64>,
@@ -567,29 +558,18 @@ impl GenicamCamera {
 
     async fn start_acquisition(&self) -> Result<(), std::io::Error> {
         let shared = self.shared.clone();
-        let worker = std::thread::Builder::new()
-            .name("genicam".into())
-            .spawn(move || acquire::run(&shared))?;
-        *self.worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(worker);
-        Ok(())
+        self.worker.start("genicam", move || acquire::run(&shared))
     }
 
     async fn stop_acquisition(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        let worker = self
-            .worker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
         let shared = self.shared.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(worker) = worker {
-                let _ = worker.join();
-            }
-            // Releases the camera (the thread does too, unless it never ran).
-            shared.camera().take();
-        })
-        .await;
+        self.worker
+            .join_then(move || {
+                // Releases the camera (the thread does too, unless it never ran).
+                shared.camera().take();
+            })
+            .await;
     }
 }
 

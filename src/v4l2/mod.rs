@@ -40,12 +40,10 @@ mod capture;
 mod controls;
 mod modes;
 
-use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use linuxvideo::Device;
@@ -55,6 +53,7 @@ use serde::Deserialize;
 use crate::property::SetError;
 use crate::stream::MjpegStream;
 use crate::thing::PropertyDescriptor;
+use crate::worker::{Worker, free_name, taken_names};
 use crate::{Property, Thing};
 use capture::Shared;
 use controls::{Control, ControlValue, describe, list_controls};
@@ -231,7 +230,7 @@ pub struct V4l2Camera {
     pub mjpeg_stream: MjpegStream,
     controls: Vec<Control>,
     shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    worker: Worker,
 }
 
 impl V4l2Camera {
@@ -354,7 +353,7 @@ impl V4l2Camera {
             mjpeg_stream,
             controls,
             shared,
-            worker: Mutex::new(None),
+            worker: Worker::new(),
         })
     }
 
@@ -368,19 +367,11 @@ impl V4l2Camera {
 
     /// The device's controls, as properties (`instance_properties`).
     fn control_properties(&self) -> Vec<PropertyDescriptor<Self>> {
-        let mut taken: HashSet<&str> = Self::descriptor()
-            .properties
-            .iter()
-            .map(|property| property.name)
-            .chain(["mjpeg_stream", "record_mjpeg_stream"])
-            .collect();
+        let mut taken = taken_names::<Self>(&["mjpeg_stream", "record_mjpeg_stream"]);
         let mut properties = Vec::new();
         for (index, control) in self.controls.iter().enumerate() {
             let info = &control.desc;
-            let mut name = info.name.clone();
-            while taken.contains(name.as_str()) || crate::layout::invalid_segment(&name).is_some() {
-                name.push_str("_control");
-            }
+            let name = free_name(&taken, &info.name, "_control");
             let schema = match control.value {
                 ControlValue::Boolean(_) => crate::schema::json_schema_of::<bool>,
                 ControlValue::Integer(_) => crate::schema::json_schema_of::<i64>,
@@ -406,33 +397,23 @@ impl V4l2Camera {
 
     async fn start_streaming(&self) -> Result<(), io::Error> {
         let shared = self.shared.clone();
-        let worker = std::thread::Builder::new()
-            .name("v4l2-capture".into())
-            .spawn(move || capture::capture(&shared))?;
-        *self.worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(worker);
-        Ok(())
+        self.worker
+            .start("v4l2-capture", move || capture::capture(&shared))
     }
 
     async fn stop_streaming(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        let worker = self
-            .worker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
         let shared = self.shared.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(worker) = worker {
-                let _ = worker.join();
-            }
-            // Closes the device.
-            shared
-                .controls_device
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-        })
-        .await;
+        self.worker
+            .join_then(move || {
+                // Closes the device.
+                shared
+                    .controls_device
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+            })
+            .await;
     }
 }
 
