@@ -280,6 +280,22 @@ mod tests {
     }
 
     #[test]
+    fn a_downscaled_mosaic_has_the_size_of_any_other_downscaled_frame() {
+        use crate::stream::{PixelFormat, RawFrame};
+        let data = mosaic(BayerPattern::Rggb, 24, 12, |_, _| [200, 120, 40]);
+        let frame = RawFrame::new(PixelFormat::Bayer8(BayerPattern::Rggb), 24, 12, data).unwrap();
+        // Even factors take the 2x2 fast path, odd ones demosaic first; both average blocks.
+        for factor in [1u16, 2, 3, 4] {
+            let (w, h, rgb) = frame.to_rgb(factor);
+            assert_eq!((w, h), (24 / factor, 12 / factor), "factor {factor}");
+            assert!(
+                rgb.chunks(3).all(|p| p == [200, 120, 40]),
+                "factor {factor}"
+            );
+        }
+    }
+
+    #[test]
     fn packed_formats_unpack_to_their_values() {
         let values: Vec<u16> = (0..9).map(|i| (i * 113 + 7) % 1024).collect();
         // Mono10p: pack as an LSB-first bit stream, then unpack.

@@ -246,12 +246,13 @@ impl RawFrame {
             PixelFormat::Gray16(window) => (Cow::Owned(self.levels(window)), 1),
             PixelFormat::Rgb8 | PixelFormat::Bgr8 => (Cow::Borrowed(data), 3),
             PixelFormat::Yuyv => (Cow::Owned(super::encode::yuyv_to_ycbcr(data)), 3),
-            PixelFormat::Bayer8(pattern) => {
-                // The fast path halves the size; the rest of the factor averages as usual.
+            // The fast path halves the size; the rest of an even factor averages as usual.
+            PixelFormat::Bayer8(pattern) if f % 2 == 0 => {
                 let (half_w, half_h, rgb) = demosaic_half(pattern, w, h, data);
-                (w, h, f) = (half_w, half_h, (f / 2).max(1));
+                (w, h, f) = (half_w, half_h, f / 2);
                 (Cow::Owned(rgb), 3)
             }
+            PixelFormat::Bayer8(pattern) => (Cow::Owned(demosaic_bilinear(pattern, w, h, data)), 3),
         };
         let (out_w, out_h) = ((w / f).max(1), (h / f).max(1));
         let mut small = vec![0u8; out_w * out_h * channels];
