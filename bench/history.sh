@@ -17,4 +17,8 @@ if [ "$QUICK" = 1 ]; then SECONDS_=1; else SECONDS_=5; fi
 # The benchmarks' one release feature set: built once.
 source tests/support/turbojpeg-deps.sh
 cargo build -q --release --features turbojpeg --example bench_history
-target/release/examples/bench_history --seconds "$SECONDS_" | tee /dev/stderr | tail -1 > "$OUT/history.jsonl"
+# Through a file, not `tee /dev/stderr`: tee opens that path afresh, truncating a log file the
+# caller's standard error goes to (it emptied .ci/run's whole log up to this point).
+target/release/examples/bench_history --seconds "$SECONDS_" > "$OUT/history.txt"
+cat "$OUT/history.txt"
+tail -1 "$OUT/history.txt" > "$OUT/history.jsonl"
