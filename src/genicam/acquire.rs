@@ -26,6 +26,8 @@ const RETRY: Duration = Duration::from_millis(500);
 const PING: Duration = Duration::from_millis(500);
 /// How long a camera may take to answer a read before it counts as gone.
 const ANSWER: Duration = Duration::from_millis(1000);
+/// Frames whose ids are kept for captures to look up.
+const RECENT: usize = 128;
 /// How long one wait for a buffer lasts: the longest a stop or a change waits.
 const POP: Duration = Duration::from_millis(50);
 
@@ -89,7 +91,11 @@ pub(super) struct Shared {
     /// Set by Aravis's `control-lost` signal.
     pub(super) lost: Arc<AtomicBool>,
     /// Captures waiting for a frame: acquisition runs while there are any, watched or not.
+    pub(super) busy: AtomicUsize,
+    /// Captures waiting for a frame's values: each frame is kept in `captured` meanwhile.
     pub(super) raw_wanted: AtomicUsize,
+    /// The camera's ids of the newest frames, by their timestamps (a JPEG capture's id).
+    pub(super) recent_ids: Mutex<std::collections::VecDeque<(DateTime<Utc>, u64)>>,
     /// The newest frame, kept while a capture waits.
     pub(super) captured: tokio::sync::watch::Sender<Option<Arc<Captured>>>,
 }
@@ -105,7 +111,22 @@ impl Shared {
 
     /// Whether anyone needs frames now.
     fn wanted(&self) -> bool {
-        self.stream.is_watched() || self.raw_wanted.load(Ordering::SeqCst) > 0
+        self.stream.is_watched()
+            || self.busy.load(Ordering::SeqCst) > 0
+            || self.raw_wanted.load(Ordering::SeqCst) > 0
+    }
+
+    /// The camera's id of the frame taken at `timestamp`, if it is one of the newest.
+    pub(super) fn frame_id_at(&self, timestamp: DateTime<Utc>) -> Option<u64> {
+        let recent = self
+            .recent_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        recent
+            .iter()
+            .rev()
+            .find(|(at, _)| *at == timestamp)
+            .map(|(_, id)| *id)
     }
 
     /// Writes a feature (blocking): layout features with acquisition paused, then every
@@ -377,6 +398,16 @@ fn acquire_until_idle(shared: &Arc<Shared>) -> Result<(), String> {
             shared.counters.frames.fetch_add(1, Ordering::Relaxed);
             frame_id = buffer.frame_id();
             let timestamp = clock.wall(&buffer);
+            {
+                let mut recent = shared
+                    .recent_ids
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if recent.len() == RECENT {
+                    recent.pop_front();
+                }
+                recent.push_back((timestamp, frame_id));
+            }
             match frame_of(
                 &buffer,
                 timestamp,

@@ -54,8 +54,16 @@ const LAYOUT: &[&str] = &[
 /// What a feature holds, with its limits from the node map.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Kind {
-    Integer { min: i64, max: i64, inc: i64 },
-    Float { min: f64, max: f64 },
+    /// A bound the node map does not give is `None` (and not in the TD).
+    Integer {
+        min: Option<i64>,
+        max: Option<i64>,
+        inc: i64,
+    },
+    Float {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Enumeration(Vec<String>),
     Boolean,
     Text,
@@ -197,14 +205,14 @@ pub(super) fn describe(
     } else if let Some(float) = node.dynamic_cast_ref::<GcFloat>() {
         unit = text(float.unit());
         Kind::Float {
-            min: GcFloatExt::min(float).unwrap_or(f64::MIN),
-            max: GcFloatExt::max(float).unwrap_or(f64::MAX),
+            min: GcFloatExt::min(float).ok().filter(|v| v.is_finite()),
+            max: GcFloatExt::max(float).ok().filter(|v| v.is_finite()),
         }
     } else if let Some(integer) = node.dynamic_cast_ref::<GcInteger>() {
         unit = text(integer.unit());
         Kind::Integer {
-            min: GcIntegerExt::min(integer).unwrap_or(i64::MIN),
-            max: GcIntegerExt::max(integer).unwrap_or(i64::MAX),
+            min: GcIntegerExt::min(integer).ok(),
+            max: GcIntegerExt::max(integer).ok(),
             inc: integer.inc().unwrap_or(1).max(1),
         }
     } else if node.dynamic_cast_ref::<aravis::GcString>().is_some() {
@@ -319,8 +327,8 @@ mod tests {
             description: None,
             unit: None,
             kind: Kind::Integer {
-                min: 0,
-                max: 2048,
+                min: Some(0),
+                max: Some(2048),
                 inc: 1,
             },
             read_only: false,

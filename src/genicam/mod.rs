@@ -403,7 +403,9 @@ impl GenicamCamera {
             generation: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             lost: Arc::new(AtomicBool::new(false)),
+            busy: AtomicUsize::new(0),
             raw_wanted: AtomicUsize::new(0),
+            recent_ids: Mutex::default(),
             captured: tokio::sync::watch::Sender::new(None),
         });
         let _ = slot.set(Arc::downgrade(&shared));
@@ -475,7 +477,7 @@ impl GenicamCamera {
     /// The next frame's values at full depth: fires the software trigger when that is the
     /// mode and `trigger` says so.
     async fn next_captured(&self, trigger: bool) -> Result<Arc<acquire::Captured>, String> {
-        let _wanted = Wanted::new(&self.shared);
+        let _wanted = Wanted::new(&self.shared, true);
         let mut captured = self.shared.captured.subscribe();
         let seen = captured
             .borrow_and_update()
@@ -530,15 +532,17 @@ impl GenicamCamera {
             property.read_only = info.read_only;
             match info.kind {
                 Kind::Integer { min, max, inc } => {
-                    property.constraints.minimum = Some(min as f64);
-                    property.constraints.maximum = Some(max as f64);
-                    if inc > 1 && min % inc == 0 {
+                    property.constraints.minimum = min.map(|v| v as f64);
+                    property.constraints.maximum = max.map(|v| v as f64);
+                    // JSON Schema's multipleOf counts from 0, GenICam's increment from the
+                    // minimum: stated only where the two agree.
+                    if inc > 1 && min.unwrap_or(0) % inc == 0 {
                         property.constraints.multiple_of = Some(inc as f64);
                     }
                 }
                 Kind::Float { min, max } => {
-                    property.constraints.minimum = Some(min);
-                    property.constraints.maximum = Some(max);
+                    property.constraints.minimum = min;
+                    property.constraints.maximum = max;
                 }
                 Kind::Enumeration(ref entries) => {
                     property.constraints.one_of = Some(
@@ -573,19 +577,33 @@ impl GenicamCamera {
     }
 }
 
-/// Counts a capture waiting for a frame while it lives: the camera acquires meanwhile.
-struct Wanted<'a>(&'a Shared);
+/// Counts a capture waiting for a frame while it lives: the camera acquires meanwhile, and
+/// with `raw`, each frame's values are kept for it.
+struct Wanted<'a> {
+    shared: &'a Shared,
+    raw: bool,
+}
 
 impl<'a> Wanted<'a> {
-    fn new(shared: &'a Shared) -> Self {
-        shared.raw_wanted.fetch_add(1, Ordering::SeqCst);
-        Self(shared)
+    fn new(shared: &'a Shared, raw: bool) -> Self {
+        let counter = if raw {
+            &shared.raw_wanted
+        } else {
+            &shared.busy
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self { shared, raw }
     }
 }
 
 impl Drop for Wanted<'_> {
     fn drop(&mut self) {
-        self.0.raw_wanted.fetch_sub(1, Ordering::SeqCst);
+        let counter = if self.raw {
+            &self.shared.raw_wanted
+        } else {
+            &self.shared.busy
+        };
+        counter.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -657,26 +675,39 @@ impl GenicamCamera {
     /// trigger itself: exactly one new frame. The output's metadata names the camera's frame
     /// id and timestamp.
     async fn capture(&self) -> Result<Blob, String> {
-        let _wanted = Wanted::new(&self.shared);
-        let grab = tokio::spawn({
-            let stream = self.mjpeg_stream.clone();
-            async move { stream.grab_frame().await }
-        });
-        if self.software_triggered() {
-            self.until_acquiring().await?;
-            // The grab is waiting by now: it was spawned before the acquisition it asked for.
-            self.fire().await?;
-        }
-        let frame = tokio::time::timeout(Duration::from_secs(5), grab)
+        // The camera acquires meanwhile; the frame is the first one after this point, even if
+        // it comes before the wait below starts.
+        let _wanted = Wanted::new(&self.shared, false);
+        let after = self.mjpeg_stream.latest().map(|entry| entry.index);
+        // In software-trigger mode, the frame this capture's trigger made, known by its time
+        // (a frame triggered just before can still be on its way to the stream).
+        let triggered = if self.software_triggered() {
+            Some(self.next_captured(true).await?.timestamp)
+        } else {
+            None
+        };
+        let next = async {
+            let mut after = after;
+            loop {
+                let entry = match after {
+                    Some(index) => self.mjpeg_stream.next_frame_after(index).await?,
+                    None => self.mjpeg_stream.grab_frame().await?,
+                };
+                match triggered {
+                    Some(taken) if entry.timestamp < taken => after = Some(entry.index),
+                    _ => return Ok::<_, crate::stream::StreamError>(entry),
+                }
+            }
+        };
+        let frame = tokio::time::timeout(Duration::from_secs(5), next)
             .await
             .map_err(|_| {
                 "the camera sent no frame in 5 s; is it connected, or waiting for a trigger?"
                     .to_owned()
             })?
-            .map_err(|_| "the capture failed".to_owned())?
             .map_err(|error| error.to_string())?;
         let metadata = serde_json::json!({
-            "frame_id": self.shared.last_frame_id.get(),
+            "frame_id": self.shared.frame_id_at(frame.timestamp),
             "timestamp": frame.timestamp.to_rfc3339(),
         });
         Ok(Blob::new(frame.frame.clone(), "image/jpeg").with_metadata(metadata))

@@ -523,6 +523,16 @@ async fn genicam_gige_camera_streams_triggers_goes_away_and_comes_back() {
         invocation["output"]["metadata"]["frame_id"].as_u64(),
         Some(ids[2] + 1)
     );
+    // So does capture: one more frame, a JPEG, its id in the output's metadata.
+    let invocation = json_of(http.post(format!("{base}/capture?wait=20"))).await;
+    assert_eq!(invocation["status"], "completed", "{invocation}");
+    assert_eq!(
+        invocation["output"]["metadata"]["frame_id"].as_u64(),
+        Some(ids[2] + 2)
+    );
+    let jpeg =
+        crate::support::bytes_of(http.get(invocation["output"]["href"].as_str().unwrap())).await;
+    assert_eq!(decode(&jpeg).0, 64);
     write(&http, &base, "trigger_mode", json!("Off")).await;
     // The software trigger outside that mode: an error saying what to set.
     let refused = http
