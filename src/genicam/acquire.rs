@@ -413,9 +413,9 @@ fn acquire_until_idle(shared: &Arc<Shared>) -> Result<(), String> {
                 timestamp,
                 (shared.display_range.get(), shared.auto_contrast.get()),
             ) {
-                Some((frame, captured)) => {
+                Some((frame, layout)) => {
                     if shared.raw_wanted.load(Ordering::SeqCst) > 0 {
-                        keep(shared, captured, frame_id, timestamp, &buffer);
+                        keep(shared, &frame, layout, frame_id, &buffer);
                     }
                     pipeline.push(frame);
                 }
@@ -589,30 +589,23 @@ fn frame_of(
     Some((frame.ok()?.at(timestamp), layout))
 }
 
-/// Keeps the newest frame's values at full depth for the captures waiting.
-fn keep(shared: &Shared, layout: Layout, frame_id: u64, timestamp: DateTime<Utc>, buffer: &Buffer) {
-    let (width, height) = (
-        buffer.image_width().max(0) as usize,
-        buffer.image_height().max(0) as usize,
-    );
-    let count = width * height;
-    let data = buffer.image_data();
+/// Keeps the newest frame's values at full depth for the captures waiting, from the frame
+/// made for the pipeline (the buffer's bytes copied once, packed values unpacked once).
+fn keep(shared: &Shared, frame: &RawFrame, layout: Layout, frame_id: u64, buffer: &Buffer) {
+    let (width, height) = (usize::from(frame.size().0), usize::from(frame.size().1));
+    let timestamp = frame.timestamp();
+    let data = frame.data();
     let pixels = match layout {
-        Layout::Mono8 | Layout::Bayer8(_) => Pixels::Mono8(data[..count.min(data.len())].to_vec()),
-        Layout::Mono16 { .. } => Pixels::Mono16(
+        Layout::Mono8 | Layout::Bayer8(_) => Pixels::Mono8(data.to_vec()),
+        // 16-bit words, as the camera sent them or as `RawFrame::packed` unpacked them.
+        Layout::Mono16 { .. } | Layout::Packed(_) => Pixels::Mono16(
             data.chunks_exact(2)
-                .take(count)
                 .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
                 .collect(),
         ),
-        Layout::Packed(packing) => match packing.unpack(count, &data) {
-            Some(values) => Pixels::Mono16(values),
-            None => return,
-        },
-        Layout::Rgb8 => Pixels::Rgb8(data[..(count * 3).min(data.len())].to_vec()),
+        Layout::Rgb8 => Pixels::Rgb8(data.to_vec()),
         Layout::Bgr8 => Pixels::Rgb8(
             data.chunks_exact(3)
-                .take(count)
                 .flat_map(|p| [p[2], p[1], p[0]])
                 .collect(),
         ),
