@@ -95,10 +95,16 @@ async fn the_camera_serves_real_moving_jpegs_on_both_streams_and_counts_frames()
         assert_eq!(decode(&part.body).0, 640);
     }
     let _ = stop.send(());
-    assert!(
-        reader.next_part(Duration::from_secs(10)).await.is_none(),
-        "shutdown ends streams"
-    );
+    // A frame already on its way may still arrive (found flaky under CI's load); then the
+    // body ends, within seconds, not after the frames keep coming.
+    let mut after_stop = 0;
+    while reader.next_part(Duration::from_secs(10)).await.is_some() {
+        after_stop += 1;
+        assert!(
+            after_stop <= 2,
+            "shutdown ends streams: {after_stop} frames after it"
+        );
+    }
     task.await.unwrap().unwrap();
 }
 
